@@ -1,0 +1,55 @@
+"""Kabootar's web app: the Twilio webhook, the public feed, the dev phone."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+from redis import Redis
+
+from gateway.config import Config
+from gateway.extension import Kabootar
+from gateway.queues import make_queues
+from gateway.runtime import Runtime
+from gateway.twilio import SignatureChecker
+
+
+def create_app(config: Config | None = None, test_config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the web app: settings from `config` (default: the environment), Flask overrides last."""
+    config = (config or Config.from_env()).with_secret_key()
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=config.secret_key,
+        MAX_CONTENT_LENGTH=64 * 1024,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=config.public_url.startswith("https://"),
+        KABOOTAR=config,
+    )
+    if test_config:
+        app.config.update(test_config)
+
+    runtime = Runtime.from_config(config)
+    rq_redis = Redis.from_url(config.redis_url or "", socket_timeout=5, socket_connect_timeout=2)
+    app.extensions["kabootar"] = Kabootar(
+        runtime=runtime,
+        rq_redis=rq_redis,
+        queues=make_queues(rq_redis),
+        signatures=SignatureChecker(config.twilio_auth_token, config.public_url),
+    )
+
+    from gateway import health, webhook
+    from gateway.feed import bp as feed_bp
+
+    app.register_blueprint(webhook.bp)
+    app.register_blueprint(health.bp)
+    app.register_blueprint(feed_bp)
+    if config.simulator:
+        from gateway.devphone import bp as devphone_bp
+
+        app.register_blueprint(devphone_bp)
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return app

@@ -1,0 +1,5 @@
+"""Dev phone (placeholder)."""
+
+from flask import Blueprint
+
+bp = Blueprint("devphone", __name__)

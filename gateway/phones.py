@@ -1,0 +1,69 @@
+"""Phone numbers: normalised, encrypted at rest, looked up by a keyed hash, masked in logs.
+
+A texter's number is the most sensitive thing Kabootar holds. It is encrypted with
+Fernet (AES-128-CBC with an HMAC) before it touches Redis, and indexed by an HMAC so that a
+lookup never needs the plaintext; both keys are derived from SECRET_KEY with HKDF.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+
+import phonenumbers
+from cryptography.fernet import Fernet
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+
+def normalize(number: str) -> str:
+    """E.164 form of a number Twilio gave us; short codes and sender ids stay as they are."""
+    raw = number.strip()
+    try:
+        parsed = phonenumbers.parse(raw, None)
+    except phonenumbers.NumberParseException:
+        return raw
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def mask(number: str) -> str:
+    """What a log line may show of a number: `+98912•••4567`."""
+    digits = normalize(number)
+    if len(digits) <= 6:
+        return "•••"
+    return f"{digits[:6]}•••{digits[-4:]}"
+
+
+_PHONE_LIKE = re.compile(r"\+?\d[\d\s().-]{6,}\d")
+
+
+def redact(text: str) -> str:
+    """Mask anything that looks like a phone number in free text (exception messages, logs)."""
+    return _PHONE_LIKE.sub(lambda m: mask(re.sub(r"[^\d+]", "", m.group())), text)
+
+
+def _derive(secret: str, purpose: bytes) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=b"kabootar", info=purpose).derive(secret.encode())
+
+
+class PhoneVault:
+    """Encrypts, decrypts and hashes phone numbers with keys derived from one secret."""
+
+    def __init__(self, secret_key: str) -> None:
+        if not secret_key:
+            raise ValueError("a secret key is required to protect phone numbers")
+        self._fernet = Fernet(base64.urlsafe_b64encode(_derive(secret_key, b"phone-encryption")))
+        self._hmac_key = _derive(secret_key, b"phone-lookup")
+
+    def lookup_key(self, number: str) -> str:
+        """Keyed hash of the normalised number: the only form used to find a subscriber."""
+        digest = hmac.new(self._hmac_key, normalize(number).encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest[:18]).decode()
+
+    def encrypt(self, number: str) -> str:
+        return self._fernet.encrypt(normalize(number).encode()).decode()
+
+    def decrypt(self, token: str) -> str:
+        return self._fernet.decrypt(token.encode()).decode()

@@ -1,0 +1,64 @@
+"""POST /twilio/sms: Twilio's inbound webhook. Thin on purpose.
+
+It answers 200 only once the text is stored and queued in Redis, so Twilio never
+hears "got it" for a text we could lose; when Redis cannot be reached it answers 503
+and Twilio's fallback URL takes over. It never sends SMS and never makes posts.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, Response, abort, current_app, request
+from redis.exceptions import RedisError
+
+from gateway import inbound, keys, queues
+from gateway.extension import kabootar
+from gateway.phones import mask
+from gateway.twilio import empty_twiml
+
+log = logging.getLogger(__name__)
+bp = Blueprint("webhook", __name__)
+
+MAX_BODY_BYTES = 64 * 1024
+_TWIML = empty_twiml()
+
+
+def _twiml() -> Response:
+    return Response(_TWIML, 200, content_type="application/xml")
+
+
+def _check_signature() -> None:
+    ext = kabootar()
+    if not ext.signatures.is_valid(
+        request.full_path, request.form, request.headers.get("X-Twilio-Signature", "")
+    ):
+        log.warning("rejected a webhook with a bad or missing signature")
+        abort(403)
+
+
+@bp.post("/twilio/sms")
+def receive_sms() -> Response:
+    if (request.content_length or 0) > MAX_BODY_BYTES:
+        abort(413)
+    _check_signature()
+    try:
+        sms = inbound.InboundSMS.from_twilio(request.form)
+    except inbound.MalformedMessage as e:
+        abort(400, str(e))
+    ext = kabootar()
+    try:
+        outcome = inbound.store(ext.runtime.redis, ext.runtime.vault, sms)
+    except RedisError:
+        # Stored or not, we cannot promise it: make Twilio use the fallback URL.
+        log.exception("could not store %s from %s", sms.message_sid, mask(sms.sender))
+        abort(503)
+    if outcome == "schedule":
+        try:
+            queues.enqueue_drain(ext.queues[keys.QUEUE_INBOUND])
+        except RedisError:
+            # The text is safe in the inbox; a worker's watchdog schedules the drain.
+            log.warning("stored %s but could not enqueue its drain job", sms.message_sid)
+    if current_app.debug:
+        log.debug("%s %s from %s", outcome, sms.message_sid, mask(sms.sender))
+    return _twiml()

@@ -1,0 +1,1 @@
+"""Kabootar's RQ workers: thin job shims over the domain functions in `gateway`."""
