@@ -1,5 +1,5 @@
-"""Dev phone (placeholder)."""
+"""The dev phone: text the gateway as any number, offline (only when the simulator is on)."""
 
-from flask import Blueprint
+from gateway.devphone.phone import bp
 
-bp = Blueprint("devphone", __name__)
+__all__ = ["bp"]
