@@ -1,5 +1,6 @@
-"""Public feed (placeholder until the feed blueprint lands)."""
+"""The public feed: HTML pages, Atom feeds and the JSON API over the post timelines."""
 
-from flask import Blueprint
+from gateway.feed import api, atom, views  # noqa: F401  (importing them registers their routes)
+from gateway.feed.blueprint import bp
 
-bp = Blueprint("feed", __name__)
+__all__ = ["bp"]

@@ -1,0 +1,64 @@
+"""The JSON API: GET /api/v1/posts (a page of a timeline) and GET /api/v1/posts/<id>.
+
+Responses are UTF-8 JSON with non-ASCII kept as written, so Persian and emoji come
+back byte for byte and stay readable in a terminal; errors are {"error": "..."}.
+"""
+
+from __future__ import annotations
+
+import json
+
+from flask import Response, request
+from flask.typing import ResponseReturnValue
+
+from gateway import posts
+from gateway.extension import kabootar
+from gateway.feed import query
+from gateway.feed.blueprint import bp
+
+
+def json_response(payload: object, status: int = 200) -> Response:
+    """`payload` as UTF-8 JSON, non-ASCII left as is (Flask's jsonify would escape it)."""
+    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+    return Response(body, status, content_type="application/json; charset=utf-8")
+
+
+def _error(status: int, message: str) -> Response:
+    return json_response({"error": message}, status)
+
+
+@bp.get("/api/v1/posts")
+def api_posts() -> ResponseReturnValue:
+    """Newest first: {"posts": [...], "next": cursor or null}; filter by handle or tag."""
+    args = request.args
+    handle, tag = args.get("handle", ""), args.get("tag", "")
+    try:
+        before = query.parse_before(args.get("before"))
+        limit = query.parse_limit(args.get("limit"))
+    except query.BadRequest as e:
+        return _error(400, str(e))
+    if handle and tag:
+        return _error(400, "give handle or tag, not both")
+    redis = kabootar().runtime.redis
+    if handle:
+        timeline = query.by_handle(redis, handle)
+    elif tag:
+        timeline = query.by_tag(redis, tag)
+    else:
+        timeline = query.everything()
+    if timeline is None:
+        return _error(404, f"no such {'handle' if handle else 'tag'}")
+    found, cursor = posts.page(redis, timeline.key, before, limit)
+    return json_response({"posts": [p.to_json() for p in found], "next": cursor})
+
+
+@bp.get("/api/v1/posts/<post_id>")
+def api_post(post_id: str) -> ResponseReturnValue:
+    """One post with its replies, oldest first."""
+    pid = query.parse_post_id(post_id)
+    redis = kabootar().runtime.redis
+    post = posts.get(redis, pid) if pid is not None else None
+    if post is None:
+        return _error(404, "no such post")
+    replies = posts.replies_to(redis, post.id)
+    return json_response({**post.to_json(), "replies": [r.to_json() for r in replies]})
