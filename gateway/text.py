@@ -12,8 +12,8 @@ import unicodedata
 
 # A word character, the zero-width non-joiner, or a combining mark (Arabic harakat etc.).
 _WORD = r"[\w\u200c\u0300-\u036f\u0610-\u061a\u064b-\u065f\u0670\u06d6-\u06ed]"
-_TAG = re.compile(rf"(?<![\w&])[#＃]({_WORD}+)")
-_MENTION = re.compile(rf"(?<![\w])[@＠]({_WORD}(?:{_WORD}|-(?={_WORD}))*)")
+TAG_PATTERN = re.compile(rf"(?<![\w&])[#＃]({_WORD}+)")
+MENTION_PATTERN = re.compile(rf"(?<![\w])[@＠]({_WORD}(?:{_WORD}|-(?={_WORD}))*)")
 
 
 def fold(word: str) -> str:
@@ -30,9 +30,9 @@ def _unique(words: list[str]) -> list[str]:
 
 def tags(text: str) -> list[str]:
     """The #tags in `text`, as written, first occurrence of each."""
-    return _unique(_TAG.findall(text))
+    return _unique(TAG_PATTERN.findall(text))
 
 
 def mentions(text: str) -> list[str]:
     """The @handles in `text`, as written, first occurrence of each."""
-    return _unique(_MENTION.findall(text))
+    return _unique(MENTION_PATTERN.findall(text))

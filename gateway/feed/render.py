@@ -12,8 +12,8 @@ from gateway import text
 
 # The same patterns that index a post (gateway/text.py), so a link goes exactly where
 # the post was filed.
-_TAG = text._TAG
-_MENTION = text._MENTION
+_TAG = text.TAG_PATTERN
+_MENTION = text.MENTION_PATTERN
 
 
 def _spans(body: str) -> list[tuple[int, int, str, str]]:
