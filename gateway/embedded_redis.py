@@ -12,6 +12,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 from redis import Redis
 from redis.exceptions import RedisError
@@ -34,8 +35,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start(data_dir: Path, port: int, durable: bool = True) -> subprocess.Popen[bytes]:
-    """Start redis-server on 127.0.0.1:`port` and wait until it answers PING."""
+def start(data_dir: Path, port: int, durable: bool = True, **popen: Any) -> subprocess.Popen[bytes]:
+    """Start redis-server on 127.0.0.1:`port` and wait until it answers PING.
+
+    `popen` goes to subprocess.Popen (the supervisor gives Redis its own process group).
+    """
     data_dir.mkdir(parents=True, exist_ok=True)
     args = [
         str(server_binary()),
@@ -58,7 +62,7 @@ def start(data_dir: Path, port: int, durable: bool = True) -> subprocess.Popen[b
         args += ["--appendonly", "yes", "--appendfsync", "always"]
     else:
         args += ["--appendonly", "no"]
-    proc = subprocess.Popen(args)
+    proc = subprocess.Popen(args, **popen)
     wait_until_ready(f"redis://127.0.0.1:{port}/0", proc)
     return proc
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import zlib
+from typing import Any
 
 from redis import Redis
 
@@ -13,27 +15,39 @@ def number_forms(number: str) -> list[str]:
     return [number, digits, digits[-9:]]
 
 
-def redis_dump(redis: Redis) -> str:
-    """Every key and every value in the database, as one text (for leak scans)."""
-    raw = Redis(connection_pool=redis.connection_pool)
-    parts: list[str] = []
+def redis_dump_url(redis_url: str) -> str:
+    """Every key and value in Redis as text; compressed values (RQ's job data) unpacked too."""
+    raw: Any = Redis.from_url(redis_url)  # bytes in, bytes out (redis-py types both ways)
+    parts: list[bytes] = []
     for key in raw.scan_iter(count=1000):
-        kind = raw.type(key)
-        kind = kind.decode() if isinstance(kind, bytes) else kind
-        parts.append(str(key))
+        kind = raw.type(key).decode()
+        values: list[Any] = [key]
         if kind == "string":
-            parts.append(str(raw.get(key)))
+            values.append(raw.get(key) or b"")
         elif kind == "hash":
-            parts.extend(f"{k}={v}" for k, v in raw.hgetall(key).items())
+            values += [x for kv in raw.hgetall(key).items() for x in kv]
         elif kind == "list":
-            parts.extend(map(str, raw.lrange(key, 0, -1)))
+            values += raw.lrange(key, 0, -1)
         elif kind == "set":
-            parts.extend(map(str, raw.smembers(key)))
+            values += list(raw.smembers(key))
         elif kind == "zset":
-            parts.extend(str(m) for m, _ in raw.zrange(key, 0, -1, withscores=True))
+            values += [m for m, _ in raw.zrange(key, 0, -1, withscores=True)]
         elif kind == "stream":
-            parts.extend(str(e) for e in raw.xrange(key))
-    return "\n".join(parts)
+            values += [str(entry).encode() for entry in raw.xrange(key)]
+        for value in values:
+            value = value if isinstance(value, bytes) else str(value).encode()
+            parts.append(value)
+            try:
+                parts.append(zlib.decompress(value))
+            except zlib.error:
+                pass
+    return "\n".join(p.decode(errors="replace") + repr(p) for p in parts)
+
+
+def redis_dump(redis: Redis) -> str:
+    """`redis_dump_url` for the database a client is connected to."""
+    kwargs = redis.connection_pool.connection_kwargs
+    return redis_dump_url(f"redis://{kwargs['host']}:{kwargs['port']}/{kwargs.get('db', 0)}")
 
 
 def leaks(text: str, numbers: list[str]) -> list[str]:
