@@ -24,8 +24,11 @@ style: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy gateway workers
 
+# The benchmarks (bench/): wrk is installed by the bench itself; py-spy comes with the `bench` extra.
 bench: $(STAMP)
-	@if [ -d bench ]; then $(BIN)/python -m bench; \
+	@if [ -d bench ]; then \
+	  [ -x $(BIN)/py-spy ] || $(BIN)/python -m pip install --disable-pip-version-check -q -e '.[test,bench]'; \
+	  $(BIN)/python -m bench; \
 	else echo "No benchmarks in this checkout yet (bench/ is missing)."; fi
 
 install: $(STAMP)

@@ -44,12 +44,25 @@ def create_app(config: Config | None = None, test_config: Mapping[str, Any] | No
     from gateway.feed import bp as feed_bp
 
     app.register_blueprint(webhook.bp)
+    from gateway import status_callback
+
+    app.register_blueprint(status_callback.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(feed_bp)
+    from gateway import ops
+
+    app.register_blueprint(ops.bp)
+    app.register_blueprint(ops.metrics_bp)
+    from gateway import web_replies
+
+    app.register_blueprint(web_replies.bp)
     if config.simulator:
         from gateway.devphone import bp as devphone_bp
 
         app.register_blueprint(devphone_bp)
+        from gateway.devphone.simulator import bp as simulator_bp
+
+        app.register_blueprint(simulator_bp)
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return app

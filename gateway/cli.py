@@ -64,6 +64,13 @@ def worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def ops_add_user(args: argparse.Namespace) -> int:
+    """Create an operator for /ops, or set a new password (prompted, or one line of stdin)."""
+    from gateway.ops.accounts import add_user_command
+
+    return add_user_command(args.name, args.password_stdin)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand; each sets `handler`."""
     parser = argparse.ArgumentParser(
@@ -79,6 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
     command("run", run, "run Redis (unless REDIS_URL is set), the web app and WORKERS workers on this box")
     command("web", web, "run the web app under gunicorn on HOST:PORT")
     command("worker", worker, "run one worker process")
+    ops = command("ops", ops_add_user, "operator console accounts")
+    add_user = ops.add_subparsers(dest="ops_command", required=True, metavar="ACTION").add_parser(
+        "add-user", help="create an operator (or set a new password)", description=ops_add_user.__doc__
+    )
+    add_user.add_argument("name", help="the operator's login name")
+    add_user.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     return parser
 
 

@@ -14,23 +14,31 @@ from dataclasses import dataclass, field
 
 from redis import Redis
 
-from gateway import keys
+from gateway import keys, stats
 from gateway.phones import PhoneVault
 
 MAX_MEDIA = 10  # Twilio sends at most 10 media items per MMS
 SEEN_TTL_SECONDS = 7 * 24 * 3600  # Twilio's retries and our replays arrive well within this
 DRAIN_SCHEDULE_TTL_MS = 30_000  # a drain job that died frees the slot after this
 
-# KEYS: seen marker, message hash, inbox, drain-scheduled flag
-# ARGV: sid, seen ttl, flag ttl ms, field/value pairs…
+# KEYS: seen marker, message hash, inbox, drain-scheduled flag, stats total, stats minute
+# ARGV: sid, seen ttl, flag ttl ms, stats ttl, field/value pairs…
 # Returns 0 for a repeat, 1 for stored, 2 for stored and "please enqueue a drain job".
-_INGEST = """
-if not redis.call('SET', KEYS[1], '0', 'NX', 'EX', ARGV[2]) then return 0 end
-redis.call('HSET', KEYS[2], unpack(ARGV, 4))
+# The console's counters ride along in the same call (no extra round trip per text).
+_INGEST = (
+    stats.LUA_COUNT
+    + """
+if not redis.call('SET', KEYS[1], '0', 'NX', 'EX', ARGV[2]) then
+  kb_count(KEYS[5], KEYS[6], ARGV[4], 'duplicate', 1)
+  return 0
+end
+redis.call('HSET', KEYS[2], unpack(ARGV, 5))
 redis.call('RPUSH', KEYS[3], ARGV[1])
+kb_count(KEYS[5], KEYS[6], ARGV[4], 'received', 1)
 if redis.call('SET', KEYS[4], '1', 'NX', 'PX', ARGV[3]) then return 2 end
 return 1
 """
+)
 
 
 class MalformedMessage(ValueError):
@@ -82,11 +90,13 @@ def store(redis: Redis, vault: PhoneVault, sms: InboundSMS) -> str:
             keys.inbound_message(sms.message_sid),
             keys.INBOX,
             keys.INBOX_DRAIN_SCHEDULED,
+            *stats.lua_keys(sms.received_at),
         ],
         args=[
             sms.message_sid,
             SEEN_TTL_SECONDS,
             DRAIN_SCHEDULE_TTL_MS,
+            stats.MINUTE_TTL_SECONDS,
             *(x for pair in fields.items() for x in pair),
         ],
     )

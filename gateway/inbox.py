@@ -12,12 +12,14 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from redis import Redis
+from redis import ConnectionPool, Redis
+from rq import Queue
 
-from gateway import keys, posts, subscribers
+from gateway import actions, conversation, fanout, keys, moderation, posts, queues, stats, subscribers
+from gateway.config import Config
 from gateway.inbound import DRAIN_SCHEDULE_TTL_MS
 
 log = logging.getLogger(__name__)
@@ -91,24 +93,72 @@ def _authors(redis: Redis, texts: list[StoredText]) -> dict[str, subscribers.Sub
     return authors
 
 
-def process(redis: Redis, sids: list[str]) -> list[int]:
-    """Turn stored texts into posts (one per MessageSid, however often this runs)."""
+def _queues_beside(redis: Redis) -> dict[str, Queue]:
+    """RQ queues on the same server as `redis` (whose replies are decoded; RQ's must not be)."""
+    pool = redis.connection_pool
+    kwargs = {**pool.connection_kwargs, "decode_responses": False}
+    return queues.make_queues(
+        Redis(connection_pool=ConnectionPool(connection_class=pool.connection_class, **kwargs))
+    )
+
+
+def process(
+    redis: Redis,
+    sids: list[str],
+    rq_queues: Mapping[str, Queue] | None = None,
+    config: Config | None = None,
+) -> list[int]:
+    """Turn stored texts into posts and commands (each once per MessageSid, however often this runs).
+
+    Posts are made in one round trip and fanned out by one job per batch; commands are
+    carried out and answered; a first-time texter is welcomed. Every SMS this queues is
+    keyed by an intent (`answer:<sid>`, `welcome:<id>`, `post:<id>`), so running a batch
+    again queues nothing twice. Returns the ids of the posts made.
+    """
     texts = _read(redis, sids)
     if not texts:
         return []
+    config = config or Config()
+    out = actions.Outbox(
+        redis, rq_queues or _queues_beside(redis), config.public_url, config.sms_max_segments
+    )
     authors = _authors(redis, texts)
+    sorted_ = conversation.sort(redis, [(t.sid, t.body) for t in texts])
+    # A blocked handle's texts make no post (they are counted); its commands still run,
+    # so a blocked texter can still opt out or ask to be forgotten.
+    blocked = moderation.blocked_among(redis, [a.id for a in authors.values()])
+    held = [t for t in texts if t.sid in sorted_.posts and authors[t.from_key].id in blocked]
+    if held:
+        moderation.count_blocked(redis, len(held))
     new_posts = [
         posts.NewPost(
             body=t.body,
             source="sms",
             author_id=authors[t.from_key].id,
+            reply_to=sorted_.posts[t.sid],
             media=t.media,
             message_sid=t.sid,
             created_at=t.received_at,
         )
         for t in texts
+        if t.sid in sorted_.posts and authors[t.from_key].id not in blocked
     ]
-    post_ids = posts.create_many(redis, new_posts)
+    post_ids = posts.create_many(redis, new_posts) if new_posts else []
+    first_texts: dict[str, StoredText] = {}
+    for t in texts:
+        first_texts.setdefault(t.from_key, t)
+    for key, t in first_texts.items():
+        if authors[key].is_new:
+            conversation.welcome(out, authors[key].id, authors[key].handle, t.body)
+    conversation.run(
+        out,
+        [
+            (t.sid, authors[t.from_key].id, t.from_key, sorted_.commands[t.sid])
+            for t in texts
+            if t.sid in sorted_.commands
+        ],
+    )
+    fanout.enqueue(out.rq_queues, post_ids)  # before the texts go: a rerun must still fan out
     redis.delete(*(keys.inbound_message(t.sid) for t in texts))
     return post_ids
 
@@ -141,11 +191,19 @@ def drain(redis: Redis, process_batch: Callable[[Redis, list[str]], object] = pr
                 return handled
             redis.set(keys.INBOX_DRAIN_SCHEDULED, "1", px=DRAIN_SCHEDULE_TTL_MS)
             continue
-        redis.pexpire(keys.INBOX_DRAIN_SCHEDULED, DRAIN_SCHEDULE_TTL_MS)
-        process_batch(redis, sids)
+        # Read when each text came in (for the console's latency) with the refresh we send anyway.
+        pipe = redis.pipeline(transaction=False)
+        pipe.pexpire(keys.INBOX_DRAIN_SCHEDULED, DRAIN_SCHEDULE_TTL_MS)
+        for sid in sids:
+            pipe.hget(keys.inbound_message(sid), "at")
+        received_at = [float(at) for at in pipe.execute()[1:] if at]
+        made = process_batch(redis, sids)
         pipe = redis.pipeline(transaction=False)
         pipe.delete(claim_key)
         pipe.zrem(keys.INBOX_CLAIMS, token)
+        now = time.time()
+        stats.record_many(pipe, {"drained": len(sids), "posts": len(made) if isinstance(made, list) else 0})
+        stats.observe_latencies(pipe, "webhook_to_post", (now - at for at in received_at))
         pipe.execute()
         handled += len(sids)
 

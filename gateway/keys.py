@@ -68,3 +68,91 @@ def replies(post_id: int | str) -> str:
 
 # Health
 WORKER_HEARTBEAT = PREFIX + "workers:heartbeat"  # zset: worker name -> last beat (unix time)
+
+
+# Outbound SMS (gateway/outbound.py). A lane is "replies" (answers, DMs) or "fanout" (bulk).
+OUTBOUND_SENDING = PREFIX + "out:sending"  # zset: message id -> when its API call began
+OUTBOUND_PACING = PREFIX + "out:pacing"  # the shared token bucket's theoretical arrival time (ms)
+OUTBOUND_STATS = PREFIX + "out:stats"  # hash: outcome ("sent", "retried", "failed:21211", …) -> count
+
+
+def outbound_message(message_id: str) -> str:
+    """Hash for one SMS: recipient id, body, kind, status, attempts, error (never the number)."""
+    return f"{PREFIX}out:msg:{message_id}"
+
+
+def outbound_lane(lane: str) -> str:
+    """List of message ids waiting to be sent in a lane."""
+    return f"{PREFIX}out:lane:{lane}"
+
+
+def outbound_delayed(lane: str) -> str:
+    """Zset: message id -> when its retry is due."""
+    return f"{PREFIX}out:delayed:{lane}"
+
+
+def outbound_claims(lane: str) -> str:
+    """Zset: claim token -> last heartbeat of the send job holding it."""
+    return f"{PREFIX}out:claims:{lane}"
+
+
+def outbound_claim(token: str) -> str:
+    """List of message ids one send job has taken from a lane and not yet finished."""
+    return f"{PREFIX}out:claim:{token}"
+
+
+def outbound_drain_scheduled(lane: str) -> str:
+    """Set while a send job for the lane is queued, running or scheduled."""
+    return f"{PREFIX}out:drain-scheduled:{lane}"
+
+
+# The Twilio simulator is "Twilio", not us: its data lives under its own prefix.
+SIMULATOR_PREFIX = "sim:"
+
+
+# Follows, commands, fan-out and web replies (gateway/follows.py, actions.py, web_replies.py)
+def following(sub_id: int | str) -> str:
+    """Set: ids of the subscribers this subscriber follows."""
+    return f"{PREFIX}fol:{sub_id}:users"
+
+
+def following_tags(sub_id: int | str) -> str:
+    """Set: case-folded tags this subscriber follows."""
+    return f"{PREFIX}fol:{sub_id}:tags"
+
+
+def followers(sub_id: int | str) -> str:
+    """Set: ids of the subscribers who follow this one."""
+    return f"{PREFIX}fans:user:{sub_id}"
+
+
+def tag_followers(tag: str) -> str:
+    """Set: ids of the subscribers who follow a tag; `tag` is already case-folded."""
+    return f"{PREFIX}fans:tag:{tag}"
+
+
+def command_done(sid: str) -> str:
+    """What a command that must not run twice (DELETE) did for a MessageSid."""
+    return f"{PREFIX}cmd:{sid}"
+
+
+def web_reply_rate(client: str, window: int) -> str:
+    """Counter: web replies from one client (a keyed hash of its address) in one minute."""
+    return f"{PREFIX}web:replies:{client}:{window}"
+
+
+# Operator console: counters, moderation, accounts (gateway/stats.py, gateway/moderation.py, gateway/ops/)
+STATS_TOTAL = PREFIX + "stats:total"  # hash: counter name -> count since the data began
+BLOCKED_SUBSCRIBERS = PREFIX + "mod:blocked"  # set of subscriber ids whose texts make no post
+MODERATION_LOG = PREFIX + "mod:log"  # capped list of JSON lines: who hid/blocked what, when
+OPS_USERS = PREFIX + "ops:users"  # hash: operator name -> werkzeug password hash
+
+
+def stats_minute(minute: int) -> str:
+    """Hash: counter name -> count during one minute (unix time // 60); expires after ~2 hours."""
+    return f"{PREFIX}stats:m:{minute}"
+
+
+def ops_login_failures(kind: str, value: str) -> str:
+    """Count of recent failed logins for an operator name or a client address (kind "name"/"addr")."""
+    return f"{PREFIX}ops:fail:{kind}:{value}"

@@ -12,7 +12,7 @@ import logging
 from flask import Blueprint, Response, abort, current_app, request
 from redis.exceptions import RedisError
 
-from gateway import inbound, keys, queues
+from gateway import inbound, keys, queues, stats
 from gateway.extension import kabootar
 from gateway.phones import mask
 from gateway.twilio import empty_twiml
@@ -34,7 +34,16 @@ def _check_signature() -> None:
         request.full_path, request.form, request.headers.get("X-Twilio-Signature", "")
     ):
         log.warning("rejected a webhook with a bad or missing signature")
+        _count("rejected")
         abort(403)
+
+
+def _count(name: str) -> None:
+    """Count a refused request for the console; never fail the answer over it."""
+    try:
+        stats.record(kabootar().runtime.redis, name)
+    except RedisError:
+        pass
 
 
 @bp.post("/twilio/sms")
@@ -45,6 +54,7 @@ def receive_sms() -> Response:
     try:
         sms = inbound.InboundSMS.from_twilio(request.form)
     except inbound.MalformedMessage as e:
+        _count("malformed")
         abort(400, str(e))
     ext = kabootar()
     try:

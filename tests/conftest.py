@@ -5,18 +5,20 @@ Like flask-rq's tests: one server per session on a free port, FLUSHALL after eac
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from redis import Redis
+from rq import SimpleWorker
 
-from gateway import create_app, embedded_redis
+from gateway import create_app, embedded_redis, keys, queues
 from gateway.config import Config
 from gateway.runtime import Runtime
 from gateway.twilio import SignatureChecker
+from tests.live import processes  # noqa: F401  (fixture: real Kabootar processes)
 from workers import context
 
 TEST_PUBLIC_URL = "https://kabootar.test"
@@ -96,18 +98,19 @@ def twilio(client: FlaskClient, config: Config) -> Twilio:
     return Twilio(client, config)
 
 
-def run_workers(runtime: Runtime) -> None:
-    """Run every queued job with a real RQ worker in burst mode, as rq's own tests do."""
-    from rq import SimpleWorker
-
-    from gateway import keys, queues
-
+def run_workers(runtime: Runtime, queue_names: Sequence[str] = keys.QUEUES) -> None:
+    """Run queued jobs with a real RQ worker in burst mode, as rq's own tests do."""
     rq_redis = Redis.from_url(runtime.config.redis_url or "")
-    worker = SimpleWorker([queues.make_queues(rq_redis)[q] for q in keys.QUEUES], connection=rq_redis)
+    rq_queues = queues.make_queues(rq_redis)
+    worker = SimpleWorker([rq_queues[name] for name in queue_names], connection=rq_redis)
     worker.work(burst=True, logging_level="WARNING")
 
 
 @pytest.fixture
 def drain(runtime: Runtime):
-    """Call to let the workers catch up with everything queued so far."""
-    return lambda: run_workers(runtime)
+    """Call to let the workers turn everything received so far into posts and commands.
+
+    Only the inbound queue: sending SMS needs a live simulator, which the tests that check
+    what phones receive start themselves (tests/phones.py, tests/simulated.py).
+    """
+    return lambda: run_workers(runtime, [keys.QUEUE_INBOUND])

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from gateway import embedded_redis
-from tests.test_e2e import CLI, SETTINGS
+from tests.live import CLI, SETTINGS
 
 
 def kabootar(*args: str, **settings: str) -> subprocess.CompletedProcess[str]:

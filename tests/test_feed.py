@@ -244,7 +244,9 @@ def test_html_escapes_the_body_and_links_tags_and_mentions(twilio: Twilio, drain
 
 
 @pytest.mark.parametrize(
-    "path", ["/", "/feed.atom", "/api/v1/posts", "/posts/1"], ids=["page", "atom", "api", "post"]
+    "path",
+    ["/", "/feed.atom", "/api/v1/posts", "/api/v1/posts/1"],
+    ids=["page", "atom", "api", "api-post"],
 )
 def test_reads_are_cacheable_and_revalidate_with_etag(redis: Redis, client: FlaskClient, path):
     make_posts(redis, ["first"])

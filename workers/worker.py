@@ -6,8 +6,8 @@ jobs/s against ~390/s without the fork); our jobs are short, idempotent and
 never hold state between runs, so the isolation a fork buys is not worth it.
 
 The watchdog beats a heartbeat for /readyz and, every few seconds, returns texts
-from crashed drain jobs to the inbox and schedules a drain if texts wait with
-none scheduled, so a killed worker delays texts by seconds, never strands them.
+and SMS from crashed jobs to their queues and schedules a drain where work waits
+with none scheduled, so a killed worker delays messages by seconds, never strands them.
 """
 
 from __future__ import annotations
@@ -22,13 +22,15 @@ from redis import Redis
 from redis.exceptions import RedisError
 from rq import SimpleWorker
 
-from gateway import inbox, keys, queues
+from gateway import inbox, keys, outbound, queues, sender
+from gateway.ops import backlog
 from gateway.runtime import Runtime
 from workers import context
 
 log = logging.getLogger(__name__)
 
 WATCH_INTERVAL = 5.0
+BACKLOG_SAMPLE_INTERVAL = 10.0
 
 
 def worker_name() -> str:
@@ -37,13 +39,20 @@ def worker_name() -> str:
 
 def watch(runtime: Runtime, rq_redis: Redis, name: str, stop: threading.Event) -> None:
     """Heartbeat and inbox recovery, until `stop` is set."""
-    queue = queues.make_queues(rq_redis)[keys.QUEUE_INBOUND]
+    rq_queues = queues.make_queues(rq_redis)
+    last_sample = 0.0
     while not stop.is_set():
         try:
             runtime.redis.zadd(keys.WORKER_HEARTBEAT, {name: time.time()})
             inbox.reclaim_stale(runtime.redis)
             if inbox.needs_drain(runtime.redis):
-                queues.enqueue_drain(queue)
+                queues.enqueue_drain(rq_queues[keys.QUEUE_INBOUND])
+            for lane in sender.needs_drain(runtime.redis):
+                outbound.enqueue_send_job(rq_queues[outbound.RQ_QUEUE_OF_LANE[lane]], lane)
+            if time.monotonic() - last_sample >= BACKLOG_SAMPLE_INTERVAL:
+                # The console's sparklines read these samples; one worker's per minute suffices.
+                backlog.sample_now(runtime.redis, rq_queues)
+                last_sample = time.monotonic()
         except RedisError as e:
             log.warning("watchdog cannot reach Redis: %s", e)
         stop.wait(WATCH_INTERVAL)

@@ -9,15 +9,28 @@ from __future__ import annotations
 
 import secrets
 
-from flask import Blueprint, current_app, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, jsonify, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
 from gateway import phones
+from gateway.devphone import simstore
 from gateway.extension import kabootar
 
-bp = Blueprint("devphone", __name__, template_folder="templates")
+bp = Blueprint(
+    "devphone",
+    __name__,
+    template_folder="templates",
+    static_folder="static",
+    static_url_path="/dev/phone/static",
+)
 
-DEFAULT_NUMBER = "+15555550100"
+DEFAULT_NUMBER = "+14155550100"
+
+
+def _number(raw: str) -> str:
+    """The phone number typed or linked: a "+" in a URL's query arrives as a space."""
+    raw = raw.strip()
+    return phones.normalize(raw if raw.startswith("+") or not raw else "+" + raw)
 
 
 def deliver_as_twilio(number: str, body: str) -> int:
@@ -39,23 +52,36 @@ def deliver_as_twilio(number: str, body: str) -> int:
     # the web worker waiting on itself over the network.
     with current_app.test_client() as client:
         response = client.post("/twilio/sms", data=form, headers={"X-Twilio-Signature": signature})
+    simstore.record_texted(kabootar().runtime.redis, number, body, response.status_code)
     return response.status_code
+
+
+def _conversation(number: str) -> list[dict[str, object]]:
+    return simstore.conversation(kabootar().runtime.redis, number)
 
 
 @bp.get("/dev/phone")
 def phone() -> ResponseReturnValue:
-    number = request.args.get("number", DEFAULT_NUMBER)
+    number = _number(request.args.get("number", DEFAULT_NUMBER))
     return render_template(
         "devphone/phone.html",
         number=number,
         status=request.args.get("status"),
         gateway_number=kabootar().runtime.config.twilio_from,
+        messages=_conversation(number),
     )
+
+
+@bp.get("/dev/phone/messages")
+def messages() -> ResponseReturnValue:
+    """The conversation as JSON, for the page's live refresh."""
+    number = _number(request.args.get("number", ""))
+    return jsonify(messages=_conversation(number) if number else [])
 
 
 @bp.post("/dev/phone/send")
 def send() -> ResponseReturnValue:
-    number = phones.normalize(request.form.get("number", ""))
+    number = _number(request.form.get("number", ""))
     body = request.form.get("body", "")
     if not number or not body.strip():
         return redirect(url_for("devphone.phone", number=number, status="empty"), code=303)

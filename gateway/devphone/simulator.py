@@ -1,0 +1,231 @@
+"""The Twilio simulator: Twilio's Messages API under /dev/twilio, for tests and offline runs.
+
+It speaks Twilio's wire format (api.twilio.com's 2010-04-01 Messages resource, as in
+Twilio's OpenAPI description): form fields in, Basic auth with the account sid and auth
+token, a 201 with Twilio's message JSON out, Twilio's error JSON for bad input. A second
+or so later it posts signed status callbacks (`sent`, then `delivered`) to the
+StatusCallback URL, like Twilio. Tests can make it fail the next N requests.
+
+It is "Twilio", not Kabootar: its data lives under keys.SIMULATOR_PREFIX, and even here
+a phone number is never stored: a phone's inbox is keyed by a SHA-256 of its number.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import threading
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from typing import Any
+
+import requests
+from flask import Blueprint, Response, jsonify, request
+from redis import Redis
+
+from gateway import segments
+from gateway.devphone import simstore
+from gateway.devphone.simstore import (  # noqa: F401 - the simulator's test helpers, re-exported
+    arrivals,
+    inbox_for,
+    received_count,
+    requests_received,
+    sent_count_by_recipient,
+)
+from gateway.extension import kabootar
+from gateway.twilio import sign_url
+
+log = logging.getLogger(__name__)
+bp = Blueprint("twilio_simulator", __name__, url_prefix="/dev/twilio")
+
+API_VERSION = "2010-04-01"
+SENT_AFTER_SECONDS = 0.05  # when the simulated carrier reports `sent`, then `delivered`
+DELIVERED_AFTER_SECONDS = 0.2
+_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+ERRORS = {
+    20003: (401, "Authenticate"),
+    20429: (429, "Too Many Requests"),
+    20500: (500, "An internal server error has occurred"),
+    21211: (400, "Invalid 'To' Phone Number"),
+    21408: (
+        400,
+        "Permission to send an SMS has not been enabled for the region indicated by the 'To' number",
+    ),
+    21602: (400, "Message body is required."),
+    21603: (400, "A 'From' phone number is required."),
+    21604: (400, "A 'To' phone number is required."),
+    21610: (400, "Attempt to send to unsubscribed recipient"),
+    21612: (400, "The 'To' phone number is not currently reachable via SMS"),
+    21614: (400, "'To' number is not a valid mobile number"),
+    21617: (400, "The concatenated message body exceeds the 1600 character limit."),
+}
+HTTP_CODES = {429: 20429, 500: 20500, 503: 20500}
+
+
+def twilio_error(code: int, status: int | None = None, message: str | None = None) -> Response:
+    """An error answer in Twilio's shape: {code, message, more_info, status}."""
+    http, text = ERRORS.get(code, (status or 400, "Error"))
+    http = status or http
+    body = {
+        "code": code,
+        "message": message or text,
+        "more_info": f"https://www.twilio.com/docs/errors/{code}",
+        "status": http,
+    }
+    response = jsonify(body)
+    response.status_code = http
+    if http == 401:
+        response.headers["WWW-Authenticate"] = 'Basic realm="Twilio API"'
+    return response
+
+
+def _authorised(account_sid: str) -> bool:
+    config = kabootar().runtime.config
+    auth = request.authorization
+    return bool(
+        auth
+        and auth.type == "basic"
+        and secrets.compare_digest(auth.username or "", config.twilio_account_sid)
+        and secrets.compare_digest(auth.password or "", config.twilio_auth_token)
+        and account_sid == config.twilio_account_sid
+    )
+
+
+def _message_json(account_sid: str, sid: str, form: Mapping[str, str], created: datetime) -> dict[str, Any]:
+    service = form.get("MessagingServiceSid") or None
+    sender = form.get("From") or None
+    date = format_datetime(created)
+    uri = f"/{API_VERSION}/Accounts/{account_sid}/Messages/{sid}"
+    return {
+        "account_sid": account_sid,
+        "api_version": API_VERSION,
+        "body": form.get("Body", ""),
+        "date_created": date,
+        "date_sent": None,
+        "date_updated": date,
+        "direction": "outbound-api",
+        "error_code": None,
+        "error_message": None,
+        "from": sender,
+        "messaging_service_sid": service,
+        "num_media": "0",
+        # A Messaging Service picks the sender later, so Twilio reports 0 segments then.
+        "num_segments": "0" if service and not sender else str(segments.segments(form.get("Body", ""))),
+        "price": None,
+        "price_unit": "USD",
+        "sid": sid,
+        "status": "accepted" if service and not sender else "queued",
+        "subresource_uris": {"media": f"{uri}/Media.json"},
+        "to": form.get("To", ""),
+        "uri": f"{uri}.json",
+    }
+
+
+def _callbacks(
+    redis: Redis, token: str, url: str, form: dict[str, str], outcome: tuple[str, int | None], stall: float
+) -> None:
+    """Post `sent` then the final status to `url`, signed like Twilio (runs in a thread)."""
+    final, error = outcome
+    steps = [(stall + SENT_AFTER_SECONDS, "sent", None), (DELIVERED_AFTER_SECONDS, final, error)]
+    try:
+        for delay, status, code in steps:
+            time.sleep(delay)
+            simstore.set_status(redis, form["MessageSid"], status)
+            data = dict(form, MessageStatus=status, SmsStatus=status)
+            if code:
+                data["ErrorCode"] = str(code)
+            signature = sign_url(token, url, data)
+            requests.post(url, data=data, headers={"X-Twilio-Signature": signature}, timeout=5)
+    except Exception as e:  # a simulator thread must never take anything down with it
+        log.warning("simulator could not deliver a status callback: %s", type(e).__name__)
+
+
+@bp.post(f"/{API_VERSION}/Accounts/<account_sid>/Messages.json")
+def create_message(account_sid: str) -> Response:
+    ext = kabootar()
+    redis, config = ext.runtime.redis, ext.runtime.config
+    simstore.count_request(redis)
+    if not _authorised(account_sid):
+        return twilio_error(20003)
+    failure = simstore.take_failure(redis)
+    if failure and failure[0]:
+        return twilio_error(HTTP_CODES.get(failure[0], failure[0]), status=failure[0])
+    form = request.form
+    to, body = form.get("To", "").strip(), form.get("Body", "")
+    if not to:
+        return twilio_error(21604)
+    if not _E164.match(to):
+        return twilio_error(21211)
+    if not (form.get("From") or form.get("MessagingServiceSid")):
+        return twilio_error(21603)
+    if not body:
+        return twilio_error(21602)
+    if len(body) > 1600:
+        return twilio_error(21617)
+    code = failure[1] if failure else None
+    if code and not 30000 <= code < 31000:
+        return twilio_error(code)
+    sid = "SM" + secrets.token_hex(16)
+    created = datetime.now(UTC)
+    message = _message_json(account_sid, sid, form, created)
+    simstore.record(redis, sid, to, body, int(message["num_segments"]) or segments.segments(body))
+    # Delivery errors (30003-30008 …) come from the carrier: accepted now, reported later.
+    outcome = (
+        ("undelivered" if code in range(30003, 30009) else "failed", code) if code else ("delivered", None)
+    )
+    stall = simstore.delay(redis)
+    callback = form.get("StatusCallback")
+    if callback:
+        fields = {
+            "MessageSid": sid,
+            "SmsSid": sid,
+            "AccountSid": account_sid,
+            "From": form.get("From", ""),
+            "To": to,
+            "ApiVersion": API_VERSION,
+        }
+        args = (redis, config.twilio_auth_token, callback, fields, outcome, stall)
+        threading.Thread(target=_callbacks, args=args, daemon=True, name="sim-callbacks").start()
+    else:
+        simstore.set_status(redis, sid, outcome[0])
+    if stall:
+        time.sleep(stall)  # accepted, but the answer is slow: a client may give up or die meanwhile
+    response = jsonify(message)
+    response.status_code = 201
+    return response
+
+
+@bp.post("/control/fail")
+def control_fail() -> Response:
+    """Make the next `count` requests fail: `status=429|500`, or `code=<Twilio error code>`."""
+    try:
+        count = int(request.form.get("count", "1"))
+        status = int(request.form.get("status") or 0)
+        code = int(request.form.get("code") or 0)
+    except ValueError:
+        return Response("count, status and code are numbers\n", 400, content_type="text/plain")
+    if not (status or code):
+        return Response("give status=429|500 or code=<Twilio error code>\n", 400, content_type="text/plain")
+    simstore.set_failure(kabootar().runtime.redis, count, status, code)
+    return Response("ok\n", 200, content_type="text/plain")
+
+
+@bp.post("/control/delay")
+def control_delay() -> Response:
+    """Take `seconds` (at most 30) to answer each request, and as long again to report on it."""
+    try:
+        seconds = min(30.0, max(0.0, float(request.form.get("seconds", "0"))))
+    except ValueError:
+        return Response("seconds is a number\n", 400, content_type="text/plain")
+    simstore.set_delay(kabootar().runtime.redis, seconds)
+    return Response("ok\n", 200, content_type="text/plain")
+
+
+@bp.post("/control/reset")
+def control_reset() -> Response:
+    """Forget every simulated message, counter and pending failure."""
+    simstore.reset(kabootar().runtime.redis)
+    return Response("ok\n", 200, content_type="text/plain")

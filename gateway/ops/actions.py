@@ -1,0 +1,78 @@
+"""POST /ops/api/*: the console's actions — failed jobs and moderation.
+
+Each answers JSON to a script (Accept: application/json) and, to the page's plain HTML
+forms, a redirect back to the console with a one-line message. The blueprint's guard
+has already checked the login and the CSRF token.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from flask import flash, g, jsonify, redirect, request, url_for
+from flask.typing import ResponseReturnValue
+
+from gateway import moderation
+from gateway.extension import kabootar
+from gateway.ops import failed
+from gateway.ops.blueprint import bp
+
+log = logging.getLogger(__name__)
+JOB_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+
+
+def _done(ok: bool, message: str, anchor: str, status: int = 200) -> ResponseReturnValue:
+    log.info("operator %s: %s", g.operator, message)
+    wants_json = request.accept_mimetypes.best_match(["text/html", "application/json"]) == "application/json"
+    if wants_json:
+        return jsonify(ok=ok, message=message), (status if not ok else 200)
+    flash(message, "ok" if ok else "error")
+    return redirect(url_for("ops.console") + f"#{anchor}", code=303)
+
+
+@bp.post("/api/jobs/<job_id>/<any(retry, discard):action>")
+def job_action(job_id: str, action: str) -> ResponseReturnValue:
+    if not JOB_ID.match(job_id):
+        return _done(False, "No such job.", "failed", 404)
+    queues = kabootar().queues
+    ok = failed.retry(queues, job_id) if action == "retry" else failed.discard(queues, job_id)
+    if not ok:
+        return _done(False, f"Job {job_id} is no longer among the failed jobs.", "failed", 404)
+    verb = "Retried" if action == "retry" else "Discarded"
+    return _done(True, f"{verb} job {job_id}.", "failed")
+
+
+@bp.post("/api/jobs/<any(retry, discard):action>-all")
+def jobs_action_all(action: str) -> ResponseReturnValue:
+    queues = kabootar().queues
+    n = failed.retry_all(queues) if action == "retry" else failed.discard_all(queues)
+    verb = "Retried" if action == "retry" else "Discarded"
+    return _done(True, f"{verb} {n} failed job{'s' if n != 1 else ''}.", "failed")
+
+
+@bp.post("/api/posts/<any(hide, restore):action>")
+def post_action(action: str) -> ResponseReturnValue:
+    raw = request.form.get("post_id", "").strip().lstrip("#")
+    if not raw.isdigit() or len(raw) > 18:
+        return _done(
+            False, "A post id is a number (the end of the post's address, /posts/<id>).", "moderation", 400
+        )
+    post_id = int(raw)
+    redis = kabootar().runtime.redis
+    if not moderation.set_hidden(redis, post_id, action == "hide", operator=g.operator):
+        return _done(False, f"There is no post {post_id}.", "moderation", 404)
+    done = "hidden from every public page" if action == "hide" else "restored"
+    return _done(True, f"Post {post_id} is {done}.", "moderation")
+
+
+@bp.post("/api/handles/<any(block, unblock):action>")
+def handle_action(action: str) -> ResponseReturnValue:
+    handle = request.form.get("handle", "").strip().lstrip("@")[:64]
+    if not handle:
+        return _done(False, "Give the handle to block, e.g. @quiet-falcon-27.", "moderation", 400)
+    redis = kabootar().runtime.redis
+    if moderation.set_blocked(redis, handle, action == "block", operator=g.operator) is None:
+        return _done(False, f"There is no @{handle}.", "moderation", 404)
+    done = "blocked: their texts no longer become posts" if action == "block" else "unblocked"
+    return _done(True, f"@{handle} is {done}.", "moderation")

@@ -1,0 +1,114 @@
+"""Outbound SMS: outcomes by status and Twilio error code, send rate, time to drain.
+
+Totals come from the sender's own outcome counters (`keys.OUTBOUND_STATS`, fields
+"sent", "delivered", "undelivered:30003", "failed:21211", ...); the send rate from the
+per-minute counters `stats.record_sms` keeps ("sms:sent", "sms:segments").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import cast
+
+from redis import Redis
+
+from gateway import keys, stats
+from gateway.twilio import PERMANENT_CODES, RETRYABLE_CODES, STOPPED_CODES
+
+# Twilio's common error codes (https://www.twilio.com/docs/api/errors), for the operators.
+MEANINGS: dict[str, str] = {
+    "21211": "invalid 'To' number",
+    "21408": "region not enabled on the account",
+    "21610": "recipient unsubscribed (sent STOP)",
+    "21612": "'To' cannot be reached by SMS",
+    "21614": "'To' is not a mobile number",
+    "30001": "queue overflow",
+    "30002": "account suspended",
+    "30003": "unreachable handset (off or out of coverage)",
+    "30004": "message blocked by the recipient or carrier",
+    "30005": "unknown destination handset",
+    "30006": "landline or unreachable carrier",
+    "30007": "filtered by the carrier (spam)",
+    "30008": "unknown error",
+    "20429": "too many requests",
+    **{str(c): m for table in (RETRYABLE_CODES, PERMANENT_CODES, STOPPED_CODES) for c, m in table.items()},
+    "unconfirmed": "Twilio never confirmed taking it",
+    "0": "no answer from Twilio",
+}
+STATUSES = ("sent", "delivered", "undelivered", "failed", "cancelled", "retried")
+
+
+def meaning(code: str) -> str:
+    """What a Twilio error code (or one of ours) means, in a few words."""
+    if code in MEANINGS:
+        return MEANINGS[code]
+    if code.isdigit() and 400 <= int(code) < 600:
+        return f"HTTP {code} from the Twilio API"
+    return ""
+
+
+@dataclass(frozen=True)
+class Delivery:
+    waiting: int  # in the lanes now
+    retry_later: int  # waiting for a retry
+    sending: int  # handed to Twilio, answer not yet known
+    by_status: dict[str, int]
+    by_code: list[dict[str, object]]  # status, code, meaning, count; most frequent first
+    send_rate: float  # segments per second over the last minute
+    sent_per_s: float  # messages per second over the last minute
+    sms_mps: float
+    drain_seconds: float | None
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "waiting": self.waiting,
+            "retry_later": self.retry_later,
+            "sending": self.sending,
+            "by_status": self.by_status,
+            "by_code": self.by_code,
+            "send_rate": round(self.send_rate, 3),
+            "sent_per_s": round(self.sent_per_s, 3),
+            "sms_mps": self.sms_mps,
+            "drain_seconds": None if self.drain_seconds is None else round(self.drain_seconds, 1),
+        }
+
+
+def outcomes(raw: dict[str, str]) -> tuple[dict[str, int], list[dict[str, object]]]:
+    """Split the sender's outcome counters into totals by status and rows by error code."""
+    by_status = dict.fromkeys(STATUSES, 0)
+    by_code: list[dict[str, object]] = []
+    for field, value in raw.items():
+        status, _, code = field.partition(":")
+        by_status[status] = by_status.get(status, 0) + int(value)
+        if code:
+            by_code.append({"status": status, "code": code, "meaning": meaning(code), "count": int(value)})
+    by_code.sort(key=lambda row: (-int(str(row["count"])), str(row["code"])))
+    return by_status, by_code
+
+
+def raw_outcomes(redis: Redis) -> dict[str, str]:
+    """The sender's outcome counters as stored ("failed:21211" -> "3")."""
+    return cast(dict[str, str], redis.hgetall(keys.OUTBOUND_STATS))
+
+
+def read(redis: Redis, waiting: int, retry_later: int, window: stats.Window, sms_mps: float) -> Delivery:
+    """The outbound figures, given the lanes' depths the backlog read already."""
+    pipe = redis.pipeline(transaction=False)
+    pipe.hgetall(keys.OUTBOUND_STATS)
+    pipe.zcard(keys.OUTBOUND_SENDING)
+    raw, sending = pipe.execute()
+    by_status, by_code = outcomes(raw)
+    sent_per_s = window.per_second("sms:sent")
+    pace = sent_per_s if sent_per_s > 0 else sms_mps
+    backlog = waiting + retry_later
+    return Delivery(
+        waiting=waiting,
+        retry_later=retry_later,
+        sending=int(sending),
+        by_status=by_status,
+        by_code=by_code,
+        send_rate=window.per_second("sms:segments"),
+        sent_per_s=sent_per_s,
+        sms_mps=sms_mps,
+        drain_seconds=(backlog / pace if pace > 0 else None) if backlog else 0.0,
+    )

@@ -1,0 +1,127 @@
+"""GET /metrics: the console's figures in Prometheus's text format.
+
+A custom collector reads Redis at scrape time, so every gunicorn process answers with
+the same numbers (nothing is counted in process memory: no multiprocess directory to
+manage). Labels are queue ids, outcomes, Twilio error codes and stage names — never a
+phone number or a handle. Login: an operator's session, HTTP Basic with an operator's
+name and password (Prometheus's `basic_auth`), or none when METRICS_PUBLIC=1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from flask import Blueprint, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from gateway import stats
+from gateway.extension import kabootar
+from gateway.ops import auth, delivery, snapshot
+
+bp = Blueprint("metrics", __name__)
+
+
+class KabootarCollector(Collector):
+    """Turns one snapshot of the console's figures into metric families."""
+
+    def __init__(self, figures: dict[str, Any], totals: dict[str, float], outcomes: dict[str, str]) -> None:
+        self.figures = figures
+        self.totals = totals
+        self.outcomes = outcomes
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._queues()
+        yield from self._pipeline()
+        yield from self._sms()
+        yield from self._latency()
+        alive = GaugeMetricFamily("kabootar_workers_alive", "Workers whose heartbeat is recent")
+        alive.add_metric([], self.figures["workers"]["alive"])
+        yield alive
+
+    def _queues(self) -> Iterator[Metric]:
+        gauges = {
+            "depth": GaugeMetricFamily("kabootar_queue_depth", "Items waiting in a queue", labels=["queue"]),
+            "oldest_age": GaugeMetricFamily(
+                "kabootar_queue_oldest_age_seconds",
+                "How long the oldest waiting item has waited",
+                labels=["queue"],
+            ),
+            "later": GaugeMetricFamily(
+                "kabootar_queue_later", "Items due later (SMS retries, scheduled jobs)", labels=["queue"]
+            ),
+            "failed": GaugeMetricFamily(
+                "kabootar_failed_jobs", "Failed jobs kept for retry", labels=["queue"]
+            ),
+        }
+        for qid, q in self.figures["queues"].items():
+            for field, family in gauges.items():
+                family.add_metric([qid], q[field] or 0)
+        yield from gauges.values()
+
+    def _pipeline(self) -> Iterator[Metric]:
+        def counter(name: str, doc: str, total: str) -> CounterMetricFamily:
+            family = CounterMetricFamily(name, doc)
+            family.add_metric([], self.totals.get(total, 0.0))
+            return family
+
+        yield counter("kabootar_texts_received", "Texts stored from the webhook", "received")
+        yield counter("kabootar_texts_duplicate", "Repeated deliveries of a MessageSid", "duplicate")
+        yield counter("kabootar_texts_blocked", "Texts from blocked handles (no post)", "blocked")
+        yield counter("kabootar_posts", "Posts made from texts", "posts")
+        refused = CounterMetricFamily("kabootar_webhooks_refused", "Webhooks refused", labels=["reason"])
+        refused.add_metric(["signature"], self.totals.get("rejected", 0.0))
+        refused.add_metric(["malformed"], self.totals.get("malformed", 0.0))
+        yield refused
+
+    def _sms(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(
+            "kabootar_sms", "SMS outcomes by status and Twilio error code", labels=["outcome", "error_code"]
+        )
+        for field, value in sorted(self.outcomes.items()):
+            status, _, code = field.partition(":")
+            family.add_metric([status, code], float(value))
+        yield family
+        waiting = GaugeMetricFamily("kabootar_sms_waiting", "SMS queued and not yet handed to Twilio")
+        out = self.figures["outbound"]
+        waiting.add_metric([], out["waiting"] + out["retry_later"])
+        yield waiting
+
+    def _latency(self) -> Iterator[Metric]:
+        family = HistogramMetricFamily(
+            "kabootar_latency_seconds",
+            "Webhook to post, and post to SMS accepted by Twilio",
+            labels=["stage"],
+        )
+        for name in stats.LATENCIES:
+            cumulative, buckets = 0.0, []
+            for i, bound in enumerate(stats.LATENCY_BOUNDS):
+                cumulative += self.totals.get(f"lat:{name}:{i}", 0.0)
+                buckets.append((repr(bound), cumulative))
+            buckets.append(("+Inf", self.totals.get(f"lat:{name}:n", 0.0)))
+            family.add_metric([name], buckets, sum_value=self.totals.get(f"lat:{name}:sum", 0.0))
+        yield family
+
+
+def exposition() -> bytes:
+    """The metrics text for this app's Redis, as of now."""
+    ext = kabootar()
+    figures = snapshot.take(ext.runtime, ext.rq_redis, ext.queues, detail=False)
+    redis = ext.runtime.redis
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(KabootarCollector(figures, stats.totals(redis), delivery.raw_outcomes(redis)))
+    return generate_latest(registry)
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    public = kabootar().runtime.config.metrics_public
+    if not public and auth.session_operator() is None and auth.basic_operator() is None:
+        return Response(
+            "log in at /ops/login, or scrape with an operator's name and password (HTTP Basic)\n",
+            401,
+            {"WWW-Authenticate": 'Basic realm="kabootar metrics"', "Content-Type": "text/plain"},
+        )
+    return Response(exposition(), 200, {"Content-Type": CONTENT_TYPE_LATEST, "Cache-Control": "no-store"})

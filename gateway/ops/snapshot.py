@@ -1,0 +1,105 @@
+"""Everything the console shows, as one JSON-ready dict: the page, /ops/api/health and
+/metrics all read it. About a dozen small Redis round trips, none of which grows with
+the number of posts or texters stored.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from redis import Redis
+from rq import Queue
+
+from gateway import moderation, stats
+from gateway.ops import backlog, delivery, failed, workers
+from gateway.runtime import Runtime
+
+# How long the oldest item may wait before the console turns red, by kind of queue.
+OLDEST_ALERT_SECONDS = {"texts": 60.0, "sms": 900.0, "jobs": 120.0}
+LATENCY_MINUTES = 5
+PERCENTILES = (0.5, 0.95, 0.99)
+
+
+def _latency(window: stats.Window, name: str) -> dict[str, float | None]:
+    counts = window.histogram(name, LATENCY_MINUTES)
+    found: dict[str, float | None] = {"count": round(sum(counts))}
+    for q in PERCENTILES:
+        value = stats.quantile(q, counts)
+        found[f"p{round(q * 100)}"] = None if value is None else round(value, 3)
+    return found
+
+
+def _pipeline(window: stats.Window) -> dict[str, Any]:
+    per_minute = {name: round(window.last_minute(name), 1) for name in ("received", "posts", "rejected")}
+    return {
+        "received_per_min": per_minute["received"],
+        "posts_per_min": per_minute["posts"],
+        "rejected_per_min": per_minute["rejected"],
+        "received": window.total("received"),
+        "posts": window.total("posts"),
+        "rejected": window.total("rejected"),
+        "malformed": window.total("malformed"),
+        "duplicates": window.total("duplicate"),
+        "blocked": window.total("blocked"),
+        "latency": {name: _latency(window, name) for name in stats.LATENCIES},
+    }
+
+
+def _late(q: backlog.QueueFigures) -> bool:
+    """Whether the oldest item of a queue has waited longer than its kind allows."""
+    return q.oldest_age is not None and q.oldest_age > OLDEST_ALERT_SECONDS[q.spec.kind]
+
+
+def _alerts(queues: list[backlog.QueueFigures], rows: list[workers.WorkerRow]) -> list[str]:
+    alerts = []
+    if not any(r.alive for r in rows):
+        alerts.append("No worker is alive: texts are stored, but none become posts and no SMS goes out.")
+    for q in queues:
+        limit = OLDEST_ALERT_SECONDS[q.spec.kind]
+        if _late(q) and q.oldest_age is not None:
+            alerts.append(
+                f"{q.spec.label}: the oldest has waited {round(q.oldest_age)} s (limit {round(limit)} s)."
+            )
+    return alerts
+
+
+def take(
+    runtime: Runtime,
+    rq_redis: Redis,
+    rq_queues: dict[str, Queue],
+    now: float | None = None,
+    detail: bool = True,
+) -> dict[str, Any]:
+    """The console's figures. `detail` adds failed jobs and moderation lists (the page's)."""
+    redis = runtime.redis
+    now = time.time() if now is None else now
+    window = stats.Window.read(redis, 60, now)
+    queues = backlog.read(redis, backlog.specs(rq_queues), window)
+    backlog.sample(redis, queues, now)
+    worker_rows = workers.read(redis, rq_redis, now)
+    sms = [q for q in queues if q.spec.kind == "sms"]
+    outbound = delivery.read(
+        redis, sum(q.depth for q in sms), sum(q.later for q in sms), window, runtime.config.sms_mps
+    )
+    alerts = _alerts(queues, worker_rows)
+    found: dict[str, Any] = {
+        "at": round(now, 3),
+        "ok": not alerts,
+        "alerts": alerts,
+        "queues": {q.spec.id: {**q.to_json(), "late": _late(q)} for q in queues},
+        "workers": {
+            "alive": sum(r.alive for r in worker_rows),
+            "list": [r.to_json(now) for r in worker_rows],
+        },
+        "pipeline": _pipeline(window),
+        "outbound": outbound.to_json(),
+        "failed_jobs": {"count": sum(q.failed for q in queues)},
+    }
+    if detail:
+        found["failed_jobs"]["jobs"] = [j.to_json() for j in failed.listed(rq_queues)]
+        found["moderation"] = {
+            "blocked": [{"id": i, "handle": h} for i, h in moderation.blocked_handles(redis)],
+            "recent": moderation.recent_actions(redis),
+        }
+    return found

@@ -1,0 +1,74 @@
+"""GET /ops (the console), GET /ops/api/health (its figures as JSON), login and logout."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import g, jsonify, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from flask_wtf.csrf import generate_csrf
+
+from gateway.extension import kabootar
+from gateway.ops import accounts, auth, snapshot
+from gateway.ops.blueprint import bp
+
+
+def figures(detail: bool = True) -> dict[str, Any]:
+    """The console's figures for this app's Redis."""
+    ext = kabootar()
+    return snapshot.take(ext.runtime, ext.rq_redis, ext.queues, detail=detail)
+
+
+@bp.get("")
+def console() -> ResponseReturnValue:
+    return render_template(
+        "ops/console.html",
+        h=figures(),
+        operator=g.operator,
+        thresholds=snapshot.OLDEST_ALERT_SECONDS,
+        config=kabootar().runtime.config,
+    )
+
+
+@bp.get("/api/health")
+def health() -> ResponseReturnValue:
+    """The console's figures, for its own refresh and for scripts (`curl -u name:password`)."""
+    found = figures()
+    found["csrf"] = generate_csrf()  # the page's forms stay valid however long it stays open
+    return jsonify(found)
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a path inside the console: a login link must not send anyone elsewhere."""
+    if target and target.startswith("/ops") and not target.startswith("//") and "\\" not in target:
+        return target
+    return url_for("ops.console")
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> ResponseReturnValue:
+    next_url = _safe_next(request.values.get("next"))
+    if request.method == "GET":
+        if auth.session_operator():
+            return redirect(next_url, code=303)
+        return render_template("ops/login.html", next_url=next_url, error=None)
+    auth.check_csrf()
+    name = request.form.get("name", "")[:64]
+    result = accounts.verify(
+        kabootar().runtime.redis, name, request.form.get("password", ""), auth.client_address()
+    )
+    if result.ok:
+        auth.log_in(name)
+        return redirect(next_url, code=303)
+    if result.locked:
+        minutes = accounts.LOCKOUT_SECONDS // 60
+        error, status = f"Too many failed logins. Try again in {minutes} minutes.", 429
+    else:
+        error, status = "Wrong name or password.", 401
+    return render_template("ops/login.html", next_url=next_url, error=error, name=name), status
+
+
+@bp.post("/logout")
+def logout() -> ResponseReturnValue:
+    auth.log_out()
+    return redirect(url_for("ops.login"), code=303)

@@ -1,0 +1,95 @@
+"""The Lua scripts behind `gateway/sender.py`: each state change of an outbound SMS is one
+atomic step in Redis, so two jobs holding the same id can never both call Twilio for it.
+
+Statuses rank queued < sending < sent < delivered / undelivered / failed / cancelled; only
+"begin" moves a message out of "queued", and only to "sending".
+"""
+
+LUA: dict[str, str] = {}
+# KEYS: lane, claim list, claims zset.  ARGV: batch size, token, now.
+LUA["claim"] = """
+local ids = redis.call('LPOP', KEYS[1], ARGV[1])
+if not ids then return {} end
+redis.call('RPUSH', KEYS[2], unpack(ids))
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[2])
+return ids
+"""
+# KEYS: lane, claim list, claims zset.  ARGV: token.  Back to the head, in their order.
+LUA["return"] = """
+local ids = redis.call('LRANGE', KEYS[2], 0, -1)
+for i = #ids, 1, -1 do redis.call('LPUSH', KEYS[1], ids[i]) end
+redis.call('DEL', KEYS[2])
+redis.call('ZREM', KEYS[3], ARGV[1])
+return #ids
+"""
+# KEYS: message, sending zset, claim list, claims zset, stats.  ARGV: now, id, subscriber prefix, token.
+LUA["begin"] = """
+redis.call('LREM', KEYS[3], 1, ARGV[2])
+redis.call('ZADD', KEYS[4], ARGV[1], ARGV[4])
+local m = redis.call('HMGET', KEYS[1], 'status', 'r', 'body', 'kind', 'force')
+if not m[1] then return {'gone'} end
+if m[1] ~= 'queued' then return {m[1]} end
+local s = redis.call('HMGET', ARGV[3] .. m[2], 'phone', 'stopped', 'paused')
+if not s[1] or (s[2] == '1' and m[5] ~= '1') or (s[3] == '1' and m[4] ~= 'answer') then
+  redis.call('HSET', KEYS[1], 'status', 'cancelled', 'updated', ARGV[1])
+  redis.call('HINCRBY', KEYS[5], 'cancelled', 1)
+  return {'cancelled'}
+end
+local attempts = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+redis.call('HSET', KEYS[1], 'status', 'sending', 'updated', ARGV[1])
+redis.call('ZADD', KEYS[2], ARGV[1], ARGV[2])
+return {'go', m[3], s[1], tostring(attempts)}
+"""
+# KEYS: message, sending zset, stats, delayed zset.
+# ARGV: outcome (sent/retry/failed/unknown), id, now, sid, segments, error code, due, subscriber prefix.
+LUA["settle"] = """
+local cur = redis.call('HMGET', KEYS[1], 'status', 'r')
+if ARGV[1] == 'sent' then
+  redis.call('ZREM', KEYS[2], ARGV[2])
+  if not cur[1] then return 0 end
+  redis.call('HSET', KEYS[1], 'sid', ARGV[4], 'segments', ARGV[5])
+  if cur[1] == 'queued' or cur[1] == 'sending' then
+    redis.call('HSET', KEYS[1], 'status', 'sent', 'updated', ARGV[3])
+  end
+  redis.call('HINCRBY', KEYS[3], 'sent', 1)
+  return 1
+end
+if cur[1] ~= 'sending' then redis.call('ZREM', KEYS[2], ARGV[2]) return 0 end
+redis.call('HSET', KEYS[1], 'error', ARGV[6], 'updated', ARGV[3])
+if ARGV[1] == 'unknown' then return 1 end
+redis.call('ZREM', KEYS[2], ARGV[2])
+if ARGV[1] == 'retry' then
+  redis.call('HSET', KEYS[1], 'status', 'queued')
+  redis.call('ZADD', KEYS[4], ARGV[7], ARGV[2])
+  redis.call('HINCRBY', KEYS[3], 'retried', 1)
+else
+  redis.call('HSET', KEYS[1], 'status', 'failed')
+  redis.call('HINCRBY', KEYS[3], 'failed:' .. ARGV[6], 1)
+  if ARGV[6] == '21610' then redis.call('HSET', ARGV[8] .. cur[2], 'stopped', '1') end
+end
+return 1
+"""
+# KEYS: message, sending zset, stats.  ARGV: id, now, max attempts, lane key prefix.
+LUA["reap"] = """
+local m = redis.call('HMGET', KEYS[1], 'status', 'kind', 'attempts')
+redis.call('ZREM', KEYS[2], ARGV[1])
+if m[1] ~= 'sending' then return 0 end
+if tonumber(m[3] or '0') >= tonumber(ARGV[3]) then
+  redis.call('HSET', KEYS[1], 'status', 'failed', 'updated', ARGV[2])
+  redis.call('HINCRBY', KEYS[3], 'failed:unconfirmed', 1)
+  return 2
+end
+redis.call('HSET', KEYS[1], 'status', 'queued', 'updated', ARGV[2])
+local lane = 'replies'
+if m[2] == 'fanout' then lane = 'fanout' end
+redis.call('RPUSH', ARGV[4] .. lane, ARGV[1])
+return 1
+"""
+# KEYS: delayed zset, lane.  ARGV: now, limit.
+LUA["promote"] = """
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
+if #ids == 0 then return 0 end
+redis.call('ZREM', KEYS[1], unpack(ids))
+redis.call('RPUSH', KEYS[2], unpack(ids))
+return #ids
+"""

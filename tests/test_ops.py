@@ -1,0 +1,368 @@
+"""The operator console: who may see it, what it counts, and what its buttons do."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+import time
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from redis import Redis
+from rq import SimpleWorker
+from werkzeug.routing import BuildError
+
+from gateway import cli, inbound, keys, moderation, outbound, posts, queues, subscribers
+from gateway.ops import accounts
+from gateway.runtime import Runtime
+from tests.conftest import Twilio
+from workers import context
+
+PASSWORD = "a long enough password"
+SECRET_NUMBER = "+989121234567"
+
+
+# Jobs the tests make fail, enqueued by dotted name like every Kabootar job.
+def explode() -> None:
+    raise RuntimeError(f"could not text {SECRET_NUMBER}: carrier said no")
+
+
+def flaky(counter: str) -> int:
+    """Counts its runs; fails while `<counter>:fail` is set."""
+    redis = context.current().redis
+    runs = int(redis.incr(counter))
+    if redis.get(f"{counter}:fail"):
+        raise RuntimeError("flaky job failed on purpose")
+    return runs
+
+
+def work(runtime: Runtime, *queue_names: str) -> None:
+    """Run a real RQ worker in burst mode over the named queues (default: inbound only, so
+    no test here reaches for Twilio)."""
+    rq_redis = Redis.from_url(runtime.config.redis_url or "")
+    rq_queues = queues.make_queues(rq_redis)
+    names = queue_names or (keys.QUEUE_INBOUND,)
+    SimpleWorker([rq_queues[n] for n in names], connection=rq_redis).work(burst=True, logging_level="ERROR")
+
+
+def csrf_of(html: str) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert found, "the page has no CSRF token"
+    return found.group(1)
+
+
+def log_in(client: FlaskClient, name: str = "ana", password: str = PASSWORD, **kw: object):
+    token = csrf_of(client.get("/ops/login").get_data(as_text=True))
+    return client.post("/ops/login", data={"csrf_token": token, "name": name, "password": password}, **kw)
+
+
+@pytest.fixture
+def operator(client: FlaskClient, redis: Redis) -> str:
+    """A logged-in operator; returns a CSRF token for their forms."""
+    accounts.add_user(redis, "ana", PASSWORD)
+    assert log_in(client).status_code == 303
+    return csrf_of(client.get("/ops").get_data(as_text=True))
+
+
+def health(client: FlaskClient) -> dict:
+    response = client.get("/ops/api/health")
+    assert response.status_code == 200
+    return response.get_json()
+
+
+def _paths(app: Flask) -> list[tuple[str, str]]:
+    """Every (method, path) of the console and /metrics, with sample values for arguments."""
+    adapter = app.url_map.bind("kabootar.test")
+    samples = ["retry", "discard", "hide", "restore", "block", "unblock"]
+    found = []
+    for rule in app.url_map.iter_rules():
+        if not (rule.rule.startswith("/ops") or rule.rule == "/metrics"):
+            continue
+        if rule.endpoint in ("ops.static", "ops.login"):
+            continue
+        built = set()
+        for action in samples:  # every action a rule accepts
+            values = {"job_id": "abc", "action": action}
+            try:
+                built.add(adapter.build(rule.endpoint, {k: values[k] for k in rule.arguments}))
+            except (BuildError, ValueError):
+                continue
+        assert built, rule
+        methods = sorted(set(rule.methods or ()) - {"HEAD", "OPTIONS"})
+        found += [(m, path) for path in sorted(built) for m in methods]
+    return found
+
+
+def test_every_console_route_and_metrics_require_login(app: Flask, client: FlaskClient):
+    paths = _paths(app)
+    assert ("GET", "/ops") in paths and ("GET", "/metrics") in paths and len(paths) >= 12
+    for method, path in paths:
+        response = client.open(path, method=method)
+        if path.startswith("/ops/api/") or path == "/metrics":
+            assert response.status_code == 401, (method, path)
+        else:
+            assert response.status_code == 303, (method, path)
+            assert response.headers["Location"].startswith("/ops/login"), (method, path)
+    with client.get("/ops/static/ops.js") as script:  # public: the script holds no data
+        assert script.status_code == 200
+
+
+def test_operator_logs_in_sees_the_console_and_logs_out(client: FlaskClient, redis: Redis):
+    accounts.add_user(redis, "Ana", PASSWORD)
+    response = log_in(client, "ana")
+    assert response.status_code == 303 and response.headers["Location"] == "/ops"
+    page = client.get("/ops")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    for heading in ("Queues", "Texts", "SMS out", "Workers", "Failed jobs", "Moderation"):
+        assert f"<h2>{heading}" in html
+    assert "'unsafe-inline'" not in page.headers["Content-Security-Policy"]
+    assert "<script>" not in html and "style=" not in html
+    assert page.headers["Cache-Control"] == "no-store"
+    client.post("/ops/logout", data={"csrf_token": csrf_of(html)})
+    assert client.get("/ops").status_code == 303
+
+
+def test_session_cookie_is_httponly_samesite_and_secure_behind_https(client: FlaskClient, redis: Redis):
+    accounts.add_user(redis, "ana", PASSWORD)
+    cookie = log_in(client).headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" in cookie
+
+
+def test_wrong_password_five_times_locks_the_name_for_15_minutes(app: Flask, redis: Redis):
+    accounts.add_user(redis, "ana", PASSWORD)
+    guesser = app.test_client()
+    for _ in range(accounts.MAX_FAILURES - 1):
+        assert log_in(guesser, password="hunter2").status_code == 401
+    assert log_in(guesser, password="hunter2").status_code == 429  # the fifth locks
+    refused = log_in(guesser)  # even the right password, now
+    assert refused.status_code == 429
+    assert "Try again in 15 minutes" in refused.get_data(as_text=True)
+    # From anywhere else too: the name is locked, not only the guesser's address.
+    elsewhere = app.test_client()
+    elsewhere.environ_base["REMOTE_ADDR"] = "198.51.100.7"
+    assert log_in(elsewhere).status_code == 429
+    assert 890 <= redis.ttl(keys.ops_login_failures("name", "ana")) <= 900
+
+
+def test_five_failures_from_one_address_lock_that_address(app: Flask, redis: Redis):
+    accounts.add_user(redis, "ana", PASSWORD)
+    guesser = app.test_client()
+    guesser.environ_base["REMOTE_ADDR"] = "203.0.113.9"
+    for name in ("admin", "root", "ops", "kabootar", "test"):
+        assert log_in(guesser, name=name, password="guess").status_code in (401, 429)
+    assert log_in(guesser).status_code == 429
+    assert log_in(app.test_client()).status_code == 303  # ana, from her own address
+
+
+def test_unknown_name_and_wrong_password_read_the_same(client: FlaskClient, redis: Redis):
+    accounts.add_user(redis, "ana", PASSWORD)
+    unknown = log_in(client, name="nobody").get_data(as_text=True)
+    wrong = log_in(client, password="nope").get_data(as_text=True)
+    assert "Wrong name or password." in unknown and "Wrong name or password." in wrong
+
+
+def test_login_without_csrf_token_is_refused(client: FlaskClient, redis: Redis):
+    accounts.add_user(redis, "ana", PASSWORD)
+    response = client.post("/ops/login", data={"name": "ana", "password": PASSWORD})
+    assert response.status_code == 400
+    assert client.get("/ops").status_code == 303
+
+
+@pytest.mark.parametrize("token", ["", "forged.token.value"], ids=["missing", "forged"])
+def test_console_action_without_valid_csrf_token_is_refused(client, operator, redis, token):
+    post_id = posts.create(redis, posts.NewPost(body="keep me", source="web", display_name="x"))
+    response = client.post("/ops/api/posts/hide", data={"post_id": str(post_id), "csrf_token": token})
+    assert response.status_code == 400
+    assert posts.get(redis, post_id) is not None
+
+
+def test_health_counts_match_texts_failures_and_deliveries(
+    client: FlaskClient, operator: str, twilio: Twilio, runtime: Runtime, redis: Redis
+):
+    twilio.text(sender=SECRET_NUMBER, body="first")
+    twilio.text(sender=SECRET_NUMBER, body="second")
+    repeat = twilio.form(sender="+989350000001", body="third")
+    twilio.post(repeat)
+    twilio.post(repeat)  # Twilio retried: one text
+    twilio.post(twilio.form(body="forged"), signature="bm90IGEgc2lnbmF0dXJl")
+    twilio.post({"Body": "no sid, no sender"})
+
+    before = health(client)
+    assert before["queues"]["inbox"]["depth"] == 3
+    assert before["queues"]["inbox"]["oldest_age"] is not None
+    work(runtime)
+
+    # Four SMS to the two texters; Twilio then reports on each through the status callback.
+    numbers = [SECRET_NUMBER, "+989350000001"]
+    ids = subscribers.find_ids(redis, [runtime.vault.lookup_key(n) for n in numbers])
+    rq_queues = queues.make_queues(Redis.from_url(runtime.config.redis_url or ""))
+    reports = [("delivered", ""), ("delivered", ""), ("undelivered", "30003"), ("failed", "21610")]
+    for n, (status, code) in enumerate(reports):
+        recipient = ids[n % 2] or 0
+        outbound.queue(redis, rq_queues, [(recipient, f"sms {n}")], intent=f"ops-test:{n}", kind="answer")
+        mid = outbound.message_id(f"ops-test:{n}", recipient)
+        form = {"MessageSid": f"SM{n:032x}", "MessageStatus": status, "ErrorCode": code}
+        assert twilio.post(form, path=f"/twilio/status?m={mid}").status_code == 200
+    rq_queues[keys.QUEUE_INBOUND].enqueue("tests.test_ops.explode", description="explode on purpose")
+    work(runtime)
+
+    h = health(client)
+    p = h["pipeline"]
+    assert (p["received"], p["duplicates"], p["rejected"], p["malformed"], p["posts"]) == (3, 1, 1, 1, 3)
+    assert p["received_per_min"] == pytest.approx(3, abs=0.01)
+    assert p["latency"]["webhook_to_post"]["count"] == 3
+    assert 0 <= p["latency"]["webhook_to_post"]["p50"] <= p["latency"]["webhook_to_post"]["p99"] <= 60
+    assert h["queues"]["inbox"]["depth"] == 0 and h["queues"]["inbox"]["oldest_age"] is None
+    assert h["queues"]["inbox"]["out_per_s"] == pytest.approx(3 / 60, abs=0.001)
+
+    out = h["outbound"]
+    assert {k: out["by_status"][k] for k in ("delivered", "undelivered", "failed")} == {
+        "delivered": 2,
+        "undelivered": 1,
+        "failed": 1,
+    }
+    codes = {(row["status"], row["code"]): row for row in out["by_code"]}
+    assert codes[("undelivered", "30003")]["count"] == 1
+    assert "unreachable" in codes[("undelivered", "30003")]["meaning"]
+    assert "unsubscribed" in codes[("failed", "21610")]["meaning"]
+
+    assert h["failed_jobs"]["count"] == 1
+    [job] = h["failed_jobs"]["jobs"]
+    assert job["description"] == "explode on purpose" and job["queue"] == keys.QUEUE_INBOUND
+    assert job["error"] == "RuntimeError: could not text +98912•••4567: carrier said no"
+    page = client.get("/ops").get_data(as_text=True)
+    assert SECRET_NUMBER not in json.dumps(h) and SECRET_NUMBER not in page
+
+
+def test_retry_of_a_failed_job_runs_it_again(
+    client: FlaskClient, operator: str, runtime: Runtime, redis: Redis
+):
+    redis.set("test:flaky:fail", "1")
+    rq_queues = queues.make_queues(Redis.from_url(runtime.config.redis_url or ""))
+    job = rq_queues[keys.QUEUE_INBOUND].enqueue("tests.test_ops.flaky", "test:flaky")
+    work(runtime)
+    [listed] = health(client)["failed_jobs"]["jobs"]
+    assert listed["id"] == job.id and "failed on purpose" in listed["error"]
+
+    redis.delete("test:flaky:fail")  # whatever broke is fixed: the operator retries
+    response = client.post(f"/ops/api/jobs/{job.id}/retry", data={"csrf_token": operator})
+    assert response.status_code == 303
+    assert f"Retried job {job.id}." in client.get("/ops").get_data(as_text=True)
+    work(runtime)
+    assert redis.get("test:flaky") == "2"
+    assert health(client)["failed_jobs"]["count"] == 0
+
+
+def test_discard_all_empties_the_failed_jobs(client: FlaskClient, operator: str, runtime: Runtime):
+    rq_queues = queues.make_queues(Redis.from_url(runtime.config.redis_url or ""))
+    for _ in range(3):
+        rq_queues[keys.QUEUE_INBOUND].enqueue("tests.test_ops.explode")
+    work(runtime)
+    assert health(client)["failed_jobs"]["count"] == 3
+    response = client.post(
+        "/ops/api/jobs/discard-all", data={"csrf_token": operator}, headers={"Accept": "application/json"}
+    )
+    assert response.get_json() == {"ok": True, "message": "Discarded 3 failed jobs."}
+    assert health(client)["failed_jobs"] == {"count": 0, "jobs": []}
+
+
+def test_hidden_post_leaves_the_feed_and_comes_back_when_restored(client, operator, twilio, runtime, redis):
+    twilio.text(body="an unwanted post")
+    work(runtime)
+    [post] = posts.page(redis, keys.TIMELINE_ALL, None, 10)[0]
+    client.post("/ops/api/posts/hide", data={"post_id": str(post.id), "csrf_token": operator})
+    assert posts.page(redis, keys.TIMELINE_ALL, None, 10)[0] == []
+    assert client.get(f"/api/v1/posts/{post.id}").status_code == 404
+    client.post("/ops/api/posts/restore", data={"post_id": str(post.id), "csrf_token": operator})
+    assert [p.id for p in posts.page(redis, keys.TIMELINE_ALL, None, 10)[0]] == [post.id]
+    assert moderation.recent_actions(redis)[0]["action"] == "restore"
+
+
+@pytest.mark.parametrize(
+    "form, message",
+    [
+        ({"post_id": "abc"}, "A post id is a number"),
+        ({"post_id": "999999"}, "There is no post 999999."),
+    ],
+    ids=["not-a-number", "no-such-post"],
+)
+def test_hiding_a_post_that_is_not_there_says_so(client, operator, form, message):
+    response = client.post(
+        "/ops/api/posts/hide", data={**form, "csrf_token": operator}, follow_redirects=True
+    )
+    assert message in response.get_data(as_text=True)
+
+
+def test_blocked_handles_texts_make_no_post(client, operator, twilio, runtime, redis):
+    twilio.text(sender=SECRET_NUMBER, body="before the block")
+    work(runtime)
+    [post] = posts.page(redis, keys.TIMELINE_ALL, None, 10)[0]
+    response = client.post(
+        "/ops/api/handles/block", data={"handle": f"@{post.handle}", "csrf_token": operator}
+    )
+    assert response.status_code == 303
+    assert moderation.is_blocked(redis, post.author_id or 0)
+
+    twilio.text(sender=SECRET_NUMBER, body="after the block")
+    work(runtime)
+    assert [p.body for p in posts.page(redis, keys.TIMELINE_ALL, None, 10)[0]] == ["before the block"]
+    h = health(client)
+    assert h["pipeline"]["blocked"] == 1
+    assert h["moderation"]["blocked"] == [{"id": post.author_id, "handle": post.handle}]
+
+    client.post("/ops/api/handles/unblock", data={"handle": post.handle, "csrf_token": operator})
+    twilio.text(sender=SECRET_NUMBER, body="after the unblock")
+    work(runtime)
+    assert len(posts.page(redis, keys.TIMELINE_ALL, None, 10)[0]) == 2
+
+
+def test_red_banner_when_no_worker_is_alive_or_texts_wait_too_long(client, operator, runtime, redis):
+    stale = inbound.InboundSMS("SM" + "5" * 32, SECRET_NUMBER, "waiting", received_at=time.time() - 300)
+    inbound.store(redis, runtime.vault, stale)
+    alerts = health(client)["alerts"]
+    assert alerts[0].startswith("No worker is alive")
+    assert alerts[1].startswith("texts to post: the oldest has waited 300 s")
+
+    redis.zadd(keys.WORKER_HEARTBEAT, {"box.4242": time.time()})  # a worker's watchdog beats
+    h = health(client)
+    assert [a for a in h["alerts"] if "worker" in a] == []
+    assert h["workers"]["alive"] == 1 and h["workers"]["list"][0]["name"] == "box.4242"
+    assert h["queues"]["inbox"]["late"] is True
+    html = client.get("/ops").get_data(as_text=True)
+    assert 'id="queue-inbox" data-alarm="queues.inbox.late" class="late"' in html
+
+
+def test_kabootar_ops_add_user_reads_the_password_from_stdin(
+    redis_server, redis, client, monkeypatch, capsys
+):
+    monkeypatch.setenv("REDIS_URL", redis_server)
+    monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
+    assert cli.main(["ops", "add-user", "Bob", "--password-stdin"]) == 0
+    assert "operator bob can now log in" in capsys.readouterr().out
+    assert log_in(client, "bob").status_code == 303
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
+    assert cli.main(["ops", "add-user", "carol", "--password-stdin"]) == 1
+    assert "at least 10 characters" in capsys.readouterr().err
+    assert not accounts.exists(redis, "carol")
+
+
+def test_scripts_read_the_health_json_with_basic_auth_but_cannot_act(client, redis):
+    accounts.add_user(redis, "script", PASSWORD)
+    auth = {"Authorization": "Basic " + base64.b64encode(f"script:{PASSWORD}".encode()).decode()}
+    assert client.get("/ops/api/health", headers=auth).get_json()["ok"] is False  # no worker here
+    assert client.get("/ops/api/health", headers={"Authorization": "Basic Ym9iOm5v"}).status_code == 401
+    assert client.post("/ops/api/jobs/retry-all", headers=auth).status_code == 401
+
+
+def test_console_says_plainly_when_redis_is_down(app: Flask, client: FlaskClient, operator: str):
+    ext = app.extensions["kabootar"]
+    ext.runtime.redis.connection_pool.reset()
+    ext.runtime.redis.connection_pool.connection_kwargs["port"] = 1  # nothing listens there
+    response = client.get("/ops/api/health")
+    assert response.status_code == 503
+    assert "Redis cannot be reached" in response.get_json()["error"]

@@ -1,0 +1,374 @@
+"""The outbound sender against the Twilio simulator: once per intent, retried, never twice."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import rq
+
+from gateway import keys, outbound, sender, twilio
+from gateway.devphone import simulator
+from gateway.twilio import SendError, SendResult, TwilioSender
+from tests.privacy import leaks, redis_dump
+from tests.simulated import Live, running, wait_until
+
+ALI, SARA, REZA = "+989121234567", "+989351112233", "+14155550123"
+
+
+@pytest.fixture
+def live(redis_server: str, tmp_path: Path) -> Iterator[Live]:
+    with running(redis_server, tmp_path) as gateway:
+        yield gateway
+
+
+@pytest.fixture
+def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sender, "RETRY_BASE_SECONDS", 0.2)
+
+
+def run_worker(live: Live) -> None:
+    """Run the queued jobs with a real RQ worker, as a worker process does."""
+    worker = rq.SimpleWorker([live.queues[q] for q in keys.QUEUES], connection=live.rq_redis)
+    worker.work(burst=True, logging_level="WARNING")
+
+
+def status(live: Live, intent: str, sub: int) -> str | None:
+    return outbound.message_status(live.redis, outbound.message_id(intent, sub))
+
+
+def test_an_answer_reaches_the_phone_and_is_delivered(live: Live):
+    ali = live.subscriber(ALI)
+    assert live.queue([(ali, "Welcome, @quiet-falcon-27! Text HELP.")], intent="welcome") == 1
+
+    live.send_all()
+
+    wait_until(lambda: status(live, "welcome", ali) == "delivered")
+    [sms] = simulator.inbox_for(live.redis, ALI)
+    assert sms["body"] == "Welcome, @quiet-falcon-27! Text HELP."
+    assert sms["status"] == "delivered"
+    stored = outbound.get(live.redis, outbound.message_id("welcome", ali))
+    assert stored is not None and stored.sid == sms["sid"] and stored.attempts == 1
+
+
+def test_queuing_the_same_intent_twice_sends_one_sms(live: Live):
+    ali = live.subscriber(ALI)
+    assert live.queue([(ali, "first")], intent="post:7:follow") == 1
+    assert live.queue([(ali, "again")], intent="post:7:follow") == 0
+    live.send_all()
+    assert live.queue([(ali, "after sending")], intent="post:7:follow") == 0
+    live.send_all()
+
+    assert [m["body"] for m in simulator.inbox_for(live.redis, ALI)] == ["first"]
+
+
+def test_stopped_and_paused_recipients(live: Live):
+    ali, sara = live.subscriber(ALI), live.subscriber(SARA)
+    outbound.mark_stopped(live.redis, ali, True)
+    live.redis.hset(keys.subscriber(sara), "paused", "1")
+
+    assert live.queue([(ali, "dm"), (sara, "dm")], intent="dm", kind="direct") == 0
+    assert live.queue([(ali, "post"), (sara, "post")], intent="post", kind="fanout") == 0
+    # A paused texter still gets answers to their own commands; HELP reaches even a stopped one.
+    assert live.queue([(ali, "ok"), (sara, "ok")], intent="answer", kind="answer") == 1
+    assert live.queue([(ali, "HELP text")], intent="help", kind="answer", even_if_stopped=True) == 1
+    live.send_all()
+
+    assert [m["body"] for m in simulator.inbox_for(live.redis, ALI)] == ["HELP text"]
+    assert [m["body"] for m in simulator.inbox_for(live.redis, SARA)] == ["ok"]
+
+    outbound.mark_stopped(live.redis, ali, False)
+    assert live.queue([(ali, "back")], intent="dm2", kind="direct") == 1
+
+
+def test_stop_between_queuing_and_sending_drops_the_sms(live: Live):
+    ali = live.subscriber(ALI)
+    live.queue([(ali, "news")], intent="post:1", kind="fanout")
+    outbound.mark_stopped(live.redis, ali, True)
+    live.send_all()
+
+    assert simulator.received_count(live.redis, ALI) == 0
+    assert status(live, "post:1", ali) == "cancelled"
+
+
+def test_answers_go_before_bulk_fanout(live: Live):
+    subs = [live.subscriber(f"+98912000{n:04d}") for n in range(20)]
+    live.queue([(s, "a followed post") for s in subs], intent="post:1", kind="fanout")
+    live.queue([(subs[-1], "your answer")], intent="answer:1", kind="answer")
+
+    live.send_all()
+
+    first = min(
+        (m for n in range(20) for m in simulator.inbox_for(live.redis, f"+98912000{n:04d}")),
+        key=lambda m: m["time"],
+    )
+    assert first["body"] == "your answer"
+
+
+def test_a_large_audience_is_queued_cheaply_as_one_job(live: Live):
+    pipe = live.redis.pipeline(transaction=False)
+    for sub in range(1, 10_001):
+        pipe.hset(keys.subscriber(sub), mapping={"handle": f"h{sub}", "phone": "ciphertext"})
+    pipe.execute()
+
+    began = time.monotonic()
+    queued = live.queue([(sub, "new post") for sub in range(1, 10_001)], intent="post:9", kind="fanout")
+    elapsed = time.monotonic() - began
+
+    assert queued == 10_000
+    assert elapsed < 3.0
+    assert live.redis.llen(keys.outbound_lane("fanout")) == 10_000
+    assert rq.Queue(keys.QUEUE_FANOUT, connection=live.rq_redis).count == 1
+
+
+@pytest.mark.parametrize("http_status", [429, 500])
+def test_throttling_and_server_errors_are_retried_until_each_sms_is_sent_once(
+    live: Live, fast_retries: None, http_status: int
+):
+    numbers = [f"+98912555{n:04d}" for n in range(6)]
+    subs = [live.subscriber(n) for n in numbers]
+    live.control("fail", count=8, status=http_status)
+
+    live.queue([(s, "hello") for s in subs], intent="burst", kind="fanout")
+    live.send_all()
+
+    assert [simulator.received_count(live.redis, n) for n in numbers] == [1] * 6
+    assert simulator.requests_received(live.redis) == 14
+    assert all(status(live, "burst", s) in ("sent", "delivered") for s in subs)
+    assert int(live.redis.hget(keys.OUTBOUND_STATS, "retried") or 0) == 8
+
+
+def test_retries_stop_after_the_last_attempt_with_the_code(
+    live: Live, fast_retries: None, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(sender, "MAX_ATTEMPTS", 3)
+    ali = live.subscriber(ALI)
+    live.control("fail", count=10, status=500)
+    live.queue([(ali, "hello")], intent="doomed")
+    live.send_all()
+
+    stored = outbound.get(live.redis, outbound.message_id("doomed", ali))
+    assert stored is not None and (stored.status, stored.error, stored.attempts) == ("failed", 20500, 3)
+    assert simulator.requests_received(live.redis) == 3
+
+
+@pytest.mark.parametrize("code", [21211, 21614, 21612, 21408])
+def test_permanent_errors_are_not_retried_and_keep_their_code(live: Live, code: int):
+    ali = live.subscriber(ALI)
+    live.control("fail", count=1, code=code)
+    live.queue([(ali, "hello")], intent="bad")
+    live.send_all()
+
+    stored = outbound.get(live.redis, outbound.message_id("bad", ali))
+    assert stored is not None and (stored.status, stored.error) == ("failed", code)
+    assert simulator.requests_received(live.redis) == 1
+    assert live.redis.hget(keys.OUTBOUND_STATS, f"failed:{code}") == "1"
+
+
+def test_twilio_21610_marks_the_subscriber_stopped(live: Live):
+    ali = live.subscriber(ALI)
+    live.control("fail", count=1, code=21610)
+    live.queue([(ali, "hello")], intent="unsubscribed")
+    live.send_all()
+
+    assert live.redis.hget(keys.subscriber(ali), "stopped") == "1"
+    assert status(live, "unsubscribed", ali) == "failed"
+    assert live.queue([(ali, "more")], intent="next", kind="direct") == 0
+
+
+def test_delivery_errors_reported_later_are_recorded(live: Live):
+    ali = live.subscriber(ALI)
+    live.control("fail", count=1, code=30006)
+    live.queue([(ali, "to a landline")], intent="landline")
+    live.send_all()
+
+    wait_until(lambda: status(live, "landline", ali) == "undelivered")
+    stored = outbound.get(live.redis, outbound.message_id("landline", ali))
+    assert stored is not None and stored.error == 30006
+
+
+class WorkerKilled(BaseException):
+    """A worker dying mid-job: not an error the sender could catch."""
+
+
+class DiesAfterTwilioAccepts:
+    def __init__(self, real: TwilioSender) -> None:
+        self.real = real
+
+    def send(self, to: str, body: str, status_callback: str) -> SendResult:
+        self.real.send(to, body, status_callback)
+        raise WorkerKilled
+
+
+class DiesBeforeCallingTwilio:
+    def send(self, to: str, body: str, status_callback: str) -> SendResult:
+        raise WorkerKilled
+
+
+def test_a_job_killed_after_twilio_accepted_is_rerun_without_a_second_api_call(live: Live):
+    ali = live.subscriber(ALI)
+    mid = outbound.message_id("reply:5", ali)
+    live.queue([(ali, "@sara replied: hi")], intent="reply:5", kind="direct")
+    with pytest.raises(WorkerKilled):
+        sender.drain(live.runtime, DiesAfterTwilioAccepts(live.sender), outbound.LANES)
+    assert simulator.requests_received(live.redis) == 1
+
+    # The watchdog returns the dead job's batch, and the job runs again.
+    sender.reclaim_stale(live.redis, older_than=0)
+    live.send_all()
+
+    assert simulator.requests_received(live.redis) == 1
+    # Twilio's callback (it carries our message id) settles the message.
+    wait_until(lambda: outbound.message_status(live.redis, mid) == "delivered")
+    assert sender.reap_unconfirmed(live.redis, grace=0) == 0
+    live.send_all()
+    assert simulator.received_count(live.redis, ALI) == 1
+
+
+def test_an_sms_never_confirmed_is_sent_again_only_after_the_grace_period(live: Live):
+    ali = live.subscriber(ALI)
+    mid = outbound.message_id("reply:6", ali)
+    live.queue([(ali, "hi")], intent="reply:6", kind="direct")
+    with pytest.raises(WorkerKilled):
+        sender.drain(live.runtime, DiesBeforeCallingTwilio(), outbound.LANES)
+    sender.reclaim_stale(live.redis, older_than=0)
+
+    live.send_all()  # outcome unknown: no call yet
+    assert sender.reap_unconfirmed(live.redis) == 0  # still within the grace period
+    assert simulator.requests_received(live.redis) == 0
+    assert outbound.message_status(live.redis, mid) == "sending"
+
+    assert sender.reap_unconfirmed(live.redis, grace=0) == 1
+    live.send_all()
+
+    assert simulator.received_count(live.redis, ALI) == 1
+    stored = outbound.get(live.redis, mid)
+    assert stored is not None and stored.attempts == 2
+
+
+@pytest.mark.e2e
+def test_a_worker_process_killed_after_twilio_accepted_never_sends_twice(live: Live):
+    ali = live.subscriber(ALI)
+    mid = outbound.message_id("kill", ali)
+    live.control("delay", seconds=3)  # Twilio takes the SMS, then is slow to answer and to report
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TWILIO_")}
+    env.update(live.config.as_env(), PYTHONUNBUFFERED="1")
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "gateway.cli", "worker"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        live.queue([(ali, "once only")], intent="kill", kind="direct")
+        wait_until(lambda: simulator.requests_received(live.redis) == 1, timeout=20)
+        worker.kill()
+    finally:
+        worker.kill()
+        worker.wait(timeout=10)
+    assert outbound.message_status(live.redis, mid) == "sending"
+
+    # The worst case: the whole batch is replayed, and a fresh worker runs the send job.
+    live.redis.rpush(keys.outbound_lane("replies"), mid)
+    outbound.enqueue_send_job(live.queues[keys.QUEUE_REPLIES], "replies")
+    run_worker(live)
+    assert simulator.requests_received(live.redis) == 1
+
+    wait_until(lambda: outbound.message_status(live.redis, mid) == "delivered", timeout=10)
+    assert sender.reap_unconfirmed(live.redis, grace=0) == 0
+    assert simulator.received_count(live.redis, ALI) == 1
+
+
+def test_a_real_worker_sends_the_queued_sms(live: Live):
+    ali = live.subscriber(ALI)
+    live.queue([(ali, "via rq")], intent="rq", kind="answer")
+
+    run_worker(live)
+
+    assert [m["body"] for m in simulator.inbox_for(live.redis, ALI)] == ["via rq"]
+    assert not live.redis.exists(keys.outbound_drain_scheduled("replies"))
+
+
+def test_no_phone_number_is_stored_or_logged(live: Live, caplog: pytest.LogCaptureFixture):
+    caplog.set_level("DEBUG")
+    subs = [live.subscriber(n) for n in (ALI, SARA, REZA)]
+    live.control("fail", count=1, code=21211)
+    live.queue([(s, "hello") for s in subs], intent="privacy")
+    run_worker(live)
+    wait_until(lambda: simulator.received_count(live.redis, SARA) == 1)
+
+    assert leaks(redis_dump(live.redis), [ALI, SARA, REZA]) == []
+    assert leaks(caplog.text, [ALI, SARA, REZA]) == []
+
+
+@pytest.mark.parametrize(
+    ("http_status", "code", "retryable", "stopped"),
+    [
+        (429, 20429, True, False),
+        (500, 20500, True, False),
+        (503, None, True, False),
+        (400, 21610, False, True),
+        (400, 21211, False, False),
+        (400, 21614, False, False),
+        (400, 30006, False, False),
+        (400, 21611, True, False),
+        (401, 20003, False, False),
+    ],
+    ids=["429", "500", "503-no-code", "21610", "21211", "21614", "30006", "21611-queue-full", "auth"],
+)
+def test_error_table(http_status: int, code: int | None, retryable: bool, stopped: bool):
+    error = twilio.classify(http_status, code, "The 'To' number +989121234567 is not valid")
+    assert (error.retryable, error.stopped) == (retryable, stopped)
+    assert error.code == (code or http_status)
+    assert "+989121234567" not in str(error)
+
+
+def test_connection_refused_is_retryable_and_certainly_not_sent(live: Live):
+    port = socket.socket()
+    port.bind(("127.0.0.1", 0))
+    closed = port.getsockname()[1]
+    port.close()
+    config = dataclasses.replace(live.config, twilio_api_base_url=f"http://127.0.0.1:{closed}")
+    adapter = TwilioSender(config)
+    with pytest.raises(SendError) as caught:
+        adapter.send(ALI, "hi", f"{live.url}/twilio/status?m=x")
+    adapter.close()
+    assert caught.value.retryable and not caught.value.outcome_unknown
+
+
+def test_no_answer_means_outcome_unknown(live: Live, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(twilio, "API_TIMEOUT_SECONDS", 0.3)
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()
+    accepted: list[socket.socket] = []
+    threading.Thread(target=lambda: accepted.append(silent.accept()[0]), daemon=True).start()
+    base = f"http://127.0.0.1:{silent.getsockname()[1]}"
+    config = dataclasses.replace(live.config, twilio_api_base_url=base)
+    adapter = TwilioSender(config)
+    try:
+        with pytest.raises(SendError) as caught:
+            adapter.send(ALI, "hi", f"{live.url}/twilio/status?m=x")
+    finally:
+        adapter.close()
+        for s in accepted:
+            s.close()
+        silent.close()
+    assert caught.value.outcome_unknown
+
+
+def test_the_watchdog_schedules_a_send_job_for_stranded_sms(live: Live):
+    ali = live.subscriber(ALI)
+    live.queue([(ali, "stranded")], intent="w")
+    live.redis.delete(keys.outbound_drain_scheduled("replies"))  # as if its job had been lost
+
+    assert sender.needs_drain(live.redis) == ["replies"]
+    assert sender.needs_drain(live.redis) == []  # the slot is taken now

@@ -1,0 +1,107 @@
+"""The shared send rate: SMS_MPS segments per second across all workers, counted at "Twilio"."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+import rq
+from redis import Redis
+
+from gateway import keys, outbound, pacing, sender
+from gateway.devphone import simulator
+from gateway.twilio import TwilioSender
+from tests.simulated import Live, running
+
+
+def _busiest_second(arrivals: list[tuple[float, int]]) -> int:
+    """The most segments that arrived within any one-second window [t, t + 1)."""
+    return max(sum(n for u, n in arrivals if t <= u < t + 1) for t, _ in arrivals)
+
+
+def _drain_in_threads(live: Live, workers: int) -> None:
+    """Send everything with several concurrent senders, as several worker processes would."""
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        own = TwilioSender(live.config)
+        try:
+            while True:
+                out = sender.drain(live.runtime, own, outbound.LANES, budget=5.0)
+                if not out.more and out.next_due is None:
+                    return
+        except BaseException as e:  # re-raised in the test thread below
+            errors.append(e)
+        finally:
+            own.close()
+
+    threads = [threading.Thread(target=work) for _ in range(workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not errors, errors
+
+
+def test_fifty_sms_at_five_per_second_never_exceed_five_in_any_second(redis_server: str, tmp_path: Path):
+    with running(redis_server, tmp_path, SMS_MPS="5") as live:
+        subs = [live.subscriber(f"+98912{n:07d}") for n in range(50)]
+        assert live.queue([(s, "one segment") for s in subs], intent="post:1", kind="fanout") == 50
+
+        _drain_in_threads(live, workers=2)
+
+        arrivals = sorted(simulator.arrivals(live.redis))
+        assert len(arrivals) == 50
+        assert arrivals[-1][0] - arrivals[0][0] >= 9.0
+        assert _busiest_second(arrivals) <= 5
+
+
+def test_long_sms_spend_their_segments_from_the_budget(redis_server: str, tmp_path: Path):
+    with running(redis_server, tmp_path, SMS_MPS="4") as live:
+        subs = [live.subscriber(f"+98912{n:07d}") for n in range(4)]
+        live.queue([(s, "x" * 300) for s in subs], intent="long", kind="fanout")  # 2 segments each
+
+        live.send_all()
+
+        arrivals = sorted(simulator.arrivals(live.redis))
+        assert [n for _, n in arrivals] == [2, 2, 2, 2]
+        assert arrivals[-1][0] - arrivals[0][0] >= 1.4  # 8 segments at 4/s: 3 gaps of 0.5 s
+        assert _busiest_second(arrivals) <= 4
+
+
+def test_acquire_grants_then_asks_to_wait(redis: Redis):
+    assert pacing.acquire(redis, 1, rate=2) == 0
+    wait = pacing.acquire(redis, 1, rate=2)
+    assert 0.4 < wait <= 1 / (2 * pacing.HEADROOM)
+    assert pacing.acquire(redis, 1, rate=2) > 0  # a refusal takes nothing
+
+
+@pytest.mark.parametrize("rate", [0, -1])
+def test_zero_or_negative_rate_means_unpaced(redis: Redis, rate: float):
+    assert all(pacing.acquire(redis, 10, rate) == 0 for _ in range(100))
+
+
+def test_a_send_job_hands_over_to_a_successor_and_frees_its_slot(
+    redis_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(sender, "JOB_BUDGET_SECONDS", 1.0)
+    jobs: list[str] = []
+    run_job = sender.run_job
+
+    def counted(*args: Any) -> None:
+        jobs.append(args[-1])
+        run_job(*args)
+
+    monkeypatch.setattr(sender, "run_job", counted)
+    with running(redis_server, tmp_path, SMS_MPS="2") as live:
+        subs = [live.subscriber(f"+98912{n:07d}") for n in range(5)]
+        live.queue([(s, "hi") for s in subs], intent="post:2", kind="fanout")
+        worker = rq.SimpleWorker([live.queues[q] for q in keys.QUEUES], connection=live.rq_redis)
+
+        worker.work(burst=True, logging_level="WARNING")
+
+        assert len(simulator.arrivals(live.redis)) == 5
+        assert len(jobs) >= 3  # each job gave the worker back after its budget
+        assert not live.redis.exists(keys.outbound_drain_scheduled("fanout"))

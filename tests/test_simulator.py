@@ -1,0 +1,127 @@
+"""The Twilio simulator speaks Twilio's Messages API: auth, request fields, response shape, errors."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+
+import pytest
+from flask.testing import FlaskClient
+from redis import Redis
+
+from gateway import keys, outbound
+from gateway.config import SIMULATOR_ACCOUNT_SID, SIMULATOR_AUTH_TOKEN, SIMULATOR_FROM
+from gateway.devphone import simulator
+from tests.privacy import leaks, redis_dump
+from tests.simulated import Live, running, wait_until
+
+URL = f"/dev/twilio/2010-04-01/Accounts/{SIMULATOR_ACCOUNT_SID}/Messages.json"
+AUTH = (SIMULATOR_ACCOUNT_SID, SIMULATOR_AUTH_TOKEN)
+TO = "+989121234567"
+# The properties of api.v2010.account.message in Twilio's OpenAPI description.
+MESSAGE_FIELDS = {
+    "body", "num_segments", "direction", "from", "to", "date_updated", "price", "error_message", "uri",
+    "account_sid", "num_media", "status", "messaging_service_sid", "sid", "date_sent", "date_created",
+    "error_code", "price_unit", "api_version", "subresource_uris",
+}  # fmt: skip
+
+
+def send(client: FlaskClient, auth: tuple[str, str] | None = AUTH, url: str = URL, **form: str | None):
+    fields = {"To": TO, "From": SIMULATOR_FROM, "Body": "salaam", **form}
+    return client.post(url, data={k: v for k, v in fields.items() if v is not None}, auth=auth)
+
+
+@pytest.mark.parametrize(
+    ("auth", "url"),
+    [
+        (None, URL),
+        ((SIMULATOR_ACCOUNT_SID, "wrong-token"), URL),
+        (AUTH, URL.replace(SIMULATOR_ACCOUNT_SID, "AC" + "f" * 32)),
+    ],
+    ids=["no-credentials", "wrong-token", "other-account"],
+)
+def test_requests_without_the_account_credentials_get_401(client: FlaskClient, auth, url: str):
+    response = send(client, auth=auth, url=url)
+    assert response.status_code == 401
+    assert response.get_json()["code"] == 20003
+    assert response.headers["WWW-Authenticate"].startswith("Basic")
+
+
+def test_a_message_is_answered_in_twilios_shape(client: FlaskClient, redis: Redis):
+    response = send(client, StatusCallback="https://kabootar.test/twilio/status?m=1")
+    assert response.status_code == 201
+    body = response.get_json()
+    assert set(body) == MESSAGE_FIELDS
+    assert re.fullmatch(r"SM[0-9a-f]{32}", body["sid"])
+    assert body["account_sid"] == SIMULATOR_ACCOUNT_SID
+    assert (body["to"], body["from"], body["body"]) == (TO, SIMULATOR_FROM, "salaam")
+    assert (body["status"], body["direction"], body["num_segments"]) == ("queued", "outbound-api", "1")
+    assert (body["price"], body["error_code"], body["api_version"]) == (None, None, "2010-04-01")
+    assert parsedate_to_datetime(body["date_created"]).tzinfo is not None
+    assert body["uri"] == f"/2010-04-01/Accounts/{SIMULATOR_ACCOUNT_SID}/Messages/{body['sid']}.json"
+    assert simulator.inbox_for(redis, TO)[0]["sid"] == body["sid"]
+
+
+def test_segments_are_counted_like_twilio(client: FlaskClient):
+    assert send(client, Body="س" * 71).get_json()["num_segments"] == "2"
+
+
+def test_a_messaging_service_picks_the_sender_later(client: FlaskClient):
+    body = send(client, From=None, MessagingServiceSid="MG" + "0" * 32).get_json()
+    assert (body["status"], body["from"], body["num_segments"]) == ("accepted", None, "0")
+
+
+@pytest.mark.parametrize(
+    ("form", "code"),
+    [({"To": "not-a-number"}, 21211), ({"To": ""}, 21604), ({"Body": ""}, 21602), ({"From": ""}, 21603)],
+    ids=["bad-to", "no-to", "no-body", "no-sender"],
+)
+def test_bad_input_gets_twilios_error(client: FlaskClient, redis: Redis, form: dict[str, str], code: int):
+    response = send(
+        client, To=form.get("To", TO), From=form.get("From", SIMULATOR_FROM), Body=form.get("Body", "hi")
+    )
+    assert response.status_code == 400
+    error = response.get_json()
+    assert (error["code"], error["status"]) == (code, 400)
+    assert error["more_info"] == f"https://www.twilio.com/docs/errors/{code}"
+    assert simulator.sent_count_by_recipient(redis) == {}
+
+
+def test_told_to_fail_it_fails_the_next_requests_then_recovers(client: FlaskClient, redis: Redis):
+    assert client.post("/dev/twilio/control/fail", data={"count": "2", "status": "429"}).status_code == 200
+    assert [send(client).status_code for _ in range(3)] == [429, 429, 201]
+    client.post("/dev/twilio/control/fail", data={"count": "1", "code": "21610"})
+    response = send(client)
+    assert (response.status_code, response.get_json()["code"]) == (400, 21610)
+    assert simulator.requests_received(redis) == 4
+    assert simulator.received_count(redis, TO) == 1
+
+    client.post("/dev/twilio/control/fail", data={"count": "5", "status": "500"})
+    assert client.post("/dev/twilio/control/reset").status_code == 200
+    assert send(client).status_code == 201
+    assert simulator.requests_received(redis) == 1
+
+
+@pytest.fixture
+def live(redis_server: str, tmp_path: Path) -> Iterator[Live]:
+    with running(redis_server, tmp_path) as gateway:
+        yield gateway
+
+
+def test_twilio_client_sends_and_signed_callbacks_come_back(live: Live):
+    sub = live.subscriber(TO)
+    live.queue([(sub, "hello")], intent="sim")
+    mid = outbound.message_id("sim", sub)
+
+    result = live.sender.send(TO, "hello from kabootar", f"{live.url}/twilio/status?m={mid}")
+
+    assert re.fullmatch(r"SM[0-9a-f]{32}", result.sid)
+    assert (result.status, result.num_segments) == ("queued", 1)
+    # Our /twilio/status accepts only correctly signed callbacks: these move the message on.
+    wait_until(lambda: outbound.message_status(live.redis, mid) == "delivered")
+    assert outbound.get(live.redis, mid).sid == result.sid  # type: ignore[union-attr]
+    assert simulator.inbox_for(live.redis, TO)[0]["status"] == "delivered"
+    live.queues[keys.QUEUE_REPLIES].empty()  # the send job we did not run (RQ's data is pickled)
+    assert leaks(redis_dump(live.redis), [TO]) == []
