@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import cast
 
 from redis import ConnectionPool, Redis
 from rq import Queue
@@ -165,7 +166,7 @@ def process(
 
 def reclaim_stale(redis: Redis, older_than: float = CLAIM_STALE_SECONDS) -> int:
     """Put the sids of dead drain jobs back at the head of the inbox; returns how many."""
-    stale = redis.zrangebyscore(keys.INBOX_CLAIMS, "-inf", time.time() - older_than)
+    stale = cast(list[str], redis.zrangebyscore(keys.INBOX_CLAIMS, "-inf", time.time() - older_than))
     script = redis.register_script(_RETURN_CLAIM)
     returned = 0
     for token in stale:

@@ -13,6 +13,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import cast
 
 from redis import Redis
 
@@ -176,7 +177,8 @@ def page(redis: Redis, timeline_key: str, before: int | None, limit: int) -> tup
     """Up to `limit` posts of a timeline older than `before`, newest first, and the next cursor."""
     limit = max(1, min(limit, MAX_PAGE))
     top = f"({before}" if before is not None else "+inf"
-    ids = [int(x) for x in redis.zrevrangebyscore(timeline_key, top, "-inf", start=0, num=limit + 1)]
+    found = cast(list[str], redis.zrevrangebyscore(timeline_key, top, "-inf", start=0, num=limit + 1))
+    ids = [int(x) for x in found]
     has_more = len(ids) > limit
     ids = ids[:limit]
     posts = get_many(redis, ids)
@@ -185,5 +187,5 @@ def page(redis: Redis, timeline_key: str, before: int | None, limit: int) -> tup
 
 def replies_to(redis: Redis, post_id: int, limit: int = MAX_PAGE) -> list[Post]:
     """A post's replies, oldest first, as a thread reads."""
-    ids = [int(x) for x in redis.zrange(keys.replies(post_id), 0, limit - 1)]
+    ids = [int(x) for x in cast(list[str], redis.zrange(keys.replies(post_id), 0, limit - 1))]
     return get_many(redis, ids)

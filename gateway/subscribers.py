@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import cast
 
 from redis import Redis
 
@@ -72,7 +73,7 @@ def register(redis: Redis, lookup_key: str, encrypted_phone: str) -> Subscriber:
 
 
 def handle_of(redis: Redis, sub_id: int) -> str | None:
-    return redis.hget(keys.subscriber(sub_id), "handle")
+    return cast(str | None, redis.hget(keys.subscriber(sub_id), "handle"))
 
 
 def handles_of(redis: Redis, sub_ids: list[int]) -> dict[int, str]:
