@@ -1,0 +1,182 @@
+"""Scenario 1, ingest: signed webhooks per second answered 200 and durably stored.
+
+Each app gets the same pre-signed requests (unique MessageSid each) from wrk with the
+baseline's wrk_post.lua, `-t2 -c32`, after a warm-up. Kabootar runs `kabootar web`
+with no workers, so every text it acknowledged must still be in its inbox afterwards;
+the tutorial's acknowledged texts must be RQ jobs in its queue. Both use a Redis with
+the append-only file fsynced on every write (as `make run`); an extra, informational
+run shows Kabootar with that file off, i.e. what the fsync costs. Beside them, the
+no-op app (signature check only) is the ceiling. Then, on a fresh Kabootar, py-spy
+samples the web workers under the same load for the ingest profile.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from redis import Redis
+
+from bench import wrk
+from bench.common import cores, cpu_delta, warm_up
+from bench.context import Context
+from bench.profile import Profiler
+from bench.report import Row, Section
+from bench.stacks import start_kabootar, start_peer, start_redis
+from gateway import keys
+
+TARGET_RATIO = 0.8
+RQ_QUEUE = "rq:queue:inbound"  # the tutorial's queue: one job id per acknowledged text
+
+
+def _script(ctx: Context) -> tuple[Path, str]:
+    """The baseline's wrk_post.lua when it is there, else ours (same format, never wraps)."""
+    if ctx.baseline is not None:
+        return ctx.baseline / "wrk_post.lua", "baseline wrk_post.lua"
+    return wrk.SEND_ONCE, "bench/wrk_send.lua"
+
+
+def _measure(
+    ctx: Context, base_url: str, path: str, cpu: Callable[[], dict[str, float]], stored: Callable[[], int]
+) -> dict[str, Any]:
+    """wrk for ingest_seconds; what was answered, what was stored, and the CPU it took."""
+    script, _ = _script(ctx)
+    requests = ctx.requests("ingest", ctx.settings.ingest_requests)
+    env = {"REQS": str(requests), "PATH_SMS": path}
+    stored0, cpu0 = stored(), cpu()
+    result = wrk.run(
+        base_url, ctx.settings.ingest_seconds, script=script, env=env, log=ctx.out / "logs" / "ingest-wrk.log"
+    )
+    time.sleep(0.5)  # requests wrk abandoned at the bell finish on the server
+    used = cpu_delta(cpu0, cpu())
+    used["wrk"] = round(result.cpu_seconds, 2)
+    kept = stored() - stored0
+    return {
+        "wrk": result.as_dict(),
+        "answered_2xx_per_s": result.ok / result.seconds,
+        "answered_2xx": result.ok,
+        "stored": kept,
+        "lost": max(0, result.ok - kept),
+        "cpu_seconds": used,
+        "cores_busy": cores(used, result.seconds),
+    }
+
+
+def _kabootar_stored(redis: Redis) -> int:
+    """Texts Kabootar holds: waiting in the inbox, or already posts."""
+    return int(redis.llen(keys.INBOX)) + int(redis.zcard(keys.TIMELINE_ALL))
+
+
+def _kabootar(ctx: Context, durable: bool) -> dict[str, Any]:
+    name = "ingest-kabootar" if durable else "ingest-kabootar-no-aof"
+    with ctx.fleet(name) as fleet:
+        kb = start_kabootar(fleet, ctx.port, workers=0, durable=durable)
+        warm_up(kb.base_url, ctx.requests("warm", ctx.settings.warm_texts), "/twilio/sms")
+        redis = kb.redis
+        out = _measure(ctx, kb.base_url, "/twilio/sms", fleet.cpu_by_role, lambda: _kabootar_stored(redis))
+    out["redis"] = "AOF appendfsync always (as make run)" if durable else "AOF off"
+    return out
+
+
+def _peer(ctx: Context, label: str, module: str) -> dict[str, Any]:
+    assert ctx.baseline is not None
+    with ctx.fleet(f"ingest-{label}") as fleet:
+        server = start_redis(fleet, "redis", durable=True) if module == "app" else None
+        peer = start_peer(fleet, ctx.baseline, module, ctx.signed_url, redis=server)
+        warm_up(peer.base_url, ctx.requests("warm", ctx.settings.warm_texts), "/sms")
+        client = server.client() if server else None
+        out = _measure(
+            ctx, peer.base_url, "/sms", fleet.cpu_by_role, lambda: int(client.llen(RQ_QUEUE)) if client else 0
+        )
+    if client is None:
+        out["stored"] = out["lost"] = None  # the ceiling stores nothing
+    out["redis"] = "AOF appendfsync always (same as Kabootar's)" if server else "none"
+    return out
+
+
+def run(ctx: Context) -> Section:
+    s = ctx.settings
+    figures: dict[str, dict[str, Any]] = {}
+    if ctx.baseline is not None:
+        figures["noop"] = _peer(ctx, "noop", "noop_app")
+        figures["tutorial"] = _peer(ctx, "tutorial", "app")
+    figures["kabootar"] = _kabootar(ctx, durable=True)
+    figures["kabootar_aof_off"] = _kabootar(ctx, durable=False)
+    section = Section(raw={"apps": figures, "script": _script(ctx)[1], "wrk": "-t2 -c32 --latency"})
+    section.raw["requests_file_lines"] = s.ingest_requests
+    section.profiles = _profile(ctx)
+
+    kb = figures["kabootar"]
+    noop = figures.get("noop", {}).get("answered_2xx_per_s")
+    tutorial = figures.get("tutorial", {}).get("answered_2xx_per_s")
+    notes = [f"stored {kb['stored']:,} of {kb['answered_2xx']:,} answered (inbox)"]
+    if kb["lost"]:
+        notes.append(f"LOST {kb['lost']} acknowledged texts")
+    if any(f["answered_2xx"] >= s.ingest_requests for f in figures.values()):
+        notes.append("the request file ran out: some MessageSids were sent twice")
+    notes.append("Redis AOF fsync always (Kabootar and tutorial)")
+    if ctx.baseline is None:
+        notes.insert(0, "peers skipped: no baseline folder")
+    ratio = kb["answered_2xx_per_s"] / noop if noop else None
+    peers = {"noop": noop, "tutorial": tutorial} if ctx.baseline else {}
+    section.rows.append(
+        Row(
+            "1 ingest",
+            "signed webhooks/s answered 200 and stored",
+            kb["answered_2xx_per_s"],
+            "/s",
+            peers=peers,
+            ratio=ratio,
+            ratio_of="of noop",
+            target=f"≥ {TARGET_RATIO} × noop",
+            passed=None if ratio is None else ratio >= TARGET_RATIO and not kb["lost"],
+            note="; ".join(notes),
+        )
+    )
+    off = figures["kabootar_aof_off"]
+    section.rows.append(
+        Row(
+            "1 ingest",
+            "same, Redis AOF off (what fsync costs; informational)",
+            off["answered_2xx_per_s"],
+            "/s",
+            ratio=off["answered_2xx_per_s"] / noop if noop else None,
+            ratio_of="of noop",
+        )
+    )
+    section.rows.append(
+        Row(
+            "1 ingest",
+            "webhook latency p99 under that load (wrk)",
+            kb["wrk"]["latency_ms"].get("p99"),
+            "ms",
+            peers={
+                k: v["wrk"]["latency_ms"].get("p99") for k, v in figures.items() if k in ("noop", "tutorial")
+            },
+        )
+    )
+    return section
+
+
+def _profile(ctx: Context) -> dict[str, object]:
+    """py-spy on Kabootar's web workers while wrk offers texts for profile_seconds."""
+    s = ctx.settings
+    profiler = Profiler(ctx.out / "profiles")
+    if not profiler.available:
+        return {"note": "py-spy is not installed (the bench extra): no profile"}
+    ctx.requests("profile", s.profile_lines)
+    offered = ctx.slice("profile", s.profile_texts, s.profile_lines - s.profile_texts)
+    with ctx.fleet("ingest-profile") as fleet:
+        kb = start_kabootar(fleet, ctx.port, workers=0, durable=True)
+        warm_up(kb.base_url, ctx.requests("warm", s.warm_texts), "/twilio/sms")
+        assert kb.web is not None
+        try:
+            profiler.attach("ingest-web", kb.web.pid, subprocesses=True)
+            time.sleep(1.0)  # py-spy attaches
+            env = {"REQS": str(offered), "PATH_SMS": "/twilio/sms"}
+            result = wrk.run(kb.base_url, s.profile_seconds, script=wrk.SEND_ONCE, env=env)
+        finally:
+            summaries = profiler.finish()
+    return {**summaries, "ingest_rps_while_profiled": result.rps}
