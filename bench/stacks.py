@@ -2,7 +2,7 @@
 
 Kabootar: redis-server started the way `kabootar run` starts it (gateway.embedded_redis,
 append-only file fsynced on every write unless a scenario says otherwise), `kabootar web`
-(gunicorn, 2 sync workers) and `kabootar worker` processes. The peers run from
+(gunicorn as gateway/gunicorn_conf.py sets it up) and `kabootar worker` processes. The peers run from
 ../shared/baseline as its README says: `gunicorn -w 2 app:app` / `noop_app:app`, and
 `rq worker` (forking by default, or SimpleWorker), against the same kind of redis-server.
 """

@@ -57,6 +57,10 @@ def start(data_dir: Path, port: int, durable: bool = True, **popen: Any) -> subp
         "warning",
         "--logfile",
         str((data_dir / "redis.log").resolve()),
+        # A post's body is longer than the default 64 bytes, which would store every
+        # post as a full hash table (~836 bytes) instead of a compact list (~370).
+        "--hash-max-ziplist-value",
+        "1024",
     ]
     if durable:
         args += ["--appendonly", "yes", "--appendfsync", "always"]

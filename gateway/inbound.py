@@ -74,10 +74,11 @@ class InboundSMS:
 
 def store(redis: Redis, vault: PhoneVault, sms: InboundSMS) -> str:
     """Store and queue a text in one round trip. Returns "duplicate", "stored" or "schedule"."""
+    from_key, from_encrypted = vault.protect(sms.sender)
     fields = {
         "sid": sms.message_sid,
-        "from_key": vault.lookup_key(sms.sender),
-        "from": vault.encrypt(sms.sender),
+        "from_key": from_key,
+        "from": from_encrypted,
         "body": sms.body,
         "at": f"{sms.received_at:.3f}",
     }

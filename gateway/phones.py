@@ -17,10 +17,14 @@ from cryptography.fernet import Fernet
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+
 
 def normalize(number: str) -> str:
     """E.164 form of a number Twilio gave us; short codes and sender ids stay as they are."""
     raw = number.strip()
+    if _E164.match(raw):
+        return raw  # what Twilio sends: already normal, and phonenumbers is slow to say so
     try:
         parsed = phonenumbers.parse(raw, None)
     except phonenumbers.NumberParseException:
@@ -59,11 +63,22 @@ class PhoneVault:
 
     def lookup_key(self, number: str) -> str:
         """Keyed hash of the normalised number: the only form used to find a subscriber."""
-        digest = hmac.new(self._hmac_key, normalize(number).encode(), hashlib.sha256).digest()
-        return base64.urlsafe_b64encode(digest[:18]).decode()
+        return self._lookup_key(normalize(number))
 
     def encrypt(self, number: str) -> str:
-        return self._fernet.encrypt(normalize(number).encode()).decode()
+        return self._encrypt(normalize(number))
+
+    def protect(self, number: str) -> tuple[str, str]:
+        """(lookup key, ciphertext) of a number, normalising it once."""
+        normal = normalize(number)
+        return self._lookup_key(normal), self._encrypt(normal)
+
+    def _lookup_key(self, normal: str) -> str:
+        digest = hmac.new(self._hmac_key, normal.encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest[:18]).decode()
+
+    def _encrypt(self, normal: str) -> str:
+        return self._fernet.encrypt(normal.encode()).decode()
 
     def decrypt(self, token: str) -> str:
         return self._fernet.decrypt(token.encode()).decode()
