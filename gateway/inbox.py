@@ -160,7 +160,11 @@ def process(
         ],
     )
     fanout.enqueue(out.rq_queues, post_ids)  # before the texts go: a rerun must still fan out
-    redis.delete(*(keys.inbound_message(t.sid) for t in texts))
+    pipe = redis.pipeline(transaction=False)
+    pipe.delete(*(keys.inbound_message(t.sid) for t in texts))
+    now = time.time()
+    stats.observe_latencies(pipe, "webhook_to_post", (now - t.received_at for t in texts))
+    pipe.execute()
     return post_ids
 
 
@@ -192,19 +196,12 @@ def drain(redis: Redis, process_batch: Callable[[Redis, list[str]], object] = pr
                 return handled
             redis.set(keys.INBOX_DRAIN_SCHEDULED, "1", px=DRAIN_SCHEDULE_TTL_MS)
             continue
-        # Read when each text came in (for the console's latency) with the refresh we send anyway.
-        pipe = redis.pipeline(transaction=False)
-        pipe.pexpire(keys.INBOX_DRAIN_SCHEDULED, DRAIN_SCHEDULE_TTL_MS)
-        for sid in sids:
-            pipe.hget(keys.inbound_message(sid), "at")
-        received_at = [float(at) for at in pipe.execute()[1:] if at]
+        redis.pexpire(keys.INBOX_DRAIN_SCHEDULED, DRAIN_SCHEDULE_TTL_MS)
         made = process_batch(redis, sids)
         pipe = redis.pipeline(transaction=False)
         pipe.delete(claim_key)
         pipe.zrem(keys.INBOX_CLAIMS, token)
-        now = time.time()
         stats.record_many(pipe, {"drained": len(sids), "posts": len(made) if isinstance(made, list) else 0})
-        stats.observe_latencies(pipe, "webhook_to_post", (now - at for at in received_at))
         pipe.execute()
         handled += len(sids)
 
