@@ -19,7 +19,18 @@ from typing import cast
 from redis import ConnectionPool, Redis
 from rq import Queue
 
-from gateway import actions, conversation, fanout, keys, moderation, posts, queues, stats, subscribers
+from gateway import (
+    actions,
+    conversation,
+    fanout,
+    keys,
+    moderation,
+    posts,
+    queues,
+    stats,
+    subscribers,
+    throttle,
+)
 from gateway.config import Config
 from gateway.inbound import DRAIN_SCHEDULE_TTL_MS
 
@@ -131,6 +142,19 @@ def process(
     held = [t for t in texts if t.sid in sorted_.posts and authors[t.from_key].id in blocked]
     if held:
         moderation.count_blocked(redis, len(held))
+    # Over SENDER_POSTS_PER_MINUTE: kept, and posted once the minute has passed.
+    deferred = set(
+        throttle.over_limit(
+            redis,
+            [
+                (t.sid, authors[t.from_key].id)
+                for t in texts
+                if t.sid in sorted_.posts and authors[t.from_key].id not in blocked
+            ],
+            config.sender_posts_per_minute,
+            time.time(),
+        )
+    )
     new_posts = [
         posts.NewPost(
             body=t.body,
@@ -142,7 +166,7 @@ def process(
             created_at=t.received_at,
         )
         for t in texts
-        if t.sid in sorted_.posts and authors[t.from_key].id not in blocked
+        if t.sid in sorted_.posts and authors[t.from_key].id not in blocked and t.sid not in deferred
     ]
     post_ids = posts.create_many(redis, new_posts) if new_posts else []
     first_texts: dict[str, StoredText] = {}
@@ -161,9 +185,11 @@ def process(
     )
     fanout.enqueue(out.rq_queues, post_ids)  # before the texts go: a rerun must still fan out
     pipe = redis.pipeline(transaction=False)
-    pipe.delete(*(keys.inbound_message(t.sid) for t in texts))
+    done = [t for t in texts if t.sid not in deferred]
+    if done:
+        pipe.delete(*(keys.inbound_message(t.sid) for t in done))
     now = time.time()
-    stats.observe_latencies(pipe, "webhook_to_post", (now - t.received_at for t in texts))
+    stats.observe_latencies(pipe, "webhook_to_post", (now - t.received_at for t in done))
     pipe.execute()
     return post_ids
 

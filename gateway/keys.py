@@ -156,3 +156,12 @@ def stats_minute(minute: int) -> str:
 def ops_login_failures(kind: str, value: str) -> str:
     """Count of recent failed logins for an operator name or a client address (kind "name"/"addr")."""
     return f"{PREFIX}ops:fail:{kind}:{value}"
+
+
+# Sender throttling (gateway/throttle.py)
+INBOX_DEFERRED = PREFIX + "inbox:deferred"  # zset: MessageSid -> when it may be posted
+
+
+def post_rate(sub_id: int | str, minute: int | str) -> str:
+    """Counter: posts one texter made in one minute (unix time // 60)."""
+    return f"{PREFIX}rate:posts:{sub_id}:{minute}"

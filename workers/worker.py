@@ -22,7 +22,7 @@ from redis import Redis
 from redis.exceptions import RedisError
 from rq import SimpleWorker
 
-from gateway import inbox, keys, outbound, queues, sender
+from gateway import inbox, keys, outbound, queues, sender, throttle
 from gateway.ops import backlog
 from gateway.runtime import Runtime
 from workers import context
@@ -45,6 +45,7 @@ def watch(runtime: Runtime, rq_redis: Redis, name: str, stop: threading.Event) -
         try:
             runtime.redis.zadd(keys.WORKER_HEARTBEAT, {name: time.time()})
             inbox.reclaim_stale(runtime.redis)
+            throttle.promote_due(runtime.redis)
             if inbox.needs_drain(runtime.redis):
                 queues.enqueue_drain(rq_queues[keys.QUEUE_INBOUND])
             for lane in sender.needs_drain(runtime.redis):

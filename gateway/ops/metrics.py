@@ -70,6 +70,7 @@ class KabootarCollector(Collector):
         yield counter("kabootar_texts_received", "Texts stored from the webhook", "received")
         yield counter("kabootar_texts_duplicate", "Repeated deliveries of a MessageSid", "duplicate")
         yield counter("kabootar_texts_blocked", "Texts from blocked handles (no post)", "blocked")
+        yield counter("kabootar_texts_throttled", "Texts held back by SENDER_POSTS_PER_MINUTE", "throttled")
         yield counter("kabootar_posts", "Posts made from texts", "posts")
         refused = CounterMetricFamily("kabootar_webhooks_refused", "Webhooks refused", labels=["reason"])
         refused.add_metric(["signature"], self.totals.get("rejected", 0.0))

@@ -42,6 +42,7 @@ def _pipeline(window: stats.Window) -> dict[str, Any]:
         "malformed": window.total("malformed"),
         "duplicates": window.total("duplicate"),
         "blocked": window.total("blocked"),
+        "throttled": window.total("throttled"),
         "latency": {name: _latency(window, name) for name in stats.LATENCIES},
     }
 
