@@ -8,6 +8,7 @@ old posts show the new handle.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Sequence
@@ -17,7 +18,7 @@ from typing import cast
 
 from redis import Redis
 
-from gateway import keys, subscribers, text
+from gateway import keys, text
 
 # One atomic step: a post made for a message id that already made one returns the
 # existing id, so a job that runs twice still makes one post.
@@ -138,34 +139,94 @@ def create(redis: Redis, new: NewPost) -> int:
     return create_many(redis, [new])[0]
 
 
-def _from_hash(post_id: int, h: dict[str, str], handles: dict[int, str]) -> Post:
-    author = int(h["sub"]) if h.get("sub") else None
-    body = h.get("body", "")
+# Reading: one round trip for a page or a batch, the post hashes and their authors'
+# current handles together. A row is what a post's rendering depends on, in _FIELDS
+# order after the id, then the handle: equal rows render equally, so a reader can
+# cache by them. ARGV: post key prefix, subscriber key prefix, "1" to keep hidden ones.
+_FIELDS = ("body", "src", "at", "sub", "name", "re", "media", "hidden")
+_ROWS = f"""
+local FIELDS = {{{", ".join(repr(f) for f in _FIELDS)}}}
+local function add_rows(ids, out)
+  for _, id in ipairs(ids) do
+    local h = redis.call('HMGET', ARGV[1] .. id, unpack(FIELDS))
+    if (h[1] or h[2] or h[3]) and (ARGV[3] == '1' or h[8] ~= '1') then
+      out[#out + 1] = id
+      for j = 1, #FIELDS do out[#out + 1] = h[j] end
+      out[#out + 1] = h[4] and redis.call('HGET', ARGV[2] .. h[4], 'handle')
+    end
+  end
+  return out
+end
+"""
+# ARGV[4…]: post ids.
+_GET = _ROWS + "return add_rows({unpack(ARGV, 4)}, {})"
+# KEYS: timeline. ARGV[4]: max score ("+inf" or "(<id>"), ARGV[5]: limit. The first
+# element is the next cursor (false on the last page).
+_PAGE = (
+    _ROWS
+    + """
+local limit = tonumber(ARGV[5])
+local ids = redis.call('ZREVRANGEBYSCORE', KEYS[1], ARGV[4], '-inf', 'LIMIT', 0, limit + 1)
+local out = {false}
+if #ids > limit then out[1] = ids[limit]; ids[limit + 1] = nil end
+return add_rows(ids, out)
+"""
+)
+_ROW = len(_FIELDS) + 2
+Row = tuple[str | None, ...]
+
+
+@functools.lru_cache(maxsize=8192)
+def _extract(body: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """A body's tags and mentions: a post's text never changes, so each is found once."""
+    return tuple(text.tags(body)), tuple(text.mentions(body))
+
+
+def _from_row(row: Row) -> Post:
+    post_id, body, src, at, sub, name, reply_to, media, hidden, handle = row
+    body = body or ""
+    found_tags, found_mentions = _extract(body)
     return Post(
-        id=post_id,
-        handle=handles.get(author, "") if author is not None else h.get("name", ""),
+        id=int(post_id or 0),
+        handle=(handle or "") if sub else (name or ""),
         body=body,
-        created_at=datetime.fromtimestamp(float(h.get("at", "0")), tz=UTC),
-        tags=text.tags(body),
-        mentions=text.mentions(body),
-        reply_to=int(h["re"]) if h.get("re") else None,
-        source=h.get("src", "sms"),
-        media=json.loads(h["media"]) if h.get("media") else [],
-        author_id=author,
-        hidden=h.get("hidden") == "1",
+        created_at=datetime.fromtimestamp(float(at or "0"), tz=UTC),
+        tags=list(found_tags),
+        mentions=list(found_mentions),
+        reply_to=int(reply_to) if reply_to else None,
+        source=src or "sms",
+        media=json.loads(media) if media else [],
+        author_id=int(sub) if sub else None,
+        hidden=hidden == "1",
     )
+
+
+def _rows(flat: list[str | None]) -> tuple[Row, ...]:
+    return tuple(tuple(flat[i : i + _ROW]) for i in range(0, len(flat), _ROW))
+
+
+@dataclass(frozen=True)
+class Page:
+    """A page of a timeline as stored: `rows` (hashable, so equal pages can share one
+    rendering) and `next`, the cursor of the page after it (None on the last)."""
+
+    rows: tuple[Row, ...]
+    next: int | None
+
+    def posts(self) -> list[Post]:
+        return [_from_row(row) for row in self.rows]
+
+
+def _read_args(include_hidden: bool) -> list[str]:
+    return [keys.post(""), keys.subscriber(""), "1" if include_hidden else "0"]
 
 
 def get_many(redis: Redis, post_ids: Sequence[int], include_hidden: bool = False) -> list[Post]:
     """Posts by id, in the order given; missing (and, unless asked, hidden) ones left out."""
-    pipe = redis.pipeline(transaction=False)
-    for post_id in post_ids:
-        pipe.hgetall(keys.post(post_id))
-    hashes = pipe.execute()
-    authors = [int(h["sub"]) for h in hashes if h.get("sub")]
-    handles = subscribers.handles_of(redis, authors) if authors else {}
-    found = [_from_hash(pid, h, handles) for pid, h in zip(post_ids, hashes, strict=True) if h]
-    return [p for p in found if include_hidden or not p.hidden]
+    if not post_ids:
+        return []
+    flat = redis.register_script(_GET)(args=[*_read_args(include_hidden), *post_ids])
+    return [_from_row(row) for row in _rows(cast(list[str | None], flat))]
 
 
 def get(redis: Redis, post_id: int) -> Post | None:
@@ -173,16 +234,19 @@ def get(redis: Redis, post_id: int) -> Post | None:
     return found[0] if found else None
 
 
-def page(redis: Redis, timeline_key: str, before: int | None, limit: int) -> tuple[list[Post], int | None]:
-    """Up to `limit` posts of a timeline older than `before`, newest first, and the next cursor."""
+def read_page(redis: Redis, timeline_key: str, before: int | None, limit: int) -> Page:
+    """Up to `limit` visible posts of a timeline older than `before`, newest first: one round trip."""
     limit = max(1, min(limit, MAX_PAGE))
     top = f"({before}" if before is not None else "+inf"
-    found = cast(list[str], redis.zrevrangebyscore(timeline_key, top, "-inf", start=0, num=limit + 1))
-    ids = [int(x) for x in found]
-    has_more = len(ids) > limit
-    ids = ids[:limit]
-    posts = get_many(redis, ids)
-    return posts, (ids[-1] if has_more and ids else None)
+    args: list[str | int] = [*_read_args(False), top, limit]
+    flat = cast(list[str | None], redis.register_script(_PAGE)(keys=[timeline_key], args=args))
+    return Page(_rows(flat[1:]), int(flat[0]) if flat[0] else None)
+
+
+def page(redis: Redis, timeline_key: str, before: int | None, limit: int) -> tuple[list[Post], int | None]:
+    """Up to `limit` posts of a timeline older than `before`, newest first, and the next cursor."""
+    found = read_page(redis, timeline_key, before, limit)
+    return found.posts(), found.next
 
 
 def replies_to(redis: Redis, post_id: int, limit: int = MAX_PAGE) -> list[Post]:

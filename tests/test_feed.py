@@ -11,7 +11,7 @@ import pytest
 from flask.testing import FlaskClient
 from redis import Redis
 
-from gateway import create_app, keys, posts
+from gateway import account, create_app, keys, posts, subscribers
 from gateway.config import Config
 from tests.conftest import TEST_PUBLIC_URL, Twilio
 
@@ -325,3 +325,18 @@ def test_reply_form_appears_once_the_reply_route_exists(config: Config, redis: R
     response = with_route.test_client().get(f"/posts/{post_id}")
     assert f'<form method="post" action="/posts/{post_id}/replies">' in response.get_data(as_text=True)
     assert response.cache_control.private  # the form's CSRF token is this reader's alone
+
+
+@pytest.mark.parametrize("path", ["/", "/feed.atom", "/api/v1/posts", "/tags/news"])
+def test_a_page_read_just_before_a_hide_or_rename_shows_the_change_at_once(
+    redis: Redis, client: FlaskClient, path: str
+):
+    author = subscribers.register(redis, "lookup-key", "ciphertext")
+    make_posts(redis, ["stays #news", "goes away #news"], author_id=author.id)
+    first = client.get(path).get_data(as_text=True)
+    assert "goes away" in first and author.handle in first
+    redis.hset(keys.post(2), "hidden", "1")
+    assert account.rename(redis, author.id, "new_name") == "renamed"
+    again = client.get(path).get_data(as_text=True)
+    assert "goes away" not in again and "stays" in again
+    assert "new_name" in again and author.handle not in again

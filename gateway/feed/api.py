@@ -13,14 +13,16 @@ from flask.typing import ResponseReturnValue
 
 from gateway import posts
 from gateway.extension import kabootar
-from gateway.feed import query
+from gateway.feed import cache, query
 from gateway.feed.blueprint import bp
+
+JSON_TYPE = "application/json; charset=utf-8"
 
 
 def json_response(payload: object, status: int = 200) -> Response:
     """`payload` as UTF-8 JSON, non-ASCII left as is (Flask's jsonify would escape it)."""
     body = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
-    return Response(body, status, content_type="application/json; charset=utf-8")
+    return Response(body, status, content_type=JSON_TYPE)
 
 
 def _error(status: int, message: str) -> Response:
@@ -48,8 +50,13 @@ def api_posts() -> ResponseReturnValue:
         timeline = query.everything()
     if timeline is None:
         return _error(404, f"no such {'handle' if handle else 'tag'}")
-    found, cursor = posts.page(redis, timeline.key, before, limit)
-    return json_response({"posts": [p.to_json() for p in found], "next": cursor})
+    found = posts.read_page(redis, timeline.key, before, limit)
+    return cache.response(("api", found), lambda: _page_json(found), JSON_TYPE)
+
+
+def _page_json(found: posts.Page) -> str:
+    payload = {"posts": [p.to_json() for p in found.posts()], "next": found.next}
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
 
 
 @bp.get("/api/v1/posts/<post_id>")

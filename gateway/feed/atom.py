@@ -8,12 +8,12 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Response, url_for
+from flask import request, url_for
 from flask.typing import ResponseReturnValue
 
 from gateway import posts
 from gateway.extension import kabootar
-from gateway.feed import query, render
+from gateway.feed import cache, query, render
 from gateway.feed.blueprint import bp
 from gateway.feed.query import Timeline
 from gateway.feed.views import error_page
@@ -79,15 +79,28 @@ def _serve(timeline: Timeline | None, page_endpoint: str, **params: Any) -> Resp
     """The newest page of a timeline as Atom; the same 404 page as the HTML when unknown."""
     if timeline is None:
         return error_page(404, "Nothing here: no such handle or tag.")
-    found, _ = posts.page(kabootar().runtime.redis, timeline.key, None, query.PAGE_SIZE)
-    document = build(
+    found = posts.read_page(kabootar().runtime.redis, timeline.key, None, query.PAGE_SIZE)
+    public_url = kabootar().runtime.config.public_url
+
+    def make() -> bytes:
+        return build(
+            timeline,
+            found.posts(),
+            public_url=public_url,
+            self_path=url_for(f"feed.atom_{timeline.kind}", **params),
+            html_path=url_for(page_endpoint, **params),
+        )
+
+    key = (
+        "atom",
+        public_url,
+        request.script_root,
+        page_endpoint,
+        tuple(sorted(params.items())),
         timeline,
         found,
-        public_url=kabootar().runtime.config.public_url,
-        self_path=url_for(f"feed.atom_{timeline.kind}", **params),
-        html_path=url_for(page_endpoint, **params),
     )
-    return Response(document, content_type=ATOM_TYPE)
+    return cache.response(key, make, ATOM_TYPE)
 
 
 @bp.get("/feed.atom")

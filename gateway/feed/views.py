@@ -10,9 +10,11 @@ from werkzeug.exceptions import HTTPException
 
 from gateway import posts
 from gateway.extension import kabootar
-from gateway.feed import query, render
+from gateway.feed import cache, query, render
 from gateway.feed.blueprint import bp
 from gateway.feed.query import Timeline
+
+HTML_TYPE = "text/html; charset=utf-8"
 
 
 @bp.context_processor
@@ -33,15 +35,21 @@ def _timeline_page(timeline: Timeline | None, endpoint: str, **params: Any) -> R
         before = query.parse_before(request.args.get("before"))
     except query.BadRequest as e:
         return error_page(400, str(e))
-    found, cursor = posts.page(kabootar().runtime.redis, timeline.key, before, query.PAGE_SIZE)
-    return render_template(
-        "feed/timeline.html",
-        timeline=timeline,
-        posts=found,
-        older=url_for(endpoint, **params, before=cursor) if cursor else None,
-        newest=url_for(endpoint, **params) if before is not None else None,
-        atom_url=url_for(f"feed.atom_{timeline.kind}", **params),
-    )
+    found = posts.read_page(kabootar().runtime.redis, timeline.key, before, query.PAGE_SIZE)
+
+    def make() -> str:
+        return render_template(
+            "feed/timeline.html",
+            timeline=timeline,
+            posts=found.posts(),
+            older=url_for(endpoint, **params, before=found.next) if found.next else None,
+            newest=url_for(endpoint, **params) if before is not None else None,
+            atom_url=url_for(f"feed.atom_{timeline.kind}", **params),
+        )
+
+    # The links depend on where the app is mounted, the endpoint and its parameters.
+    key = ("page", request.script_root, endpoint, tuple(sorted(params.items())), timeline, before, found)
+    return cache.response(key, make, HTML_TYPE)
 
 
 @bp.get("/")
