@@ -1,5 +1,11 @@
 """The workers' side of outbound SMS: claim a batch, pace it, call Twilio once per message.
 
+A batch costs three round trips to Redis whatever its size (read the messages, begin
+them all, settle them all, each a pipeline of per-message scripts), and its API calls
+run SEND_CONCURRENCY at a time in a thread pool, one recipient's in the order queued.
+When paced, the batch reserves its slots of the shared rate at once (`pacing.reserve`)
+and each call waits for its own slot.
+
 Like the inbox, a send job claims a batch of ids by moving them into a claim list of its
 own, so a killed worker's batch goes back to its lane (`reclaim_stale`). Each message
 then moves queued → sending atomically before the API call; only the job that made that
@@ -16,11 +22,13 @@ never stuck behind a long fan-out.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 import time
 import uuid
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
@@ -36,9 +44,12 @@ from gateway.twilio import SendError, SendResult
 log = logging.getLogger(__name__)
 
 JOB_BUDGET_SECONDS = 10.0
-BATCH_SECONDS = 5.0  # a claimed batch takes about this long at the paced rate
-MAX_BATCH = 50
-CLAIM_STALE_SECONDS = 120.0  # a live job touches its claim at every message
+# A paced batch reserves this long of the shared send rate at once: an answer queued
+# meanwhile waits at most this long behind bulk SMS for its slot.
+BATCH_SECONDS = 1.0
+MAX_BATCH = 100
+SEND_CONCURRENCY = 16  # API calls in flight per send job
+CLAIM_STALE_SECONDS = 120.0  # a live job touches its claim at every batch
 # Twilio's callbacks come within seconds: this long a silence means it never took the SMS.
 UNCONFIRMED_GRACE_SECONDS = 600.0
 MAX_ATTEMPTS = 8
@@ -112,82 +123,149 @@ def _next_due(redis: Redis, lanes: Sequence[str]) -> float | None:
     return min(dues) if dues else None
 
 
-def _send_one(
-    runtime: Runtime, sender: Sender, lane: str, token: str, mid: str, created: float | None = None
-) -> None:
-    """Begin (queued → sending), call Twilio, settle the outcome, count it for the console."""
-    redis, now = runtime.redis, time.time()
-    begin_keys = [
-        keys.outbound_message(mid),
-        keys.OUTBOUND_SENDING,
-        keys.outbound_claim(token),
-        keys.outbound_claims(lane),
-        keys.OUTBOUND_STATS,
-    ]
-    began: list[str] = _script(redis, "begin", begin_keys, [f"{now:.3f}", mid, keys.subscriber(""), token])
-    if began[0] != "go":
-        return
-    body, phone_encrypted, attempts = began[1], began[2], int(began[3])
-    callback = f"{runtime.config.public_url}/twilio/status?m={mid}"
-    outcome, sid, segs, code, due = "sent", "", 0, "", 0.0
+@dataclass(frozen=True)
+class _Attempt:
+    """One message's API call, as the settle script and the console's figures need it."""
+
+    mid: str
+    created: float | None
+    outcome: str = "sent"  # sent / retry / failed / unknown
+    sid: str = ""
+    segments: int = 0
+    code: str = ""
+    due: float = 0.0
+
+
+def _call(sender: Sender, mid: str, to: str, body: str, callback: str, attempts: int, at: float) -> _Attempt:
+    """Wait for the message's slot of the send rate, then call Twilio."""
+    delay = at - time.monotonic()
+    if delay > 0:
+        time.sleep(delay)
     try:
-        result = sender.send(runtime.vault.decrypt(phone_encrypted), body, callback)
-        sid, segs = result.sid, result.num_segments or segments.segments(body)
+        result = sender.send(to, body, callback)
+        return _Attempt(mid, None, sid=result.sid, segments=result.num_segments or segments.segments(body))
     except SendError as e:
-        code = str(e.code)
         if e.outcome_unknown:
-            outcome = "unknown"
+            outcome, due = "unknown", 0.0
         elif e.retryable and attempts < MAX_ATTEMPTS:
             outcome, due = "retry", time.time() + backoff(attempts)
         else:
-            outcome = "failed"
+            outcome, due = "failed", 0.0
         log.info("SMS %s attempt %d: %s (%s)", mid, attempts, outcome, e.message)
+        return _Attempt(mid, None, outcome=outcome, code=str(e.code), due=due)
     except Exception as e:  # never a crash: the outcome is simply unknown
-        outcome, code = "unknown", "0"
         log.error("SMS %s attempt %d: unexpected %s", mid, attempts, type(e).__name__)
-    settle_keys = [
-        keys.outbound_message(mid),
-        keys.OUTBOUND_SENDING,
-        keys.OUTBOUND_STATS,
-        keys.outbound_delayed(lane),
-    ]
-    args = [outcome, mid, f"{time.time():.3f}", sid, segs, code, f"{due:.3f}", keys.subscriber("")]
-    _script(redis, "settle", settle_keys, args)
-    _count(redis, lane, outcome, code, segs, created)
+        return _Attempt(mid, None, outcome="unknown", code="0")
 
 
-def _count(redis: Redis, lane: str, outcome: str, code: str, segs: int, created: float | None) -> None:
-    """The console's figures for one attempt, in one pipeline."""
+_Call = tuple[str, str, str, str, int, float]  # mid, to, body, callback, attempts, slot
+
+
+def _call_in_order(sender: Sender, calls: Sequence[_Call]) -> list[_Attempt]:
+    """One recipient's calls, one after the other, so their SMS leave in the order queued
+    (in a pool thread)."""
+    return [_call(sender, *call) for call in calls]
+
+
+def _begin_all(redis: Redis, lane: str, token: str, ids: Sequence[str]) -> list[list[str]]:
+    """Move each message queued → sending (one script call each, one round trip in all)."""
+    script, now = redis.register_script(LUA["begin"]), f"{time.time():.3f}"
     pipe = redis.pipeline(transaction=False)
-    if outcome in ("sent", "failed"):
-        stats.record(pipe, f"out:sms-{lane}")
-        stats.record_sms(pipe, outcome, code or None, segments=segs)
-    if outcome == "sent" and created:
-        stats.observe_latency(pipe, "post_to_sms", time.time() - created)
+    for mid in ids:
+        ks = [
+            keys.outbound_message(mid),
+            keys.OUTBOUND_SENDING,
+            keys.outbound_claim(token),
+            keys.outbound_claims(lane),
+            keys.OUTBOUND_STATS,
+        ]
+        script(keys=ks, args=[now, mid, keys.subscriber(""), token], client=pipe)
+    return cast(list[list[str]], pipe.execute())
+
+
+def _settle_all(redis: Redis, lane: str, done: Sequence[_Attempt]) -> None:
+    """Record every outcome, and count it for the console, in one round trip."""
+    if not done:
+        return
+    script, now = redis.register_script(LUA["settle"]), f"{time.time():.3f}"
+    delayed = keys.outbound_delayed(lane)
+    pipe = redis.pipeline(transaction=False)
+    for a in done:
+        ks = [keys.outbound_message(a.mid), keys.OUTBOUND_SENDING, keys.OUTBOUND_STATS, delayed]
+        args: list[str | int] = [a.outcome, a.mid, now, a.sid, a.segments, a.code, f"{a.due:.3f}"]
+        args.append(keys.subscriber(""))
+        script(keys=ks, args=args, client=pipe)
+        if a.outcome in ("sent", "failed"):
+            stats.record(pipe, f"out:sms-{lane}")
+            stats.record_sms(pipe, a.outcome, a.code or None, segments=a.segments)
+        if a.outcome == "sent" and a.created:
+            stats.observe_latency(pipe, "post_to_sms", time.time() - a.created)
     pipe.execute()
 
 
 def _send_batch(
-    runtime: Runtime, sender: Sender, lane: str, token: str, ids: list[str], deadline: float
+    runtime: Runtime,
+    sender: Sender,
+    pool: ThreadPoolExecutor,
+    lane: str,
+    token: str,
+    ids: list[str],
+    deadline: float,
 ) -> float | None:
     """Send a claimed batch. Returns None when done, else (the send rate being spent until
-    after `deadline`) the unix time to resume at; the unsent ids go back to the lane."""
+    after `deadline`) the unix time to resume at; the unsent ids go back to the lane.
+
+    The whole batch takes three round trips to Redis (read, begin, settle) besides its
+    slots of the send rate; the API calls run SEND_CONCURRENCY at a time, each at its slot.
+    """
     redis, rate = runtime.redis, runtime.config.sms_mps
     pipe = redis.pipeline(transaction=False)
     for mid in ids:
-        pipe.hmget(keys.outbound_message(mid), "status", "body", "created")
+        pipe.hmget(keys.outbound_message(mid), "status", "body", "created", "r")
+    rows = pipe.execute()
+    # Only a queued message costs a slot of the send rate; the rest just leave the claim.
+    queued = [i for i, row in enumerate(rows) if row[0] == "queued"]
+    costs = [segments.segments(rows[i][1] or "") for i in queued]
+    slots = pacing.reserve(redis, costs, rate, horizon=max(0.0, deadline - time.monotonic()))
     resume_at = None
-    for mid, (status, body, created) in zip(ids, pipe.execute(), strict=True):
-        # Only a queued message costs a slot of the send rate; the rest just leave the claim.
-        if status == "queued":
-            wait = pacing.wait_for(redis, segments.segments(body or ""), rate, deadline)
-            if wait:
-                resume_at = time.time() + wait
-                break
-        _send_one(runtime, sender, lane, token, mid, float(created) if created else None)
+    cut = len(ids)
+    if slots.granted < len(queued):
+        cut = queued[slots.granted]
+        resume_at = time.time() + slots.wait + seconds_for(rate, costs, slots.granted)
+    slot_of = dict(zip(queued, slots.at, strict=False))
+    began = _begin_all(redis, lane, token, ids[:cut]) if cut else []
+    # Calls run SEND_CONCURRENCY at a time, but one recipient's in the order queued.
+    by_recipient: dict[str, list[_Call]] = {}
+    created: dict[str, float | None] = {}
+    for i, (mid, got) in enumerate(zip(ids, began, strict=False)):
+        if got[0] != "go":
+            continue
+        body, phone, attempts = got[1], runtime.vault.decrypt(got[2]), int(got[3])
+        callback = f"{runtime.config.public_url}/twilio/status?m={mid}"
+        call = (mid, phone, body, callback, attempts, slot_of.get(i, time.monotonic()))
+        by_recipient.setdefault(rows[i][3] or mid, []).append(call)
+        created[mid] = float(rows[i][2]) if rows[i][2] else None
+    futures = [pool.submit(_call_in_order, sender, calls) for calls in by_recipient.values()]
+    done: list[_Attempt] = []
+    killed: BaseException | None = None
+    for future in futures:
+        try:
+            attempts_made = future.result()
+        except BaseException as e:  # the worker is going down: settle what finished, then go
+            killed = killed or e
+            continue
+        done += [dataclasses.replace(a, created=created[a.mid]) for a in attempts_made]
+    _settle_all(redis, lane, done)
+    if killed is not None:
+        raise killed
     claim = [keys.outbound_lane(lane), keys.outbound_claim(token), keys.outbound_claims(lane)]
     _script(redis, "return", claim, [token])
     return resume_at
+
+
+def seconds_for(rate: float, costs: Sequence[int], granted: int) -> float:
+    """How long the granted part of a batch holds the send rate (0 when unpaced)."""
+    return 0.0 if rate <= 0 else sum(costs[:granted]) * pacing.seconds_per_segment(rate)
 
 
 def has_work(redis: Redis, lane: str) -> bool:
@@ -204,6 +282,21 @@ def drain(
     runtime: Runtime, sender: Sender, lanes: Sequence[str], budget: float | None = None
 ) -> DrainOutcome:
     """Send what waits in `lanes` (earlier lanes first) for up to `budget` seconds."""
+    pool = ThreadPoolExecutor(SEND_CONCURRENCY, thread_name_prefix="sms-send")
+    try:
+        return _drain(runtime, sender, pool, lanes, budget)
+    finally:
+        # A call not yet started was never made: its SMS stays "sending" until reaped.
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _drain(
+    runtime: Runtime,
+    sender: Sender,
+    pool: ThreadPoolExecutor,
+    lanes: Sequence[str],
+    budget: float | None,
+) -> DrainOutcome:
     redis, rate = runtime.redis, runtime.config.sms_mps
     batch = MAX_BATCH if rate <= 0 else max(1, min(MAX_BATCH, int(rate * BATCH_SECONDS)))
     deadline = time.monotonic() + (JOB_BUDGET_SECONDS if budget is None else budget)
@@ -216,7 +309,7 @@ def drain(
             claim = [keys.outbound_lane(lane), keys.outbound_claim(token), keys.outbound_claims(lane)]
             ids: list[str] = _script(redis, "claim", claim, [batch, token, f"{time.time():.3f}"])
             if ids:
-                resume_at = _send_batch(runtime, sender, lane, token, ids, deadline)
+                resume_at = _send_batch(runtime, sender, pool, lane, token, ids, deadline)
                 if resume_at is not None:
                     return _leftover(redis, lanes, resume_at)
                 break

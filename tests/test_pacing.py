@@ -105,3 +105,26 @@ def test_a_send_job_hands_over_to_a_successor_and_frees_its_slot(
         assert len(simulator.arrivals(live.redis)) == 5
         assert len(jobs) >= 3  # each job gave the worker back after its budget
         assert not live.redis.exists(keys.outbound_drain_scheduled("fanout"))
+
+
+def test_a_reserved_batch_is_spaced_at_the_rate_and_the_next_one_queues_behind_it(redis: Redis):
+    spacing = 1 / (10 * pacing.HEADROOM)
+    first = pacing.reserve(redis, [1, 2, 1], rate=10)
+    assert first.granted == 3 and first.wait == 0
+    gaps = [b - a for a, b in zip(first.at, first.at[1:], strict=False)]
+    assert gaps == pytest.approx([spacing, 2 * spacing], abs=1e-6)  # a long SMS costs two slots
+
+    second = pacing.reserve(redis, [1], rate=10)
+    # The next slot comes after the first batch's four segments, never among them.
+    assert second.at[0] - first.at[0] == pytest.approx(4 * spacing, abs=0.01)
+
+
+def test_only_slots_within_the_horizon_are_granted_and_a_refusal_takes_nothing(redis: Redis):
+    spacing = 1 / (4 * pacing.HEADROOM)  # about 0.26 s
+    got = pacing.reserve(redis, [1] * 10, rate=4, horizon=1.0)
+    assert got.granted == 4  # slots at 0, 0.26, 0.52 and 0.77 s; the fifth would start after 1 s
+
+    refused = pacing.reserve(redis, [1], rate=4, horizon=0.5)
+    assert refused.granted == 0 and refused.wait == pytest.approx(4 * spacing, abs=0.02)
+    again = pacing.reserve(redis, [1], rate=4, horizon=5.0)
+    assert again.wait == pytest.approx(4 * spacing, abs=0.02)  # the refusal moved nothing on

@@ -31,6 +31,18 @@ if left <= 0 then return {} end
 redis.call('HINCRBY', KEYS[1], 'remaining', -1)
 return redis.call('HMGET', KEYS[1], 'status', 'code')
 """
+# KEYS: requests counter, failure hash, delay.  ARGV: "1" if the request is authorised.
+# Counts the request and, if authorised, takes a pending failure: {status, code, delay}.
+_ARRIVE = """
+redis.call('INCR', KEYS[1])
+local delay = redis.call('GET', KEYS[3]) or '0'
+if ARGV[1] ~= '1' then return {false, false, delay} end
+local left = tonumber(redis.call('HGET', KEYS[2], 'remaining') or '0')
+if left <= 0 then return {false, false, delay} end
+redis.call('HINCRBY', KEYS[2], 'remaining', -1)
+local f = redis.call('HMGET', KEYS[2], 'status', 'code')
+return {f[1], f[2], delay}
+"""
 # KEYS: message.  ARGV: status.  Only a message that still exists (tests flush between runs).
 _SET_STATUS = """
 if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'status', ARGV[1]) end
@@ -75,9 +87,22 @@ def take_failure(redis: Redis) -> tuple[int, int] | None:
     return int(status or 0), int(code or 0)
 
 
-def record(redis: Redis, sid: str, to: str, body: str, num_segments: int) -> None:
-    """Remember an accepted message in its recipient's inbox."""
-    h, now = number_hash(to), time.time()
+def arrive(redis: Redis, authorised: bool) -> tuple[tuple[int, int] | None, float]:
+    """Count an API request; for an authorised one, take the failure tests asked for, if any.
+    Returns (the (HTTP status, Twilio code) to fail with, or None; seconds to stall). One
+    round trip: this runs for every SMS of a fan-out."""
+    status, code, stall = redis.register_script(_ARRIVE)(
+        keys=[REQUESTS, FAILURE, DELAY], args=["1" if authorised else "0"]
+    )
+    failure = None if status is None and code is None else (int(status or 0), int(code or 0))
+    return failure, float(stall or 0)
+
+
+def record(
+    redis: Redis, sid: str, to: str, body: str, num_segments: int, arrived: float | None = None
+) -> None:
+    """Remember an accepted message in its recipient's inbox (`arrived`: when the request came)."""
+    h, now = number_hash(to), time.time() if arrived is None else arrived
     pipe = redis.pipeline(transaction=True)
     pipe.hset(
         _message(sid),
