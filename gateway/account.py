@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 
 from redis import Redis
 
-from gateway import follows, handles, keys, posts, text
+from gateway import follows, handles, keys, posts, scripts, text
 from gateway.text import fold
 
 DONE_TTL_SECONDS = 7 * 24 * 3600  # as long as a MessageSid can come back (inbound.SEEN_TTL_SECONDS)
@@ -37,7 +37,7 @@ def rename(redis: Redis, sub_id: int, new_handle: str) -> str:
     if not handles.is_valid(new_handle):
         return "invalid"
     old = str(redis.hget(keys.subscriber(sub_id), "handle") or "")
-    script = redis.register_script(_RENAME)
+    script = scripts.load(redis, _RENAME)
     result: str = script(
         keys=[keys.HANDLE_INDEX, keys.subscriber(sub_id)],
         args=[sub_id, fold(old), fold(new_handle), new_handle],

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from redis import Redis
 
-from gateway import keys, stats
+from gateway import keys, scripts, stats
 from gateway.phones import PhoneVault
 
 MAX_MEDIA = 10  # Twilio sends at most 10 media items per MMS
@@ -84,7 +84,7 @@ def store(redis: Redis, vault: PhoneVault, sms: InboundSMS) -> str:
     }
     if sms.media:
         fields["media"] = json.dumps(sms.media)
-    script = redis.register_script(_INGEST)
+    script = scripts.load(redis, _INGEST)
     result = script(
         keys=[
             keys.seen_message(sms.message_sid),

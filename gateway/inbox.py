@@ -27,6 +27,7 @@ from gateway import (
     moderation,
     posts,
     queues,
+    scripts,
     stats,
     subscribers,
     throttle,
@@ -197,7 +198,7 @@ def process(
 def reclaim_stale(redis: Redis, older_than: float = CLAIM_STALE_SECONDS) -> int:
     """Put the sids of dead drain jobs back at the head of the inbox; returns how many."""
     stale = cast(list[str], redis.zrangebyscore(keys.INBOX_CLAIMS, "-inf", time.time() - older_than))
-    script = redis.register_script(_RETURN_CLAIM)
+    script = scripts.load(redis, _RETURN_CLAIM)
     returned = 0
     for token in stale:
         returned += int(script(keys=[keys.INBOX, keys.inbox_claim(token), keys.INBOX_CLAIMS], args=[token]))
@@ -208,7 +209,7 @@ def reclaim_stale(redis: Redis, older_than: float = CLAIM_STALE_SECONDS) -> int:
 
 def drain(redis: Redis, process_batch: Callable[[Redis, list[str]], object] = process) -> int:
     """Process the inbox until it is empty; returns how many texts this call handled."""
-    claim = redis.register_script(_CLAIM)
+    claim = scripts.load(redis, _CLAIM)
     handled = 0
     while True:
         token = uuid.uuid4().hex

@@ -23,7 +23,7 @@ import rq
 from redis import Redis
 from rq import Retry
 
-from gateway import keys, stats
+from gateway import keys, scripts, stats
 
 KINDS = ("answer", "direct", "fanout")
 LANES = ("replies", "fanout")
@@ -156,7 +156,7 @@ def queue(
     if kind not in KINDS:
         raise ValueError(f"unknown kind {kind!r}")
     lane = LANE_OF_KIND[kind]
-    script = redis.register_script(_QUEUE)
+    script = scripts.load(redis, _QUEUE)
     queued, schedule = 0, False
     for start in range(0, len(messages), QUEUE_CHUNK):
         chunk = messages[start : start + QUEUE_CHUNK]
@@ -226,7 +226,7 @@ def record_callback(redis: Redis, message_id: str, message_sid: str, twilio_stat
     if ours is None:
         return "stale"
     code = error.strip() if error.strip().isdigit() and error.strip() != "0" else ""
-    result = redis.register_script(_CALLBACK)(
+    result = scripts.load(redis, _CALLBACK)(
         keys=[keys.outbound_message(message_id), keys.OUTBOUND_SENDING, keys.OUTBOUND_STATS],
         args=[ours, message_sid, code, f"{time.time():.3f}", message_id, keys.subscriber("")],
     )

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from redis import Redis
 
-from gateway import keys
+from gateway import keys, scripts
 
 # Pace a little under the limit: a request reaches Twilio some milliseconds after our
 # slot for it, and by a delay that varies per call (thread wake-up, the other requests in
@@ -81,7 +81,7 @@ def reserve(redis: Redis, segments: Sequence[int], rate: float, horizon: float =
     per_ms = seconds_per_segment(rate) * 1000.0
     args: list[str | int] = [f"{per_ms:.6f}", f"{max(0.0, horizon) * 1000.0:.3f}"]
     args += [max(1, int(n)) for n in segments]
-    first, granted = redis.register_script(_RESERVE)(keys=[keys.OUTBOUND_PACING], args=args)
+    first, granted = scripts.load(redis, _RESERVE)(keys=[keys.OUTBOUND_PACING], args=args)
     wait = float(first) / 1000.0
     # Slots count from after Redis answered: late by a round trip at most, never early.
     at, slot = [], time.monotonic() + wait

@@ -18,7 +18,7 @@ from typing import cast
 
 from redis import Redis
 
-from gateway import keys, text
+from gateway import keys, scripts, text
 
 # One atomic step: a post made for a message id that already made one returns the
 # existing id, so a job that runs twice still makes one post.
@@ -127,7 +127,7 @@ def _create_args(new: NewPost) -> tuple[list[str], list[str]]:
 
 def create_many(redis: Redis, new_posts: Sequence[NewPost]) -> list[int]:
     """Make posts in one round trip; returns their ids (an existing id for a repeat)."""
-    script = redis.register_script(_CREATE)
+    script = scripts.load(redis, _CREATE)
     pipe = redis.pipeline(transaction=False)
     for new in new_posts:
         script_keys, args = _create_args(new)
@@ -225,7 +225,7 @@ def get_many(redis: Redis, post_ids: Sequence[int], include_hidden: bool = False
     """Posts by id, in the order given; missing (and, unless asked, hidden) ones left out."""
     if not post_ids:
         return []
-    flat = redis.register_script(_GET)(args=[*_read_args(include_hidden), *post_ids])
+    flat = scripts.load(redis, _GET)(args=[*_read_args(include_hidden), *post_ids])
     return [_from_row(row) for row in _rows(cast(list[str | None], flat))]
 
 
@@ -239,7 +239,7 @@ def read_page(redis: Redis, timeline_key: str, before: int | None, limit: int) -
     limit = max(1, min(limit, MAX_PAGE))
     top = f"({before}" if before is not None else "+inf"
     args: list[str | int] = [*_read_args(False), top, limit]
-    flat = cast(list[str | None], redis.register_script(_PAGE)(keys=[timeline_key], args=args))
+    flat = cast(list[str | None], scripts.load(redis, _PAGE)(keys=[timeline_key], args=args))
     return Page(_rows(flat[1:]), int(flat[0]) if flat[0] else None)
 
 

@@ -35,7 +35,7 @@ from typing import Any, Protocol, cast
 from redis import Redis
 from rq import Queue
 
-from gateway import keys, pacing, segments, stats
+from gateway import keys, pacing, scripts, segments, stats
 from gateway.outbound import DRAIN_FLAG_TTL_MS, LANES, RQ_QUEUE_OF_LANE, enqueue_send_job
 from gateway.runtime import Runtime
 from gateway.sender_scripts import LUA
@@ -68,7 +68,7 @@ class DrainOutcome:
 
 
 def _script(redis: Redis, name: str, keys_: Sequence[str], args: Sequence[Any]) -> Any:
-    return redis.register_script(LUA[name])(keys=list(keys_), args=list(args))
+    return scripts.load(redis, LUA[name])(keys=list(keys_), args=list(args))
 
 
 def backoff(attempts: int) -> float:
@@ -169,7 +169,7 @@ def _call_in_order(sender: Sender, calls: Sequence[_Call]) -> list[_Attempt]:
 
 def _begin_all(redis: Redis, lane: str, token: str, ids: Sequence[str]) -> list[list[str]]:
     """Move each message queued → sending (one script call each, one round trip in all)."""
-    script, now = redis.register_script(LUA["begin"]), f"{time.time():.3f}"
+    script, now = scripts.load(redis, LUA["begin"]), f"{time.time():.3f}"
     pipe = redis.pipeline(transaction=False)
     for mid in ids:
         ks = [
@@ -187,7 +187,7 @@ def _settle_all(redis: Redis, lane: str, done: Sequence[_Attempt]) -> None:
     """Record every outcome, and count it for the console, in one round trip."""
     if not done:
         return
-    script, now = redis.register_script(LUA["settle"]), f"{time.time():.3f}"
+    script, now = scripts.load(redis, LUA["settle"]), f"{time.time():.3f}"
     delayed = keys.outbound_delayed(lane)
     pipe = redis.pipeline(transaction=False)
     for a in done:

@@ -13,7 +13,7 @@ from typing import cast
 
 from redis import Redis
 
-from gateway import handles, keys
+from gateway import handles, keys, scripts
 from gateway.text import fold
 
 # Atomic registration: two drain jobs seeing the same new number make one subscriber,
@@ -52,7 +52,7 @@ def find_ids(redis: Redis, lookup_keys: list[str]) -> list[int | None]:
 
 def register(redis: Redis, lookup_key: str, encrypted_phone: str) -> Subscriber:
     """The subscriber with this number, created with a fresh random handle if new."""
-    script = redis.register_script(_REGISTER)
+    script = scripts.load(redis, _REGISTER)
     for _ in range(20):
         result = script(
             keys=[keys.PHONE_INDEX, keys.HANDLE_INDEX, keys.SUBSCRIBER_SEQ],

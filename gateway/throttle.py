@@ -15,7 +15,7 @@ from typing import cast
 
 from redis import Redis
 
-from gateway import keys, stats
+from gateway import keys, scripts, stats
 
 # KEYS: deferred zset, inbox.  ARGV: now, most to move
 _PROMOTE = """
@@ -65,5 +65,5 @@ def over_limit(redis: Redis, candidates: Sequence[tuple[str, int]], limit: int, 
 def promote_due(redis: Redis, now: float | None = None, most: int = 1000) -> int:
     """Return texts whose wait is over to the inbox; returns how many."""
     now = time.time() if now is None else now
-    script = redis.register_script(_PROMOTE)
+    script = scripts.load(redis, _PROMOTE)
     return int(script(keys=[keys.INBOX_DEFERRED, keys.INBOX], args=[f"{now:.3f}", most]))

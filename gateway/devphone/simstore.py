@@ -13,7 +13,7 @@ from typing import Any, cast
 
 from redis import Redis
 
-from gateway import keys
+from gateway import keys, scripts
 from gateway.phones import normalize
 
 P = keys.SIMULATOR_PREFIX
@@ -80,7 +80,7 @@ def delay(redis: Redis) -> float:
 
 def take_failure(redis: Redis) -> tuple[int, int] | None:
     """The (HTTP status, Twilio code) this request must fail with, if tests asked for one."""
-    found = redis.register_script(_TAKE_FAILURE)(keys=[FAILURE])
+    found = scripts.load(redis, _TAKE_FAILURE)(keys=[FAILURE])
     if not found:
         return None
     status, code = found
@@ -91,7 +91,7 @@ def arrive(redis: Redis, authorised: bool) -> tuple[tuple[int, int] | None, floa
     """Count an API request; for an authorised one, take the failure tests asked for, if any.
     Returns (the (HTTP status, Twilio code) to fail with, or None; seconds to stall). One
     round trip: this runs for every SMS of a fan-out."""
-    status, code, stall = redis.register_script(_ARRIVE)(
+    status, code, stall = scripts.load(redis, _ARRIVE)(
         keys=[REQUESTS, FAILURE, DELAY], args=["1" if authorised else "0"]
     )
     failure = None if status is None and code is None else (int(status or 0), int(code or 0))
@@ -122,7 +122,7 @@ def record(
 
 
 def set_status(redis: Redis, sid: str, status: str) -> None:
-    redis.register_script(_SET_STATUS)(keys=[_message(sid)], args=[status])
+    scripts.load(redis, _SET_STATUS)(keys=[_message(sid)], args=[status])
 
 
 def inbox_for(redis: Redis, number: str) -> list[dict[str, Any]]:
