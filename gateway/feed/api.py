@@ -62,10 +62,8 @@ def _page_json(found: posts.Page) -> str:
 @bp.get("/api/v1/posts/<post_id>")
 def api_post(post_id: str) -> ResponseReturnValue:
     """One post with its replies, oldest first."""
-    pid = query.parse_post_id(post_id)
-    redis = kabootar().runtime.redis
-    post = posts.get(redis, pid) if pid is not None else None
-    if post is None:
+    found = query.thread(kabootar().runtime.redis, post_id)
+    if found is None:
         return _error(404, "no such post")
-    replies = posts.replies_to(redis, post.id)
+    post, replies = found
     return json_response({**post.to_json(), "replies": [r.to_json() for r in replies]})

@@ -86,3 +86,12 @@ def parse_limit(raw: str | None, default: int = PAGE_SIZE) -> int:
 def parse_post_id(raw: str) -> int | None:
     """A post id from a URL path; None when it cannot name a post."""
     return int(raw) if _DIGITS.fullmatch(raw) else None
+
+
+def thread(redis: Redis, raw_id: str) -> tuple[posts.Post, list[posts.Post]] | None:
+    """A visible post named in a URL path, with its replies oldest first; None if none."""
+    pid = parse_post_id(raw_id)
+    post = posts.get(redis, pid) if pid is not None else None
+    if post is None:
+        return None
+    return post, posts.replies_to(redis, post.id)

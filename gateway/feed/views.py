@@ -80,17 +80,16 @@ def _reply_form_action(post_id: int) -> str | None:
 
 @bp.get("/posts/<post_id>")
 def post_page(post_id: str) -> ResponseReturnValue:
-    pid = query.parse_post_id(post_id)
-    redis = kabootar().runtime.redis
-    post = posts.get(redis, pid) if pid is not None else None
-    if post is None:
+    found = query.thread(kabootar().runtime.redis, post_id)
+    if found is None:
         return error_page(404, "No such post.")
+    post, replies = found
     reply_action = _reply_form_action(post.id)
     response = make_response(
         render_template(
             "feed/post.html",
             post=post,
-            replies=posts.replies_to(redis, post.id),
+            replies=replies,
             reply_action=reply_action,
         )
     )
