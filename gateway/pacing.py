@@ -24,12 +24,13 @@ from redis import Redis
 
 from gateway import keys, scripts
 
-# Pace a little under the limit: a request reaches Twilio some milliseconds after our
-# slot for it, and by a delay that varies per call (thread wake-up, the other requests in
-# flight; 10–30 ms measured here under load, more while the box is saturated). At 0.97
-# `make bench` once saw 101 arrivals in one second at SMS_MPS=100; 0.95 leaves ~50 ms of
-# bunching before the limit where Twilio counts them.
-HEADROOM = 0.95
+# Pace under the limit: a request reaches Twilio some time after our slot for it, by a
+# delay that varies per call (thread wake-up, the other requests in flight: 10–30 ms
+# here, over 50 ms while the box is saturated). Spacing at 1/(0.9 × rate) leaves ~110 ms
+# of bunching per second before the limit where Twilio counts: 0.97 and then 0.95 each
+# let one SMS too many through a second under load (bench at 100/s; the test at 5/s).
+# The price is ~10% of the allowed rate; exceeding SMS_MPS is not an option.
+HEADROOM = 0.9
 
 # KEYS: bucket.  ARGV: ms one segment costs, horizon ms, then each message's segments.
 # Grants the longest prefix of the messages whose slots start within the horizon.
