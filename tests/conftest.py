@@ -19,6 +19,7 @@ from gateway.config import Config
 from gateway.runtime import Runtime
 from gateway.twilio import SignatureChecker
 from tests.live import processes  # noqa: F401  (fixture: real Kabootar processes)
+from tests.report import pytest_terminal_summary, report  # noqa: F401  (fault tests' figures)
 from workers import context
 
 TEST_PUBLIC_URL = "https://kabootar.test"
