@@ -40,6 +40,10 @@ def create_app(config: Config | None = None, test_config: Mapping[str, Any] | No
         signatures=SignatureChecker(config.twilio_auth_token, config.public_url),
     )
 
+    from gateway import security_headers
+
+    app.after_request(security_headers.add_headers)  # CSP, nosniff, no framing: every response
+
     from gateway import health, webhook
     from gateway.feed import bp as feed_bp
 
@@ -64,5 +68,10 @@ def create_app(config: Config | None = None, test_config: Mapping[str, Any] | No
 
         app.register_blueprint(simulator_bp)
 
+    from gateway.webhook_wsgi import FastWebhook
+
+    # Ordinary texts are stored before Flask is entered: see webhook_wsgi.py for why.
+    fast = FastWebhook(app.wsgi_app, app.extensions["kabootar"], lambda: security_headers.header_list(app))
+    app.wsgi_app = fast  # type: ignore[method-assign]
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return app

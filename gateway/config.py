@@ -37,6 +37,10 @@ class Config:
     sms_max_segments: int = 2  # longest fan-out SMS, in segments
     sender_posts_per_minute: int = 20  # posts one number may make per minute
     metrics_public: bool = False  # serve /metrics without login
+    # Proxies in front of the web app that append the client to X-Forwarded-For; 0: none,
+    # the connection's own address is the client (rate limits and login lockouts count by it).
+    # Set it only if the app cannot be reached but through them: else anyone can forge it.
+    trusted_proxies: int = 0
     var_dir: Path = field(default_factory=lambda: Path("var"))  # dev data: Redis files, secret key
 
     @classmethod
@@ -70,6 +74,7 @@ class Config:
             sms_max_segments=int(env.get("SMS_MAX_SEGMENTS", "2")),
             sender_posts_per_minute=int(env.get("SENDER_POSTS_PER_MINUTE", "20")),
             metrics_public=env.get("METRICS_PUBLIC") == "1",
+            trusted_proxies=int(env.get("TRUSTED_PROXIES", "0")),
             var_dir=var_dir,
         )
         return replace(cfg, **overrides) if overrides else cfg
@@ -115,4 +120,6 @@ class Config:
             env["TWILIO_MESSAGING_SERVICE_SID"] = self.twilio_messaging_service_sid
         if self.metrics_public:
             env["METRICS_PUBLIC"] = "1"
+        if self.trusted_proxies:
+            env["TRUSTED_PROXIES"] = str(self.trusted_proxies)
         return env

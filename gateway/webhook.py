@@ -24,6 +24,11 @@ MAX_BODY_BYTES = 64 * 1024
 _TWIML = empty_twiml()
 
 
+def empty_twiml_bytes() -> bytes:
+    """The answer to every accepted text: empty TwiML, "received, nothing to send back"."""
+    return _TWIML.encode()
+
+
 def _twiml() -> Response:
     return Response(_TWIML, 200, content_type="application/xml")
 

@@ -7,13 +7,19 @@ from dataclasses import replace
 from redis import Redis
 
 from gateway import create_app, keys, posts
+from tests.test_ops import csrf_of
 
 
 def test_text_from_dev_phone_appears_on_the_feed(client, drain, redis: Redis):
     page = client.get("/dev/phone")
     assert page.status_code == 200
     assert b'name="body"' in page.data
-    sent = client.post("/dev/phone/send", data={"number": "+15555550123", "body": "from the dev phone"})
+    form = {
+        "number": "+15555550123",
+        "body": "from the dev phone",
+        "csrf_token": csrf_of(page.get_data(as_text=True)),
+    }
+    sent = client.post("/dev/phone/send", data=form)
     assert sent.status_code == 303
     assert client.get(sent.headers["Location"]).get_data(as_text=True).count("Accepted") == 1
     drain()
@@ -22,7 +28,8 @@ def test_text_from_dev_phone_appears_on_the_feed(client, drain, redis: Redis):
 
 
 def test_empty_message_is_not_sent(client, redis: Redis):
-    sent = client.post("/dev/phone/send", data={"number": "+15555550123", "body": "  "})
+    token = csrf_of(client.get("/dev/phone").get_data(as_text=True))
+    sent = client.post("/dev/phone/send", data={"number": "+15555550123", "body": "  ", "csrf_token": token})
     assert "status=empty" in sent.headers["Location"]
     assert redis.llen(keys.INBOX) == 0
 

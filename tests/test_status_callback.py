@@ -126,4 +126,5 @@ def test_a_report_without_sid_or_status_is_malformed(
 def test_reports_about_unknown_messages_are_acknowledged(twilio: Twilio, redis: Redis):
     assert callback(twilio, "0" * 32, "delivered").status_code == 200
     assert twilio.post({"MessageSid": SID, "MessageStatus": "sent"}, path="/twilio/status").status_code == 200
-    assert redis.dbsize() == 0
+    # Nothing stored (RQ's own heartbeats, from another test's worker winding down, aside).
+    assert [k for k in redis.scan_iter() if not k.startswith("rq:")] == []

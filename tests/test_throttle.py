@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 from dataclasses import replace
 
 from redis import Redis
 
 from gateway import create_app, inbox, keys, posts, throttle
+from gateway.ops import accounts
 from tests.conftest import Twilio
 
 
@@ -32,13 +34,20 @@ def test_texts_over_the_limit_are_kept_and_posted_after_the_minute(config, runti
     assert sorted(feed(redis)) == ["flood 0", "flood 1", "flood 2", "flood 3", "flood 4", "someone else"]
 
 
-def test_throttled_texts_are_counted_on_the_console(config, runtime, redis: Redis):
+def test_throttled_texts_are_counted_on_the_console(config, runtime, redis: Redis, report):
     limited = replace(config, sender_posts_per_minute=1)
-    twilio = Twilio(create_app(limited, {"TESTING": True}).test_client(), limited)
+    app = create_app(limited, {"TESTING": True})
+    twilio = Twilio(app.test_client(), limited)
     for i in range(3):
         twilio.text(body=f"fast {i}")
     inbox.drain(redis, lambda r, sids: inbox.process(r, sids, config=limited))
     assert int(redis.hget(keys.STATS_TOTAL, "throttled") or 0) == 2
+    accounts.add_user(redis, "ana", "a long enough password")
+    auth = "Basic " + base64.b64encode(b"ana:a long enough password").decode()
+    console = app.test_client().get("/ops/api/health", headers={"Authorization": auth}).get_json()
+    report("injected", "3 texts at once from one number, SENDER_POSTS_PER_MINUTE=1")
+    report("counted", f"{len(feed(redis))} posted, {console['pipeline']['throttled']} throttled on /ops")
+    assert (len(feed(redis)), console["pipeline"]["throttled"]) == (1, 2)
 
 
 def test_commands_are_never_throttled(config, runtime, redis: Redis):

@@ -11,10 +11,12 @@ import secrets
 
 from flask import Blueprint, current_app, jsonify, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_wtf.csrf import generate_csrf
 
 from gateway import phones
 from gateway.devphone import simstore
 from gateway.extension import kabootar
+from gateway.ops import auth
 
 bp = Blueprint(
     "devphone",
@@ -69,6 +71,7 @@ def phone() -> ResponseReturnValue:
         status=request.args.get("status"),
         gateway_number=kabootar().runtime.config.twilio_from,
         messages=_conversation(number),
+        csrf_token=generate_csrf,
     )
 
 
@@ -81,6 +84,8 @@ def messages() -> ResponseReturnValue:
 
 @bp.post("/dev/phone/send")
 def send() -> ResponseReturnValue:
+    # Another site's page could otherwise text a developer's gateway as anyone.
+    auth.check_csrf()
     number = _number(request.form.get("number", ""))
     body = request.form.get("body", "")
     if not number or not body.strip():

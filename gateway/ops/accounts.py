@@ -4,7 +4,8 @@
 (read with getpass, or one line from stdin with `--password-stdin`). After
 `MAX_FAILURES` failed logins for a name, or from an address, within `LOCKOUT_SECONDS`,
 both are refused for `LOCKOUT_SECONDS` — without checking the password, so guessing
-on stops costing us hashing and teaches the guesser nothing.
+on stops costing us hashing and teaches the guesser nothing. The "address" here is
+`auth.client_key("login")`, a keyed hash: no client's address is stored.
 """
 
 from __future__ import annotations

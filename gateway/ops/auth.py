@@ -1,4 +1,5 @@
-"""Who is looking: the operator's session (or HTTP Basic for Prometheus), and CSRF checks.
+"""Who is looking: the operator's session (or HTTP Basic for Prometheus), the client's
+address (for rate limits), and CSRF checks.
 
 Sessions are Flask's signed cookies (HttpOnly, SameSite=Lax, Secure behind https, set in
 create_app); an operator's session lasts `SESSION_SECONDS` and ends as soon as the
@@ -8,9 +9,11 @@ request of the console, so the rest of the app needs no CSRF machinery of its ow
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import time
 
-from flask import abort, request, session
+from flask import abort, current_app, request, session
 from flask_wtf.csrf import ValidationError, validate_csrf
 
 from gateway.extension import kabootar
@@ -22,7 +25,28 @@ SESSION_SECONDS = 12 * 3600
 
 
 def client_address() -> str:
-    return request.remote_addr or "unknown"
+    """Who is asking, for rate limits and lockouts: the connection's address, or behind
+    TRUSTED_PROXIES=n proxies, the n-th X-Forwarded-For entry from the right.
+
+    Only entries our own proxies appended count: anything to their left the client wrote
+    itself, so a guesser cannot escape a lockout by making up addresses (and with no
+    proxy configured, X-Forwarded-For is ignored altogether)."""
+    address = request.remote_addr or "unknown"
+    hops = kabootar().runtime.config.trusted_proxies
+    if hops > 0:
+        forwarded = [a.strip() for a in ",".join(request.headers.getlist("X-Forwarded-For")).split(",")]
+        forwarded = [a for a in forwarded if a]
+        if len(forwarded) >= hops:
+            address = forwarded[-hops]
+    return address[:64]
+
+
+def client_key(purpose: str) -> str:
+    """A keyed hash of the client's address for one purpose ("login", "web-reply"):
+    enough to count requests by, useless to anyone reading Redis (no address is stored)."""
+    secret = current_app.config["SECRET_KEY"].encode()
+    message = f"{purpose}:{client_address()}".encode()
+    return hmac.new(secret, message, hashlib.sha256).hexdigest()[:24]
 
 
 def log_in(name: str) -> None:

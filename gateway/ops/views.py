@@ -55,7 +55,7 @@ def login() -> ResponseReturnValue:
     auth.check_csrf()
     name = request.form.get("name", "")[:64]
     result = accounts.verify(
-        kabootar().runtime.redis, name, request.form.get("password", ""), auth.client_address()
+        kabootar().runtime.redis, name, request.form.get("password", ""), auth.client_key("login")
     )
     if result.ok:
         auth.log_in(name)
