@@ -7,11 +7,12 @@ still a copy. Hiding is for moderators (the `hidden` field that `posts.get_many`
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Sequence
 
 from redis import Redis
 
-from gateway import follows, handles, keys, posts, scripts, text
+from gateway import erase, follows, handles, keys, posts, scripts, text
 from gateway.text import fold
 
 DONE_TTL_SECONDS = 7 * 24 * 3600  # as long as a MessageSid can come back (inbound.SEEN_TTL_SECONDS)
@@ -97,23 +98,31 @@ def delete_latest(redis: Redis, sub_id: int, message_sid: str) -> posts.Post | N
     return latest
 
 
-def forget(redis: Redis, sub_id: int, lookup_key: str) -> tuple[list[int], str]:
-    """FORGET ME: erase the subscriber, their number, handle, follows and posts.
+def forget(redis: Redis, sub_id: int, lookup_key: str, forget_sid: str = "") -> tuple[list[int], str]:
+    """FORGET ME: erase the subscriber, their number, handle, bio, follows and posts, their
+    place in the throttle and the block list, and their texts still waiting to be posted
+    that arrived no later than the FORGET ME text `forget_sid` (see `erase.waiting_texts`).
 
-    Returns the erased post ids and the old handle, for `forget_outbound` (a slower
+    SMS queued to them are never sent from here on: the sender finds no number to send
+    to. Returns the erased post ids and the old handle, for `forget_outbound` (a slower
     scan, run as a job).
     """
     handle = str(redis.hget(keys.subscriber(sub_id), "handle") or "")
     post_ids = [int(str(x)) for x in redis.zrange(keys.timeline_user(sub_id), 0, -1)]
     _unpublish(redis, post_ids)
     follows.forget(redis, sub_id)
+    minute = int(time.time() // 60)
     pipe = redis.pipeline(transaction=True)
     if handle and redis.hget(keys.HANDLE_INDEX, fold(handle)) == str(sub_id):
         pipe.hdel(keys.HANDLE_INDEX, fold(handle))
     if redis.hget(keys.PHONE_INDEX, lookup_key) == str(sub_id):
         pipe.hdel(keys.PHONE_INDEX, lookup_key)
     pipe.delete(keys.subscriber(sub_id), keys.timeline_user(sub_id))
+    # Throttle counters live two minutes (throttle.over_limit); a clock a minute off is covered.
+    pipe.delete(*(keys.post_rate(sub_id, m) for m in (minute - 2, minute - 1, minute, minute + 1)))
+    pipe.srem(keys.BLOCKED_SUBSCRIBERS, sub_id)
     pipe.execute()
+    erase.waiting_texts(redis, lookup_key, forget_sid)
     return post_ids, handle
 
 
@@ -142,6 +151,7 @@ def forget_outbound(redis: Redis, sub_id: int, post_ids: Sequence[int], handle: 
         ]
         if doomed:
             erased += int(redis.delete(*doomed))
+            erase.from_lanes(redis, [key.removeprefix(keys.outbound_message("")) for key in doomed])
     return erased
 
 

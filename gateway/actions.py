@@ -194,7 +194,7 @@ def _stats(r: Request) -> None:
 
 
 def _forget(r: Request) -> None:
-    post_ids, handle = account.forget(r.out.redis, r.texter.id, r.texter.lookup_key)
+    post_ids, handle = account.forget(r.out.redis, r.texter.id, r.texter.lookup_key, r.sid)
     r.out.rq_queues[keys.QUEUE_FANOUT].enqueue(
         FORGET_OUTBOUND_JOB,
         r.texter.id,

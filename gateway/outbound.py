@@ -13,6 +13,7 @@ yet whether Twilio took it; only a status callback or a long silence resolves it
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -46,6 +47,7 @@ FROM_TWILIO = {
 }
 
 SEND_JOB = "workers.jobs.send_sms"
+_ERROR_CODE = re.compile(r"[1-9][0-9]{0,5}")  # a Twilio error code in a status callback
 MESSAGE_TTL_SECONDS = 14 * 24 * 3600  # the window in which an intent is recognised as sent
 DRAIN_FLAG_TTL_MS = 60_000  # a send job that died frees its lane's slot after this
 QUEUE_CHUNK = 500  # messages per script call when queuing a large audience
@@ -225,7 +227,9 @@ def record_callback(redis: Redis, message_id: str, message_sid: str, twilio_stat
     ours = FROM_TWILIO.get(twilio_status.lower())
     if ours is None:
         return "stale"
-    code = error.strip() if error.strip().isdigit() and error.strip() != "0" else ""
+    # Twilio's codes are a few ASCII digits; str.isdigit() also passes "²" and 5,000-digit
+    # strings, which int() then refuses wherever the code is read back (the console).
+    code = error.strip() if _ERROR_CODE.fullmatch(error.strip()) else ""
     result = scripts.load(redis, _CALLBACK)(
         keys=[keys.outbound_message(message_id), keys.OUTBOUND_SENDING, keys.OUTBOUND_STATS],
         args=[ours, message_sid, code, f"{time.time():.3f}", message_id, keys.subscriber("")],

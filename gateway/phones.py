@@ -32,12 +32,19 @@ def normalize(number: str) -> str:
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
+HIDDEN_DIGITS = 3  # a masked number always hides at least this many of its digits
+
+
 def mask(number: str) -> str:
-    """What a log line may show of a number: `+98912•••4567`."""
-    digits = normalize(number)
-    if len(digits) <= 6:
+    """What a log line may show of a number: `+98912•••4567`, its first five digits at most
+    and its last four. A shorter number shows fewer first digits, so that at least
+    HIDDEN_DIGITS stay hidden (`+1415•••0123`, `0912•••4567`); a short code shows nothing."""
+    normal = normalize(number)
+    digits = re.sub(r"\D", "", normal)
+    if len(digits) < 4 + HIDDEN_DIGITS:
         return "•••"
-    return f"{digits[:6]}•••{digits[-4:]}"
+    lead = min(5, len(digits) - 4 - HIDDEN_DIGITS)
+    return f"{'+' if normal.startswith('+') else ''}{digits[:lead]}•••{digits[-4:]}"
 
 
 _PHONE_LIKE = re.compile(r"\+?\d[\d\s().-]{6,}\d")

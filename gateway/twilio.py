@@ -42,6 +42,10 @@ class SignatureChecker:
     def is_valid(self, full_path: str, form: Mapping[str, str], signature: str) -> bool:
         if not signature:
             return False
+        # werkzeug names a multipart field whose header it cannot read None; Twilio never
+        # sends one, and the validator would fail sorting None among the names (a 500).
+        if any(not isinstance(name, str) for name in form):
+            return False
         url = self.url_for(full_path)
         # The common case first: one HMAC over exactly our URL. `validate` then covers
         # Twilio's variants (the URL with and without an explicit port) at twice the cost.

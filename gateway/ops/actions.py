@@ -54,7 +54,7 @@ def jobs_action_all(action: str) -> ResponseReturnValue:
 @bp.post("/api/posts/<any(hide, restore):action>")
 def post_action(action: str) -> ResponseReturnValue:
     raw = request.form.get("post_id", "").strip().lstrip("#")
-    if not raw.isdigit() or len(raw) > 18:
+    if not raw.isdecimal() or len(raw) > 18:  # isdigit() passes "²", which int() refuses
         return _done(
             False, "A post id is a number (the end of the post's address, /posts/<id>).", "moderation", 400
         )
