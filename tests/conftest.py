@@ -12,12 +12,12 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from redis import Redis
-from rq import SimpleWorker
 
 from gateway import create_app, embedded_redis, keys, queues
 from gateway.config import Config
 from gateway.runtime import Runtime
 from gateway.twilio import SignatureChecker
+from tests.burst import BurstWorker
 from tests.live import processes  # noqa: F401  (fixture: real Kabootar processes)
 from tests.report import pytest_terminal_summary, report  # noqa: F401  (fault tests' figures)
 from workers import context
@@ -103,7 +103,7 @@ def run_workers(runtime: Runtime, queue_names: Sequence[str] = keys.QUEUES) -> N
     """Run queued jobs with a real RQ worker in burst mode, as rq's own tests do."""
     rq_redis = Redis.from_url(runtime.config.redis_url or "")
     rq_queues = queues.make_queues(rq_redis)
-    worker = SimpleWorker([rq_queues[name] for name in queue_names], connection=rq_redis)
+    worker = BurstWorker([rq_queues[name] for name in queue_names], connection=rq_redis)
     worker.work(burst=True, logging_level="WARNING")
 
 

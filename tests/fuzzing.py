@@ -15,7 +15,6 @@ from flask.testing import FlaskClient
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from redis import Redis
-from rq import SimpleWorker
 from rq.registry import FailedJobRegistry
 from twilio.request_validator import RequestValidator
 from werkzeug.datastructures import MultiDict
@@ -24,6 +23,7 @@ from werkzeug.test import TestResponse, encode_multipart
 
 from gateway import command_words, keys, queues
 from gateway.runtime import Runtime
+from tests.burst import BurstWorker
 
 FUZZ = settings(
     max_examples=120,
@@ -231,17 +231,6 @@ def snapshot(rq_redis: Redis, skip: tuple[str, ...] = ()) -> dict[bytes, bytes |
     for key in wanted:
         pipe.dump(key)
     return dict(zip(wanted, pipe.execute(), strict=True))
-
-
-class BurstWorker(SimpleWorker):
-    """A burst worker without RQ's pub/sub listener: nothing sends it commands, and
-    joining that listener's thread at the end costs up to a second per run."""
-
-    def subscribe(self) -> None:
-        pass
-
-    def unsubscribe(self) -> None:
-        pass
 
 
 def work_everything(runtime: Runtime) -> list[str]:
