@@ -165,3 +165,17 @@ INBOX_DEFERRED = PREFIX + "inbox:deferred"  # zset: MessageSid -> when it may be
 def post_rate(sub_id: int | str, minute: int | str) -> str:
     """Counter: posts one texter made in one minute (unix time // 60)."""
     return f"{PREFIX}rate:posts:{sub_id}:{minute}"
+
+
+# Worker crash recovery (workers/recovery.py, workers/dequeue.py)
+RECOVERY_LOCK = PREFIX + "workers:recovery"  # held by the one watchdog taking over dead workers' jobs
+WORKERS_RECOVERED = PREFIX + "workers:recovered"  # zset: dead worker -> its last beat, once taken over
+
+
+def worker_popped(name: str) -> str:
+    """List of RQ job ids a worker has taken off the queues and not yet registered as started."""
+    return f"{PREFIX}worker:{name}:popped"
+
+
+# Send rate guard (gateway/pacing.py)
+OUTBOUND_WINDOW = PREFIX + "out:window"  # zset: "<message id>|<segments>" -> leaves the window at (ms)

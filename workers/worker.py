@@ -8,29 +8,74 @@ never hold state between runs, so the isolation a fork buys is not worth it.
 The watchdog beats a heartbeat for /readyz and, every few seconds, returns texts
 and SMS from crashed jobs to their queues and schedules a drain where work waits
 with none scheduled, so a killed worker delays messages by seconds, never strands them.
+It also hands the RQ jobs of workers that stopped beating to the live ones
+(workers/recovery.py): RQ alone would take minutes.
+
+RQ's work loop quits when Redis goes away in the middle of a job; `run` then waits for
+Redis and starts it again (after requeueing the job it had started), so a Redis restart
+never needs a worker restart.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import threading
 import time
+from types import FrameType
+from typing import Any
 
 from redis import Redis
 from redis.exceptions import RedisError
 from rq import SimpleWorker
+from rq.executions import Execution
+from rq.job import Job
 
 from gateway import inbox, keys, outbound, queues, sender, throttle
 from gateway.ops import backlog
 from gateway.runtime import Runtime
-from workers import context
+from workers import context, dequeue, recovery
 
 log = logging.getLogger(__name__)
 
+BEAT_INTERVAL = 1.0  # a dead worker is noticed within recovery.STALE_SECONDS of its last beat
 WATCH_INTERVAL = 5.0
 BACKLOG_SAMPLE_INTERVAL = 10.0
+# RQ's maintenance pass (registry cleanup, restarting or taking over the scheduler) runs
+# every 10 minutes by default; a scheduler lock freed by `recovery` is taken at the next pass.
+MAINTENANCE_INTERVAL = 15
+# RQ waits for a job for worker_ttl - 15 s (default 405 s), and runs maintenance only
+# between jobs or when that wait ends: an idle worker runs it every 20 s.
+RQ_WORKER_TTL = 35
+RESTART_DELAY = 1.0  # between RQ work loops, when one quit on a Redis failure
+
+
+class Worker(SimpleWorker):
+    """RQ's SimpleWorker taking jobs with `dequeue` (never losing one), told apart from a
+    stop request when its loop quits on an error."""
+
+    # While Redis is away, RQ retries its dequeue backing off up to a minute; 2 s at most
+    # puts a restarted Redis back to work at once.
+    max_connection_wait_time = 2.0
+    stopping = False
+
+    def __init__(self, name: str, rq_redis: Redis, **options: Any) -> None:
+        self.popped_key = keys.worker_popped(name)
+        super().__init__(
+            list(keys.QUEUES), connection=rq_redis, name=name, queue_class=dequeue.for_worker(name), **options
+        )
+
+    def prepare_execution(self, job: Job) -> Execution:
+        execution = super().prepare_execution(job)
+        # Registered as started: from here on recovery finds the job in StartedJobRegistry.
+        self.connection.lrem(self.popped_key, 1, job.id)
+        return execution
+
+    def request_stop(self, signum: int, frame: FrameType | None) -> None:
+        self.stopping = True
+        super().request_stop(signum, frame)
 
 
 def worker_name() -> str:
@@ -38,25 +83,42 @@ def worker_name() -> str:
 
 
 def watch(runtime: Runtime, rq_redis: Redis, name: str, stop: threading.Event) -> None:
-    """Heartbeat and inbox recovery, until `stop` is set."""
+    """Heartbeat, dead workers' jobs taken over, inbox and outbound recovery, until `stop` is set."""
     rq_queues = queues.make_queues(rq_redis)
-    last_sample = 0.0
+    last_pass = last_sample = -WATCH_INTERVAL
+    last_beat: float | None = None  # when this watchdog last reached Redis, if it did just before
     while not stop.is_set():
         try:
-            runtime.redis.zadd(keys.WORKER_HEARTBEAT, {name: time.time()})
-            inbox.reclaim_stale(runtime.redis)
-            throttle.promote_due(runtime.redis)
-            if inbox.needs_drain(runtime.redis):
-                queues.enqueue_drain(rq_queues[keys.QUEUE_INBOUND])
-            for lane in sender.needs_drain(runtime.redis):
-                outbound.enqueue_send_job(rq_queues[outbound.RQ_QUEUE_OF_LANE[lane]], lane)
-            if time.monotonic() - last_sample >= BACKLOG_SAMPLE_INTERVAL:
+            now = time.time()
+            runtime.redis.zadd(keys.WORKER_HEARTBEAT, {name: now})
+            # Only a watchdog that has been beating steadily judges others: after a pause
+            # of its own (Redis stalled, the box asleep) theirs need a moment to resume too.
+            # Wall-clock time: the monotonic clock stands still while the box sleeps.
+            steady = last_beat is not None and now - last_beat < 3 * BEAT_INTERVAL
+            last_beat = now
+            beat = time.monotonic()
+            full_pass = beat - last_pass >= WATCH_INTERVAL
+            if steady:
+                recovery.recover(runtime.redis, rq_redis, me=name, schedulers=full_pass)
+            if full_pass:
+                last_pass = beat
+                inbox.reclaim_stale(runtime.redis)
+                throttle.promote_due(runtime.redis)
+                if inbox.needs_drain(runtime.redis):
+                    queues.enqueue_drain(rq_queues[keys.QUEUE_INBOUND])
+                for lane in sender.needs_drain(runtime.redis):
+                    outbound.enqueue_send_job(rq_queues[outbound.RQ_QUEUE_OF_LANE[lane]], lane)
+            if beat - last_sample >= BACKLOG_SAMPLE_INTERVAL:
                 # The console's sparklines read these samples; one worker's per minute suffices.
                 backlog.sample_now(runtime.redis, rq_queues)
-                last_sample = time.monotonic()
+                last_sample = beat
         except RedisError as e:
-            log.warning("watchdog cannot reach Redis: %s", e)
-        stop.wait(WATCH_INTERVAL)
+            if last_beat is not None:
+                log.warning("watchdog cannot reach Redis: %s", e)
+            last_beat = None
+        except Exception:
+            log.exception("watchdog pass failed")  # a bug must not silence the heartbeat for good
+        stop.wait(BEAT_INTERVAL)
 
 
 def run(runtime: Runtime, burst: bool = False) -> None:
@@ -67,14 +129,56 @@ def run(runtime: Runtime, burst: bool = False) -> None:
     stop = threading.Event()
     watchdog = threading.Thread(target=watch, args=(runtime, rq_redis, name, stop), daemon=True)
     watchdog.start()
-    worker = SimpleWorker(
-        [queues.make_queues(rq_redis)[q] for q in keys.QUEUES], connection=rq_redis, name=name
-    )
     try:
-        worker.work(burst=burst, with_scheduler=True, logging_level="WARNING")
+        while True:
+            worker: Worker | None = None
+            try:
+                worker = Worker(
+                    name, rq_redis, worker_ttl=RQ_WORKER_TTL, maintenance_interval=MAINTENANCE_INTERVAL
+                )
+                worker.work(burst=burst, with_scheduler=True, logging_level="WARNING")
+            except RedisError as e:  # Redis away at the start, or during RQ's own teardown
+                log.warning("worker %s lost Redis: %s", name, e)
+            stopping = worker is not None and worker.stopping
+            if burst or stopping or not _resume(runtime.redis, rq_redis, name, time.time()):
+                return
     finally:
         stop.set()
         try:
+            # Stopped mid-job (a second Ctrl-C) or between taking a job and starting it:
+            # once the beat is gone no other watchdog would hand those jobs on.
+            recovery.requeue_started(rq_redis, {name})
+            recovery.requeue_popped(rq_redis, name)
             runtime.redis.zrem(keys.WORKER_HEARTBEAT, name)
         except RedisError:
             pass
+
+
+def _resume(redis: Redis, rq_redis: Redis, name: str, died_at: float) -> bool:
+    """After RQ's loop quit on an error: wait for Redis, requeue the job it left behind.
+
+    Returns False if asked to stop meanwhile. RQ's signal handlers talk to Redis, so ours
+    stand in until the next loop installs them again.
+    """
+    stopping = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stopping.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, on_signal)
+    log.warning("worker %s: RQ's work loop quit; starting it again once Redis answers", name)
+    while not stopping.wait(RESTART_DELAY):
+        try:
+            rq_redis.ping()
+            recovery.requeue_started(rq_redis, {name})
+            recovery.requeue_popped(rq_redis, name)
+            recovery.forget_rq_worker(rq_redis, name)  # so the new loop may register the same name
+            # Batches claimed before the loop died were lost with it (or, were Redis down,
+            # with every other worker's job too): back to the inbox and the lanes now.
+            inbox.reclaim_stale(redis, older_than=time.time() - died_at)
+            sender.reclaim_stale(redis, older_than=time.time() - died_at)
+            return True
+        except RedisError:
+            continue
+    return False
