@@ -1,28 +1,32 @@
 """The workers' side of outbound SMS: claim a batch, pace it, call Twilio once per message.
 
-A batch costs three round trips to Redis whatever its size (read the messages, begin
-them all, settle them all, each a pipeline of per-message scripts), and its API calls
-run SEND_CONCURRENCY at a time in a thread pool, one recipient's in the order queued.
-When paced, the batch reserves its slots of the shared rate at once (`pacing.reserve`)
-and each call waits for its own slot.
+A batch costs two round trips to Redis whatever its size (read the messages, settle them
+all, each a pipeline of per-message scripts), plus three per message around its API call
+(the rate guard, begin, the guard again); the calls run SEND_CONCURRENCY at a time in a
+thread pool, one recipient's in the order queued. When paced, the batch reserves its
+slots of the shared rate at once (`pacing.reserve`), each call waits for its own slot and
+passes the send-rate guard (`pacing.admit`), which keeps the rate where Twilio counts it
+however late a call is.
 
 Like the inbox, a send job claims a batch of ids by moving them into a claim list of its
 own, so a killed worker's batch goes back to its lane (`reclaim_stale`). Each message
-then moves queued → sending atomically before the API call; only the job that made that
-move may call Twilio for it, so a message is never sent twice, however often its id
-reappears. A message left "sending" (the worker died, or Twilio never answered) waits
-for a status callback to settle it; after `UNCONFIRMED_GRACE_SECONDS` of silence it is
-taken as never accepted and queued again (`reap_unconfirmed`).
+then moves queued → sending atomically right before its API call; only the job that made
+that move may call Twilio for it, so a message is never sent twice, however often its id
+reappears. A message left "sending" (the worker died mid-call, or Twilio never answered)
+waits for a status callback to settle it; after `UNCONFIRMED_GRACE_SECONDS` of silence it
+is taken as never accepted and queued again (`reap_unconfirmed`). Marking each message
+just before its call keeps that slow path to the calls in flight when a worker dies.
 
-Retryable errors go to a per-lane delay zset with exponential backoff and jitter; a job
-sleeps through short waits and otherwise schedules its successor for when the next retry
-is due. A job gives its worker back after `JOB_BUDGET_SECONDS`, so texts coming in are
-never stuck behind a long fan-out.
+Retryable errors (429, 5xx, no connection) go to a per-lane delay zset with exponential
+backoff and jitter, and take their slot of the send rate again like a first try; they are
+retried for RETRY_WINDOW_SECONDS however many attempts that takes, so an outage at Twilio
+delays SMS but loses none. A job sleeps through short waits and otherwise schedules its
+successor for when the next retry is due. A job gives its worker back after
+`JOB_BUDGET_SECONDS`, so texts coming in are never stuck behind a long fan-out.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import random
 import time
@@ -49,12 +53,23 @@ JOB_BUDGET_SECONDS = 10.0
 BATCH_SECONDS = 1.0
 MAX_BATCH = 100
 SEND_CONCURRENCY = 16  # API calls in flight per send job
-CLAIM_STALE_SECONDS = 120.0  # a live job touches its claim at every batch
+# A live job touches its claim before each call, which comes within a slot wait (at most
+# the job budget) and an API call: an older claim is a dead job's. (Returning a live job's
+# ids early would cost nothing but time: "begin" lets only one job send each.)
+CLAIM_STALE_SECONDS = 30.0
 # Twilio's callbacks come within seconds: this long a silence means it never took the SMS.
 UNCONFIRMED_GRACE_SECONDS = 600.0
+# Calls whose outcome stayed unknown before an SMS is failed as "unconfirmed" (refusals,
+# which certainly sent nothing, do not count).
 MAX_ATTEMPTS = 8
 RETRY_BASE_SECONDS = 1.0
-RETRY_CAP_SECONDS = 300.0
+# The longest wait between two tries, which is also how late SMS resume once Twilio is
+# back after an outage: retries take slots of the send rate like first tries, so trying
+# often costs Twilio no more than SMS_MPS.
+RETRY_CAP_SECONDS = 30.0
+# Throttled or refused by a Twilio in trouble, an SMS is retried this long after it was
+# queued (DESIGN: "retried until a permanent outcome"); then it fails with the last code.
+RETRY_WINDOW_SECONDS = 24 * 3600.0
 
 
 class Sender(Protocol):
@@ -92,7 +107,8 @@ def reclaim_stale(redis: Redis, older_than: float | None = None) -> int:
 
 
 def reap_unconfirmed(redis: Redis, grace: float | None = None) -> int:
-    """Queue again the SMS left "sending" with no word from Twilio for `grace` seconds."""
+    """Queue again the SMS left "sending" with no word from Twilio for `grace` seconds
+    (fail those whose calls had no known outcome MAX_ATTEMPTS times)."""
     grace = UNCONFIRMED_GRACE_SECONDS if grace is None else grace
     now = time.time()
     requeued = 0
@@ -136,51 +152,96 @@ class _Attempt:
     due: float = 0.0
 
 
-def _call(sender: Sender, mid: str, to: str, body: str, callback: str, attempts: int, at: float) -> _Attempt:
-    """Wait for the message's slot of the send rate, then call Twilio."""
-    delay = at - time.monotonic()
+@dataclass(frozen=True)
+class _Call:
+    """One message a batch will send: its id, its slot of the send rate, when it was queued."""
+
+    mid: str
+    slot: float  # time.monotonic()
+    created: float | None
+    segments: int
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """What every call of one claimed batch shares."""
+
+    runtime: Runtime
+    sender: Sender
+    lane: str
+    token: str
+
+
+def _begin(batch: _Batch, mid: str) -> list[str]:
+    """Move one message queued → sending, taking it out of the batch's claim."""
+    ks = [
+        keys.outbound_message(mid),
+        keys.OUTBOUND_SENDING,
+        keys.outbound_claim(batch.token),
+        keys.outbound_claims(batch.lane),
+        keys.OUTBOUND_STATS,
+    ]
+    args = [f"{time.time():.3f}", mid, keys.subscriber(""), batch.token]
+    return cast(list[str], _script(batch.runtime.redis, "begin", ks, args))
+
+
+def may_retry(created: float | None, attempts: int) -> bool:
+    """Whether a refused SMS (throttled, Twilio's trouble) is tried again: for as long as
+    RETRY_WINDOW_SECONDS since it was queued, however many attempts that takes."""
+    if created is None:
+        return attempts < MAX_ATTEMPTS
+    return time.time() - created < RETRY_WINDOW_SECONDS
+
+
+def _call(batch: _Batch, call: _Call) -> _Attempt | None:
+    """Wait for the message's slot of the send rate, mark it sending, then call Twilio.
+    None when the message is no longer to be sent (cancelled, gone, taken by another job)."""
+    delay = call.slot - time.monotonic()
     if delay > 0:
         time.sleep(delay)
+    redis, rate = batch.runtime.redis, batch.runtime.config.sms_mps
+    # Through the send-rate guard (late calls must not bunch where Twilio counts), then
+    # marked "sending" just before the request: a worker killed before that leaves the
+    # message claimed (certainly unsent: it goes back to its lane), not "sending".
+    call_id = f"{call.mid}:{uuid.uuid4().hex[:8]}"
+    while (wait := pacing.admit(redis, call_id, call.segments, rate)) > 0:
+        time.sleep(wait)
+    got = _begin(batch, call.mid)
+    if got[0] != "go":
+        pacing.release(redis, call_id, call.segments, rate, made=False)
+        return None
     try:
-        result = sender.send(to, body, callback)
-        return _Attempt(mid, None, sid=result.sid, segments=result.num_segments or segments.segments(body))
+        return _request(batch, call, got)
+    finally:
+        pacing.release(redis, call_id, call.segments, rate)
+
+
+def _request(batch: _Batch, call: _Call, got: list[str]) -> _Attempt:
+    """The API call for a message just marked sending, and what came of it."""
+    mid, created, config = call.mid, call.created, batch.runtime.config
+    body, attempts = got[1], int(got[3])
+    callback = f"{config.public_url}/twilio/status?m={mid}"
+    try:
+        result = batch.sender.send(batch.runtime.vault.decrypt(got[2]), body, callback)
+        return _Attempt(mid, created, sid=result.sid, segments=result.num_segments or segments.segments(body))
     except SendError as e:
         if e.outcome_unknown:
             outcome, due = "unknown", 0.0
-        elif e.retryable and attempts < MAX_ATTEMPTS:
+        elif e.retryable and may_retry(created, attempts):
             outcome, due = "retry", time.time() + backoff(attempts)
         else:
             outcome, due = "failed", 0.0
         log.info("SMS %s attempt %d: %s (%s)", mid, attempts, outcome, e.message)
-        return _Attempt(mid, None, outcome=outcome, code=str(e.code), due=due)
+        return _Attempt(mid, created, outcome=outcome, code=str(e.code), due=due)
     except Exception as e:  # never a crash: the outcome is simply unknown
         log.error("SMS %s attempt %d: unexpected %s", mid, attempts, type(e).__name__)
-        return _Attempt(mid, None, outcome="unknown", code="0")
+        return _Attempt(mid, created, outcome="unknown", code="0")
 
 
-_Call = tuple[str, str, str, str, int, float]  # mid, to, body, callback, attempts, slot
-
-
-def _call_in_order(sender: Sender, calls: Sequence[_Call]) -> list[_Attempt]:
+def _call_in_order(batch: _Batch, calls: Sequence[_Call]) -> list[_Attempt]:
     """One recipient's calls, one after the other, so their SMS leave in the order queued
     (in a pool thread)."""
-    return [_call(sender, *call) for call in calls]
-
-
-def _begin_all(redis: Redis, lane: str, token: str, ids: Sequence[str]) -> list[list[str]]:
-    """Move each message queued → sending (one script call each, one round trip in all)."""
-    script, now = scripts.load(redis, LUA["begin"]), f"{time.time():.3f}"
-    pipe = redis.pipeline(transaction=False)
-    for mid in ids:
-        ks = [
-            keys.outbound_message(mid),
-            keys.OUTBOUND_SENDING,
-            keys.outbound_claim(token),
-            keys.outbound_claims(lane),
-            keys.OUTBOUND_STATS,
-        ]
-        script(keys=ks, args=[now, mid, keys.subscriber(""), token], client=pipe)
-    return cast(list[list[str]], pipe.execute())
+    return [a for call in calls if (a := _call(batch, call)) is not None]
 
 
 def _settle_all(redis: Redis, lane: str, done: Sequence[_Attempt]) -> None:
@@ -215,8 +276,8 @@ def _send_batch(
     """Send a claimed batch. Returns None when done, else (the send rate being spent until
     after `deadline`) the unix time to resume at; the unsent ids go back to the lane.
 
-    The whole batch takes three round trips to Redis (read, begin, settle) besides its
-    slots of the send rate; the API calls run SEND_CONCURRENCY at a time, each at its slot.
+    Two round trips to Redis for the whole batch (read, settle), and three per message
+    around its call (guard, begin, guard); the API calls run SEND_CONCURRENCY at a time.
     """
     redis, rate = runtime.redis, runtime.config.sms_mps
     pipe = redis.pipeline(transaction=False)
@@ -233,28 +294,29 @@ def _send_batch(
         cut = queued[slots.granted]
         resume_at = time.time() + slots.wait + seconds_for(rate, costs, slots.granted)
     slot_of = dict(zip(queued, slots.at, strict=False))
-    began = _begin_all(redis, lane, token, ids[:cut]) if cut else []
+    # A message no longer queued was sent, cancelled or is another job's: it only leaves the
+    # claim. (Should it be queued again meanwhile, that put it back in a lane as well.)
+    pipe = redis.pipeline(transaction=False)
+    for i in range(cut):
+        if i not in slot_of:
+            pipe.lrem(keys.outbound_claim(token), 1, ids[i])
+    pipe.execute()
     # Calls run SEND_CONCURRENCY at a time, but one recipient's in the order queued.
     by_recipient: dict[str, list[_Call]] = {}
-    created: dict[str, float | None] = {}
-    for i, (mid, got) in enumerate(zip(ids, began, strict=False)):
-        if got[0] != "go":
-            continue
-        body, phone, attempts = got[1], runtime.vault.decrypt(got[2]), int(got[3])
-        callback = f"{runtime.config.public_url}/twilio/status?m={mid}"
-        call = (mid, phone, body, callback, attempts, slot_of.get(i, time.monotonic()))
-        by_recipient.setdefault(rows[i][3] or mid, []).append(call)
-        created[mid] = float(rows[i][2]) if rows[i][2] else None
-    futures = [pool.submit(_call_in_order, sender, calls) for calls in by_recipient.values()]
+    cost_of = dict(zip(queued, costs, strict=False))
+    for i, slot in slot_of.items():
+        created = float(rows[i][2]) if rows[i][2] else None
+        call = _Call(ids[i], slot, created, cost_of[i])
+        by_recipient.setdefault(rows[i][3] or ids[i], []).append(call)
+    batch = _Batch(runtime, sender, lane, token)
+    futures = [pool.submit(_call_in_order, batch, calls) for calls in by_recipient.values()]
     done: list[_Attempt] = []
     killed: BaseException | None = None
     for future in futures:
         try:
-            attempts_made = future.result()
+            done += future.result()
         except BaseException as e:  # the worker is going down: settle what finished, then go
             killed = killed or e
-            continue
-        done += [dataclasses.replace(a, created=created[a.mid]) for a in attempts_made]
     _settle_all(redis, lane, done)
     if killed is not None:
         raise killed

@@ -60,6 +60,7 @@ if ARGV[1] == 'unknown' then return 1 end
 redis.call('ZREM', KEYS[2], ARGV[2])
 if ARGV[1] == 'retry' then
   redis.call('HSET', KEYS[1], 'status', 'queued')
+  redis.call('HINCRBY', KEYS[1], 'refused', 1)
   redis.call('ZADD', KEYS[4], ARGV[7], ARGV[2])
   redis.call('HINCRBY', KEYS[3], 'retried', 1)
 else
@@ -71,10 +72,11 @@ return 1
 """
 # KEYS: message, sending zset, stats.  ARGV: id, now, max attempts, lane key prefix.
 LUA["reap"] = """
-local m = redis.call('HMGET', KEYS[1], 'status', 'kind', 'attempts')
+local m = redis.call('HMGET', KEYS[1], 'status', 'kind', 'attempts', 'refused')
 redis.call('ZREM', KEYS[2], ARGV[1])
 if m[1] ~= 'sending' then return 0 end
-if tonumber(m[3] or '0') >= tonumber(ARGV[3]) then
+-- Attempts Twilio refused sent nothing: only those with no known outcome count here.
+if tonumber(m[3] or '0') - tonumber(m[4] or '0') >= tonumber(ARGV[3]) then
   redis.call('HSET', KEYS[1], 'status', 'failed', 'updated', ARGV[2])
   redis.call('HINCRBY', KEYS[3], 'failed:unconfirmed', 1)
   return 2

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import random
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +14,7 @@ from redis import Redis
 
 from gateway import keys, outbound, pacing, sender
 from gateway.devphone import simulator
-from gateway.twilio import TwilioSender
+from gateway.twilio import SendResult, TwilioSender
 from tests.simulated import Live, running
 
 
@@ -128,3 +130,52 @@ def test_only_slots_within_the_horizon_are_granted_and_a_refusal_takes_nothing(r
     assert refused.granted == 0 and refused.wait == pytest.approx(4 * spacing, abs=0.02)
     again = pacing.reserve(redis, [1], rate=4, horizon=5.0)
     assert again.wait == pytest.approx(4 * spacing, abs=0.02)  # the refusal moved nothing on
+
+
+def test_the_guard_counts_a_call_from_its_start_until_a_second_after_its_answer(redis: Redis):
+    assert [pacing.admit(redis, f"call-{n}", 1, rate=3) for n in range(3)] == [0, 0, 0]
+    assert pacing.admit(redis, "call-3", 1, rate=3) > 0  # three in flight: the window is full
+    pacing.release(redis, "call-0", 1, rate=3, made=False)  # never went out: it leaves at once
+    assert pacing.admit(redis, "call-3", 1, rate=3) == 0
+    for n in (1, 2, 3):
+        pacing.release(redis, f"call-{n}", 1, rate=3)
+
+    wait = pacing.admit(redis, "call-4", 1, rate=3)
+    assert 0.9 < wait <= 1.0  # answered calls count for one more second
+    time.sleep(wait)
+    assert pacing.admit(redis, "call-4", 1, rate=3) == 0
+    assert pacing.admit(redis, "long", 5, rate=3) > 0
+    pacing.release(redis, "call-4", 1, rate=3, made=False)
+    assert pacing.admit(redis, "long", 5, rate=3) == 0  # alone, a message longer than the rate goes
+
+
+class LateOnTheWay:
+    """A sender whose requests are held up on their way to Twilio now and then (a busy
+    CPU, the network): the slot was kept, the arrival is late."""
+
+    def __init__(self, real: TwilioSender, seed: int) -> None:
+        self.real, self.rng = real, random.Random(seed)
+
+    def send(self, to: str, body: str, status_callback: str) -> SendResult:
+        if self.rng.random() < 0.3:
+            time.sleep(self.rng.uniform(0.1, 0.4))
+        return self.real.send(to, body, status_callback)
+
+
+def test_calls_held_up_on_their_way_never_bunch_past_the_rate_where_twilio_counts(
+    redis_server: str, tmp_path: Path
+):
+    with running(redis_server, tmp_path, SMS_MPS="5") as live:
+        subs = [live.subscriber(f"+98912{n:07d}") for n in range(40)]
+        live.queue([(s, "one segment") for s in subs], intent="post:3", kind="fanout")
+
+        late = LateOnTheWay(live.sender, seed=6)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            out = sender.drain(live.runtime, late, outbound.LANES, budget=5.0)
+            if not out.more and out.next_due is None:
+                break
+
+        arrivals = sorted(simulator.arrivals(live.redis))
+        assert len(arrivals) == 40
+        assert _busiest_second(arrivals) <= 5

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Sequence
 from typing import Any, cast
 
 from redis import Redis
@@ -21,27 +22,40 @@ REQUESTS = P + "requests"  # counter: every API request received, good or bad
 ARRIVALS = P + "arrivals"  # list of "unix time|segments", one per accepted message
 BY_RECIPIENT = P + "by-recipient"  # hash: number hash -> messages accepted for it
 FAILURE = P + "fail"  # hash: remaining, status, code
+OUTAGE = P + "outage"  # hash: until (unix time), statuses ("429,500"), n (requests failed so far)
+# list of "unix time|segments|status", one per API request, failed ones included: what a
+# rate limit at Twilio's edge counts (status 0: passed on to the API, 201 or a 4xx).
+REQUEST_LOG = P + "request-log"
 DELAY = P + "delay"  # seconds Twilio takes to answer (and then to report), for fault tests
 INBOX_KEEP = 200  # messages kept per phone
 
-# KEYS: failure hash.  Returns {status, code} and counts one down, or {} when none is pending.
-_TAKE_FAILURE = """
-local left = tonumber(redis.call('HGET', KEYS[1], 'remaining') or '0')
-if left <= 0 then return {} end
-redis.call('HINCRBY', KEYS[1], 'remaining', -1)
-return redis.call('HMGET', KEYS[1], 'status', 'code')
-"""
-# KEYS: requests counter, failure hash, delay.  ARGV: "1" if the request is authorised.
-# Counts the request and, if authorised, takes a pending failure: {status, code, delay}.
+# KEYS: requests counter, failure hash, delay, outage hash, request log.
+# ARGV: "1" if the request is authorised, now, segments.
+# Counts and logs the request and, if authorised, takes the failure due: an outage's status
+# while one lasts (its statuses in turn), else a pending failure. Returns {status, code, delay}.
 _ARRIVE = """
 redis.call('INCR', KEYS[1])
 local delay = redis.call('GET', KEYS[3]) or '0'
+local status, code = false, false
+if ARGV[1] ~= '1' then
+  status = '401'
+elseif tonumber(redis.call('HGET', KEYS[4], 'until') or '0') > tonumber(ARGV[2]) then
+  local statuses = {}
+  for s in string.gmatch(redis.call('HGET', KEYS[4], 'statuses') or '503', '%d+') do
+    statuses[#statuses + 1] = s
+  end
+  local n = redis.call('HINCRBY', KEYS[4], 'n', 1)
+  status, code = statuses[(n - 1) % #statuses + 1], '0'
+elseif tonumber(redis.call('HGET', KEYS[2], 'remaining') or '0') > 0 then
+  redis.call('HINCRBY', KEYS[2], 'remaining', -1)
+  local f = redis.call('HMGET', KEYS[2], 'status', 'code')
+  status, code = f[1], f[2]
+end
+local logged = status
+if not logged or logged == '0' then logged = '0' end
+redis.call('RPUSH', KEYS[5], ARGV[2] .. '|' .. ARGV[3] .. '|' .. logged)
 if ARGV[1] ~= '1' then return {false, false, delay} end
-local left = tonumber(redis.call('HGET', KEYS[2], 'remaining') or '0')
-if left <= 0 then return {false, false, delay} end
-redis.call('HINCRBY', KEYS[2], 'remaining', -1)
-local f = redis.call('HMGET', KEYS[2], 'status', 'code')
-return {f[1], f[2], delay}
+return {status, code, delay}
 """
 # KEYS: message.  ARGV: status.  Only a message that still exists (tests flush between runs).
 _SET_STATUS = """
@@ -78,24 +92,39 @@ def delay(redis: Redis) -> float:
     return float(redis.get(DELAY) or 0)
 
 
-def take_failure(redis: Redis) -> tuple[int, int] | None:
-    """The (HTTP status, Twilio code) this request must fail with, if tests asked for one."""
-    found = scripts.load(redis, _TAKE_FAILURE)(keys=[FAILURE])
-    if not found:
-        return None
-    status, code = found
-    return int(status or 0), int(code or 0)
-
-
-def arrive(redis: Redis, authorised: bool) -> tuple[tuple[int, int] | None, float]:
-    """Count an API request; for an authorised one, take the failure tests asked for, if any.
-    Returns (the (HTTP status, Twilio code) to fail with, or None; seconds to stall). One
-    round trip: this runs for every SMS of a fan-out."""
+def arrive(
+    redis: Redis, authorised: bool, now: float | None = None, num_segments: int = 1
+) -> tuple[tuple[int, int] | None, float]:
+    """Count and log an API request (arrived at `now`, carrying `num_segments`); for an
+    authorised one, take the failure tests asked for, if any. Returns (the (HTTP status,
+    Twilio code) to fail with, or None; seconds to stall). One round trip: this runs for
+    every SMS of a fan-out."""
+    now = time.time() if now is None else now
     status, code, stall = scripts.load(redis, _ARRIVE)(
-        keys=[REQUESTS, FAILURE, DELAY], args=["1" if authorised else "0"]
+        keys=[REQUESTS, FAILURE, DELAY, OUTAGE, REQUEST_LOG],
+        args=["1" if authorised else "0", f"{now:.6f}", max(1, num_segments)],
     )
     failure = None if status is None and code is None else (int(status or 0), int(code or 0))
     return failure, float(stall or 0)
+
+
+def set_outage(redis: Redis, seconds: float, statuses: Sequence[int] = (429, 500)) -> float:
+    """Fail every authorised request for `seconds` from now, answering `statuses` in turn
+    (429 and 500 by default); 0 ends an outage. Returns the unix time it ends."""
+    until = time.time() + max(0.0, seconds)
+    if not statuses or any(s < 400 for s in statuses):
+        raise ValueError("an outage answers HTTP error statuses")
+    codes = ",".join(str(int(s)) for s in statuses)
+    redis.hset(OUTAGE, mapping={"until": f"{until:.6f}", "statuses": codes, "n": 0})
+    return until
+
+
+def requests_log(redis: Redis) -> list[tuple[float, int, int]]:
+    """(arrival time, segments, status) of every API request, failed ones included, in
+    arrival order. Status is the HTTP status injected (429, 500, … or 401 for bad
+    credentials), or 0 for a request passed on to the API (201, or a 4xx for bad input)."""
+    rows = (row.split("|") for row in cast(list[str], redis.lrange(REQUEST_LOG, 0, -1)))
+    return [(float(t), int(n), int(s)) for t, n, s in rows]
 
 
 def record(

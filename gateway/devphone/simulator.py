@@ -4,7 +4,8 @@ It speaks Twilio's wire format (api.twilio.com's 2010-04-01 Messages resource, a
 Twilio's OpenAPI description): form fields in, Basic auth with the account sid and auth
 token, a 201 with Twilio's message JSON out, Twilio's error JSON for bad input. A second
 or so later it posts signed status callbacks (`sent`, then `delivered`) to the
-StatusCallback URL, like Twilio. Tests can make it fail the next N requests.
+StatusCallback URL, like Twilio. Tests can make it fail the next N requests, or every
+request for a while (an outage: 429s and 500s until a given time), or answer slowly.
 
 It is "Twilio", not Kabootar: its data lives under keys.SIMULATOR_PREFIX, and even here
 a phone number is never stored: a phone's inbox is keyed by a SHA-256 of its number.
@@ -37,6 +38,7 @@ from gateway.devphone.simstore import (  # noqa: F401 - the simulator's test hel
     arrivals,
     inbox_for,
     received_count,
+    requests_log,
     requests_received,
     sent_count_by_recipient,
 )
@@ -74,6 +76,14 @@ ERRORS = {
     21617: (400, "The concatenated message body exceeds the 1600 character limit."),
 }
 HTTP_CODES = {429: 20429, 500: 20500, 503: 20500}
+# Twilio's own messages for these quote the number they refuse (so must ours: the gateway
+# has to keep it out of logs, job data and the console, see phones.redact).
+QUOTES_NUMBER = {
+    21211: "The 'To' number {to} is not a valid phone number.",
+    21408: (
+        "Permission to send an SMS has not been enabled for the region indicated by the 'To' number: {to}."
+    ),
+}
 
 
 def twilio_error(code: int, status: int | None = None, message: str | None = None) -> Response:
@@ -267,7 +277,8 @@ def create_message(account_sid: str) -> Response:
     ext = kabootar()
     redis, config = ext.runtime.redis, ext.runtime.config
     authorised = _authorised(account_sid)
-    failure, stall = simstore.arrive(redis, authorised)
+    cost = segments.segments(request.form.get("Body", ""))
+    failure, stall = simstore.arrive(redis, authorised, arrived, cost)
     if not authorised:
         return twilio_error(20003)
     if failure and failure[0]:
@@ -277,7 +288,7 @@ def create_message(account_sid: str) -> Response:
     if not to:
         return twilio_error(21604)
     if not _E164.match(to):
-        return twilio_error(21211)
+        return twilio_error(21211, message=QUOTES_NUMBER[21211].format(to=to))
     if not (form.get("From") or form.get("MessagingServiceSid")):
         return twilio_error(21603)
     if not body:
@@ -286,7 +297,8 @@ def create_message(account_sid: str) -> Response:
         return twilio_error(21617)
     code = failure[1] if failure else None
     if code and not 30000 <= code < 31000:
-        return twilio_error(code)
+        quoted = QUOTES_NUMBER.get(code)
+        return twilio_error(code, message=quoted.format(to=to) if quoted else None)
     sid = "SM" + secrets.token_hex(16)
     created = datetime.now(UTC)
     message = _message_json(account_sid, sid, form, created)
@@ -333,6 +345,19 @@ def control_fail() -> Response:
     return Response("ok\n", 200, content_type="text/plain")
 
 
+@bp.post("/control/outage")
+def control_outage() -> Response:
+    """Fail every request for `seconds` (at most 3600; 0 ends it), answering `statuses` in
+    turn (comma-separated HTTP statuses, 429,500 by default), then recover."""
+    try:
+        seconds = min(3600.0, max(0.0, float(request.form.get("seconds", "60"))))
+        statuses = [int(s) for s in request.form.get("statuses", "429,500").split(",") if s.strip()]
+        simstore.set_outage(kabootar().runtime.redis, seconds, statuses)
+    except ValueError:
+        return Response("seconds is a number, statuses HTTP error statuses\n", 400, content_type="text/plain")
+    return Response("ok\n", 200, content_type="text/plain")
+
+
 @bp.post("/control/delay")
 def control_delay() -> Response:
     """Take `seconds` (at most 30) to answer each request, and as long again to report on it."""
@@ -346,6 +371,6 @@ def control_delay() -> Response:
 
 @bp.post("/control/reset")
 def control_reset() -> Response:
-    """Forget every simulated message, counter and pending failure."""
+    """Forget every simulated message, counter, pending failure and outage."""
     simstore.reset(kabootar().runtime.redis)
     return Response("ok\n", 200, content_type="text/plain")
