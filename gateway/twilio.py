@@ -12,11 +12,12 @@ table: throttling and server trouble retry, a recipient's opt-out or a bad numbe
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hmac
 import logging
-import threading
-from collections.abc import Mapping
+import queue
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 import requests
@@ -148,53 +149,61 @@ def _never_reached(e: requests.RequestException) -> bool:
 class TwilioSender:
     """Sends SMS through Twilio's REST API (or whatever TWILIO_API_BASE_URL points at).
 
-    The sender sends from several threads at once; each thread gets its own
-    `twilio.rest.Client`, whose HTTP session keeps its connection alive between SMS.
+    The sender sends from several threads at once. Each send borrows a `twilio.rest.Client`
+    from a pool and gives it back, so its HTTP session keeps the connection alive for the
+    next SMS, and there are never more clients than sends at once (send jobs start new
+    threads each time: a client per thread would pile up for as long as the worker runs).
     """
 
     def __init__(self, config: Config) -> None:
         self._config = config
         self._from = config.twilio_from
         self._service = config.twilio_messaging_service_sid
-        self._local = threading.local()
-        self._clients: list[Client] = []
-        self._lock = threading.Lock()
+        self._idle: queue.SimpleQueue[Client] = queue.SimpleQueue()
 
-    @property
-    def _client(self) -> Client:
-        client: Client | None = getattr(self._local, "client", None)
-        if client is None:
-            # A quiet logger: twilio's own logs every request at INFO.
-            http_log = logging.getLogger("gateway.twilio.http")
-            http_log.setLevel(logging.WARNING)
-            http = TwilioHttpClient(timeout=API_TIMEOUT_SECONDS, logger=http_log)
-            # environment={}: TWILIO_EDGE/REGION from the process must not rewrite our base URL.
-            client = Client(
-                self._config.twilio_account_sid,
-                self._config.twilio_auth_token,
-                http_client=http,
-                environment={},
-            )
-            client.api.base_url = self._config.twilio_api_base_url.rstrip("/")
-            self._local.client = client
-            with self._lock:
-                self._clients.append(client)
+    def _new_client(self) -> Client:
+        # A quiet logger: twilio's own logs every request at INFO.
+        http_log = logging.getLogger("gateway.twilio.http")
+        http_log.setLevel(logging.WARNING)
+        http = TwilioHttpClient(timeout=API_TIMEOUT_SECONDS, logger=http_log)
+        # environment={}: TWILIO_EDGE/REGION from the process must not rewrite our base URL.
+        client = Client(
+            self._config.twilio_account_sid,
+            self._config.twilio_auth_token,
+            http_client=http,
+            environment={},
+        )
+        client.api.base_url = self._config.twilio_api_base_url.rstrip("/")
         return client
 
+    @contextlib.contextmanager
+    def _client(self) -> Iterator[Client]:
+        try:
+            client = self._idle.get_nowait()
+        except queue.Empty:
+            client = self._new_client()
+        try:
+            yield client
+        finally:
+            self._idle.put(client)
+
     def close(self) -> None:
-        """Close every thread's pooled HTTP connections."""
-        with self._lock:
-            for client in self._clients:
-                session = getattr(client.http_client, "session", None)
-                if session is not None:
-                    session.close()
-            self._clients.clear()
+        """Close the pooled clients' HTTP connections."""
+        while True:
+            try:
+                client = self._idle.get_nowait()
+            except queue.Empty:
+                return
+            session = getattr(client.http_client, "session", None)
+            if session is not None:
+                session.close()
 
     def send(self, to: str, body: str, status_callback: str) -> SendResult:
         """Ask Twilio to send `body` to `to`; raises SendError when it does not take it."""
         sender = {"messaging_service_sid": self._service} if self._service else {"from_": self._from}
         try:
-            msg = self._client.messages.create(to=to, body=body, status_callback=status_callback, **sender)
+            with self._client() as client:
+                msg = client.messages.create(to=to, body=body, status_callback=status_callback, **sender)
         except TwilioRestException as e:
             raise classify(e.status, e.code if isinstance(e.code, int) else None, str(e.msg)) from None
         except TwilioServiceException as e:  # the RFC 9457 error shape of newer Twilio APIs

@@ -64,9 +64,10 @@ def receive_sms() -> Response:
     ext = kabootar()
     try:
         outcome = inbound.store(ext.runtime.redis, ext.runtime.vault, sms)
-    except RedisError:
-        # Stored or not, we cannot promise it: make Twilio use the fallback URL.
-        log.exception("could not store %s from %s", sms.message_sid, mask(sms.sender))
+    except RedisError as e:
+        # Stored or not, we cannot promise it: make Twilio use the fallback URL. One line,
+        # not a traceback: an outage refuses every text, and the cause is all that helps.
+        log.warning("could not store %s from %s: %s", sms.message_sid, mask(sms.sender), type(e).__name__)
         abort(503)
     if outcome == "schedule":
         try:
