@@ -8,7 +8,7 @@ case-folded (`text.fold`), so FOLLOW #Tehran and #tehran are one follow.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from redis import Redis
@@ -58,15 +58,27 @@ def unfollow_tag(redis: Redis, follower: int, tag: str) -> bool:
 
 def audience(redis: Redis, author: int | None, tags: Iterable[str]) -> list[int]:
     """Everyone following the author or any of the tags, once each, the author left out, sorted."""
-    sets = [keys.tag_followers(fold(t)) for t in tags]
-    if author is not None:
-        sets.append(keys.followers(author))
-    if not sets:
-        return []
-    ids = {int(x) for x in redis.sunion(sets)}
-    if author is not None:
-        ids.discard(author)
-    return sorted(ids)
+    return audiences(redis, [(author, tags)])[0]
+
+
+def audiences(redis: Redis, posts: Sequence[tuple[int | None, Iterable[str]] | None]) -> list[list[int]]:
+    """`audience` for many (author, tags) pairs at once, in one round trip; None: no one."""
+    pipe = redis.pipeline(transaction=False)
+    asked = []
+    for post in posts:
+        author, tags = post if post is not None else (None, ())
+        sets = [keys.tag_followers(fold(t)) for t in tags]
+        if author is not None:
+            sets.append(keys.followers(author))
+        if sets:
+            pipe.sunion(sets)
+        asked.append((author, bool(sets)))
+    found = iter(pipe.execute() if len(pipe) else [])
+    result = []
+    for author, any_sets in asked:
+        ids = {int(x) for x in next(found)} if any_sets else set()
+        result.append(sorted(ids - {author}))
+    return result
 
 
 def counts(redis: Redis, sub_id: int) -> Counts:

@@ -40,10 +40,8 @@ def fan_out(post_ids: list[int]) -> int:
 
     runtime, rq_queues = context.current(), context.rq_queues()
     config = runtime.config
-    return sum(
-        fanout.plan(runtime.redis, rq_queues, config.public_url, config.sms_max_segments, int(post_id))
-        for post_id in post_ids
-    )
+    ids = [int(post_id) for post_id in post_ids]
+    return fanout.plan_many(runtime.redis, rq_queues, config.public_url, config.sms_max_segments, ids)
 
 
 def fan_out_batch(post_id: int, recipients: list[int]) -> int:
