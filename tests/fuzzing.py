@@ -224,8 +224,14 @@ def forged(
     return twilio_signature(token, public_url, full_path, tampered)
 
 
+# RQ's liveness keys: a scheduler or worker of another test's processes may still beat or
+# take its locks while winding down; they are not data a request could have written.
+RQ_LIVENESS = ("rq:scheduler", "rq:worker", "rq:maintenance")
+
+
 def snapshot(rq_redis: Redis, skip: tuple[str, ...] = ()) -> dict[bytes, bytes | None]:
-    """Every key's serialized value (RQ's too), but those starting with `skip`."""
+    """Every key's serialized value (RQ's too), but those starting with `skip` and RQ's liveness keys."""
+    skip = (*skip, *RQ_LIVENESS)
     wanted = [k for k in rq_redis.scan_iter(count=1000) if not k.decode().startswith(skip)]
     pipe = rq_redis.pipeline(transaction=False)
     for key in wanted:
