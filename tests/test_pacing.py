@@ -122,9 +122,9 @@ def test_a_reserved_batch_is_spaced_at_the_rate_and_the_next_one_queues_behind_i
 
 
 def test_only_slots_within_the_horizon_are_granted_and_a_refusal_takes_nothing(redis: Redis):
-    spacing = 1 / (4 * pacing.HEADROOM)  # about 0.26 s
-    got = pacing.reserve(redis, [1] * 10, rate=4, horizon=1.0)
-    assert got.granted == 4  # slots at 0, 0.26, 0.52 and 0.77 s; the fifth would start after 1 s
+    spacing = 1 / (4 * pacing.HEADROOM)  # 0.25 s
+    got = pacing.reserve(redis, [1] * 10, rate=4, horizon=0.9)
+    assert got.granted == 4  # slots at 0, 0.25, 0.5 and 0.75 s; the fifth would start after 0.9 s
 
     refused = pacing.reserve(redis, [1], rate=4, horizon=0.5)
     assert refused.granted == 0 and refused.wait == pytest.approx(4 * spacing, abs=0.02)
