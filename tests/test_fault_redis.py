@@ -45,6 +45,10 @@ KILL_AT = 3.0  # seconds into the burst
 OUTAGE = 3.0  # seconds Redis stays down
 BURST = 12.0  # seconds of sending in all
 RECOVER_WITHIN = 60.0  # after Redis is back: every text answered 200 is a post
+# ...and every queue empty: welcome SMS the simulator refused during the outage (its data
+# is in the same Redis) retry with backoff up to sender.RETRY_CAP_SECONDS (30 s), and a
+# retry due later is started by RQ's scheduler, which must first take over a dead one's lock.
+SETTLE_WITHIN = 120.0
 
 
 @pytest.fixture
@@ -99,13 +103,13 @@ def test_texts_answered_200_survive_redis_killed_mid_burst(stack: Stack, process
         )
         settled = wait_until(
             lambda: not in_flight(redis) and not rq_work(rq_redis),
-            RECOVER_WITHIN,
+            SETTLE_WITHIN,
             "work left in flight after Redis came back",
             processes,
         )
     except AssertionError as e:  # report what was counted all the same
         recovered = settled = float("nan")
-        unsettled = e
+        unsettled = AssertionError(f"still there: {in_flight(redis)} {rq_work(rq_redis)}\n{e}")
     made = posts_by_sid(redis)
     done.set()
     threads[1].join(timeout=10)
