@@ -99,7 +99,7 @@ def redis_state(app: Flask) -> dict[bytes, bytes]:
     and RQ's liveness keys (a worker or scheduler of another test may still beat)."""
     raw: Redis = app.extensions["kabootar"].rq_redis
     rate = keys.web_reply_rate("*", "*").replace("*", ".*")
-    skip = re.compile(f"{rate}|rq:(scheduler|worker|workers)(:.*)?".encode())
+    skip = re.compile(f"{rate}|rq:(scheduler|worker|maintenance).*".encode())  # scheduler-lock:… too
     return {k: raw.dump(k) for k in raw.scan_iter() if not skip.fullmatch(k)}  # type: ignore[misc]
 
 
