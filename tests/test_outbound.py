@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import http.server
+import json
 import os
 import socket
 import subprocess
@@ -390,6 +392,43 @@ def test_no_answer_means_outcome_unknown(live: Live, monkeypatch: pytest.MonkeyP
             s.close()
         silent.close()
     assert caught.value.outcome_unknown
+
+
+class _RecordingProxy(http.server.BaseHTTPRequestHandler):
+    """A forward proxy that notes each request line and answers as Twilio would."""
+
+    seen: list[str] = []
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.seen.append(self.requestline)
+        body = json.dumps({"sid": "SM" + "0" * 32, "status": "queued", "num_segments": "1"}).encode()
+        self.send_response(201)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:  # nothing of a request reaches a log
+        pass
+
+
+def test_sms_go_through_the_proxy_the_environment_names(live: Live, monkeypatch: pytest.MonkeyPatch):
+    proxy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _RecordingProxy)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.server_address[1]}")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    config = dataclasses.replace(live.config, twilio_api_base_url="http://api.twilio.invalid")
+    adapter = TwilioSender(config)
+    try:
+        result = adapter.send(ALI, "hi", f"{live.url}/twilio/status?m=x")
+    finally:
+        adapter.close()
+        proxy.shutdown()
+        proxy.server_close()
+    assert result.sid == "SM" + "0" * 32
+    assert _RecordingProxy.seen and _RecordingProxy.seen[0].startswith("POST http://api.twilio.invalid/")
 
 
 def test_the_watchdog_schedules_a_send_job_for_stranded_sms(live: Live):
