@@ -6,19 +6,45 @@ query is part of what Twilio signs, hence the check over `request.full_path`.
 
 Callbacks repeat and arrive out of order; `outbound.record_callback` only moves a
 message forward. Unknown messages still get 200, or Twilio would retry them forever.
+
+Twilio posts two or three callbacks for every SMS sent, so the ordinary ones are
+answered in `webhook_wsgi.py` before Flask is entered, with the same `required` and
+`record` below; this view answers the rest (bad signatures, missing fields, Redis away).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 from flask import Blueprint, Response, abort, request
+from redis import Redis
 
 from gateway import outbound
 from gateway.extension import kabootar
 
 log = logging.getLogger(__name__)
 bp = Blueprint("status_callback", __name__)
+
+
+def required(form: Mapping[str, str]) -> tuple[str, str] | None:
+    """The callback's MessageSid and status, or None when either is missing."""
+    sid = form.get("MessageSid") or form.get("SmsSid") or ""
+    twilio_status = form.get("MessageStatus") or form.get("SmsStatus") or ""
+    return (sid, twilio_status) if sid and twilio_status else None
+
+
+def record(redis: Redis, message_id: str, form: Mapping[str, str]) -> None:
+    """Settle our message `message_id` (the `m` of the URL) with a signed callback's fields."""
+    fields = required(form)
+    if fields is None:
+        raise ValueError("required fields missing")  # callers check `required` first
+    if not (message_id.isascii() and message_id.isalnum() and len(message_id) <= 64):
+        return  # not one of ours: our ids are short hex strings
+    sid, twilio_status = fields
+    result = outbound.record_callback(redis, message_id, sid[:64], twilio_status, form.get("ErrorCode", ""))
+    if result == "unknown":
+        log.info("status callback for unknown message %s", message_id[:64])
 
 
 @bp.post("/twilio/status")
@@ -29,16 +55,7 @@ def status() -> Response:
     ):
         log.warning("rejected a status callback with a bad or missing signature")
         abort(403)
-    sid = request.form.get("MessageSid") or request.form.get("SmsSid") or ""
-    twilio_status = request.form.get("MessageStatus") or request.form.get("SmsStatus") or ""
-    if not sid or not twilio_status:
+    if required(request.form) is None:
         abort(400, "MessageSid and MessageStatus are required")
-    message_id = request.args.get("m", "")
-    if not (message_id.isascii() and message_id.isalnum() and len(message_id) <= 64):
-        return Response("", 200)  # not one of ours: our ids are short hex strings
-    result = outbound.record_callback(
-        ext.runtime.redis, message_id, sid[:64], twilio_status, request.form.get("ErrorCode", "")
-    )
-    if result == "unknown":
-        log.info("status callback for unknown message %s", message_id[:64])
+    record(ext.runtime.redis, request.args.get("m", ""), request.form)
     return Response("", 200)

@@ -1,14 +1,16 @@
-"""The webhook's common case as plain WSGI, in front of Flask.
+"""Twilio's two webhooks, their common case, as plain WSGI in front of Flask.
 
-Twilio's webhook is the one request a shutdown multiplies by thousands per second, and
-Flask's request machinery (context locals, the form parser, the Response object) cost
-more CPU than storing the text does. So an ordinary text (a urlencoded form, validly
-signed, with a MessageSid and a From) is read, checked and stored here, with the same
-`inbound` functions the Flask view uses, and answered without entering Flask.
+Twilio's webhooks are the requests a shutdown multiplies by thousands per second: a text
+for every SMS received, two or three status callbacks for every SMS sent. Flask's
+request machinery (context locals, the form parser, the Response object) costs more CPU
+than storing a text or a status does. So an ordinary one (a urlencoded form, validly
+signed, with the fields it needs) is read, checked and stored here, with the same
+functions the Flask views use (`inbound`, `status_callback`), and answered without
+entering Flask.
 
 Anything else (a bad signature, a malformed or oversized form, Redis trouble, any other
 path) goes to the Flask app unchanged, with the body it sent still readable, so refusals,
-their counting and their logging live in one place: `webhook.py`.
+their counting and their logging live in one place: `webhook.py`, `status_callback.py`.
 """
 
 from __future__ import annotations
@@ -21,41 +23,50 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from gateway import inbound, keys, queues, webhook
+from gateway import inbound, keys, queues, status_callback, webhook
 from gateway.extension import Kabootar
 
 log = logging.getLogger(__name__)
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
-PATH = "/twilio/sms"
+SMS_PATH = "/twilio/sms"
+STATUS_PATH = "/twilio/status"
 _FORM = "application/x-www-form-urlencoded"
 
 
 class FastWebhook:
-    """WSGI middleware: answers an ordinary signed text itself, passes everything else on."""
+    """WSGI middleware: answers ordinary signed webhooks itself, passes everything else on."""
 
     def __init__(self, app: WSGIApp, ext: Kabootar, extra_headers: Callable[[], list[tuple[str, str]]]):
         self._app = app
         self._ext = ext
         self._extra_headers = extra_headers
         self._twiml = webhook.empty_twiml_bytes()
+        # What each path does with a signed form; its answer (content type and body) when it could.
+        self._handlers: dict[str, tuple[Callable[[dict[str, Any], dict[str, str]], bool], str, bytes]] = {
+            SMS_PATH: (self._store_text, "application/xml", self._twiml),
+            STATUS_PATH: (self._record_status, "text/html; charset=utf-8", b""),
+        }
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        if environ.get("PATH_INFO") != PATH or environ.get("REQUEST_METHOD") != "POST":
+        handler = self._handlers.get(environ.get("PATH_INFO", ""))
+        if handler is None or environ.get("REQUEST_METHOD") != "POST":
             return self._app(environ, start_response)
-        body = self._read_small_form(environ)
-        if body is None or not self._store(environ, body):
+        handle, content_type, answer = handler
+        form = self._signed_form(environ)
+        if form is None or not handle(environ, form):
             return self._app(environ, start_response)
         headers = [
-            ("Content-Type", "application/xml"),
-            ("Content-Length", str(len(self._twiml))),
+            ("Content-Type", content_type),
+            ("Content-Length", str(len(answer))),
             *self._extra_headers(),
         ]
         start_response("200 OK", headers)
-        return [self._twiml]
+        return [answer]
 
-    def _read_small_form(self, environ: dict[str, Any]) -> bytes | None:
-        """The request's urlencoded body, leaving it readable for Flask; None if not that."""
+    def _signed_form(self, environ: dict[str, Any]) -> dict[str, str] | None:
+        """The request's form if it is a small urlencoded one signed by Twilio, else None.
+        The body stays readable for Flask either way."""
         if environ.get("CONTENT_TYPE", "").split(";", 1)[0].strip().lower() != _FORM:
             return None
         try:
@@ -66,22 +77,21 @@ class FastWebhook:
             return None
         body: bytes = environ["wsgi.input"].read(length)
         environ["wsgi.input"] = io.BytesIO(body)
-        return body
-
-    def _store(self, environ: dict[str, Any], body: bytes) -> bool:
-        """Check and store an ordinary text; False when Flask must answer instead."""
         try:
             pairs = urllib.parse.parse_qsl(body.decode("ascii"), keep_blank_values=True, errors="strict")
         except UnicodeError:
-            return False
+            return None
         form = dict(pairs)
         if len(form) != len(pairs):
-            return False  # a repeated field: let werkzeug's MultiDict and the validator decide
+            return None  # a repeated field: let werkzeug's MultiDict and the validator decide
         query = environ.get("QUERY_STRING", "")
-        full_path = PATH + "?" + query if query else PATH
+        path = environ["PATH_INFO"]
+        full_path = path + "?" + query if query else path
         signature = environ.get("HTTP_X_TWILIO_SIGNATURE", "")
-        if not self._ext.signatures.is_valid(full_path, form, signature):
-            return False
+        return form if self._ext.signatures.is_valid(full_path, form, signature) else None
+
+    def _store_text(self, environ: dict[str, Any], form: dict[str, str]) -> bool:
+        """Store an ordinary text; False when Flask must answer instead."""
         try:
             sms = inbound.InboundSMS.from_twilio(form)
         except inbound.MalformedMessage:
@@ -96,4 +106,19 @@ class FastWebhook:
                 queues.enqueue_drain(self._ext.queues[keys.QUEUE_INBOUND])
             except RedisError:
                 log.warning("stored %s but could not enqueue its drain job", sms.message_sid)
+        return True
+
+    def _record_status(self, environ: dict[str, Any], form: dict[str, str]) -> bool:
+        """Record an ordinary delivery report; False when Flask must answer instead."""
+        if status_callback.required(form) is None:
+            return False
+        try:
+            query = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""), errors="strict")
+        except UnicodeError:
+            return False
+        message_id = query.get("m", [""])[0]  # the first, as Flask's request.args.get
+        try:
+            status_callback.record(self._ext.runtime.redis, message_id, form)
+        except RedisError:
+            return False
         return True

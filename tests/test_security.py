@@ -279,6 +279,17 @@ def test_server_errors_carry_the_security_headers(config, runtime, sample):
         assert_secure(response, path)
 
 
+def test_twilios_webhooks_answered_before_flask_carry_the_security_headers(twilio: Twilio, sample):
+    """Ordinary texts and delivery reports are answered in webhook_wsgi.py, not by Flask."""
+    text = twilio.text(body="a second text")
+    report = {"MessageSid": "SM" + "ab" * 16, "MessageStatus": "delivered", "AccountSid": "AC" + "0" * 32}
+    delivered = twilio.post(report, path="/twilio/status?m=0123abcd")
+    for what, response in (("text", text), ("status callback", delivered)):
+        assert response.status_code == 200, what
+        assert_secure(response, what)
+    assert text.mimetype == "application/xml" and delivered.get_data() == b""
+
+
 # ---------------------------------------------------------------- abuse: the reply form
 
 
