@@ -8,8 +8,8 @@ Callbacks repeat and arrive out of order; `outbound.record_callback` only moves 
 message forward. Unknown messages still get 200, or Twilio would retry them forever.
 
 Twilio posts two or three callbacks for every SMS sent, so the ordinary ones are
-answered in `webhook_wsgi.py` before Flask is entered, with the same `required` and
-`record` below; this view answers the rest (bad signatures, missing fields, Redis away).
+answered in `webhook_wsgi.py` before Flask is entered, with the same `record` below;
+this view answers the rest (bad signatures, missing fields, Redis away).
 """
 
 from __future__ import annotations
@@ -27,24 +27,19 @@ log = logging.getLogger(__name__)
 bp = Blueprint("status_callback", __name__)
 
 
-def required(form: Mapping[str, str]) -> tuple[str, str] | None:
-    """The callback's MessageSid and status, or None when either is missing."""
+def record(redis: Redis, message_id: str, form: Mapping[str, str]) -> bool:
+    """Settle our message `message_id` (the `m` of the URL) with a signed callback's
+    fields; False, recording nothing, when MessageSid or MessageStatus is missing."""
     sid = form.get("MessageSid") or form.get("SmsSid") or ""
     twilio_status = form.get("MessageStatus") or form.get("SmsStatus") or ""
-    return (sid, twilio_status) if sid and twilio_status else None
-
-
-def record(redis: Redis, message_id: str, form: Mapping[str, str]) -> None:
-    """Settle our message `message_id` (the `m` of the URL) with a signed callback's fields."""
-    fields = required(form)
-    if fields is None:
-        raise ValueError("required fields missing")  # callers check `required` first
+    if not sid or not twilio_status:
+        return False
     if not (message_id.isascii() and message_id.isalnum() and len(message_id) <= 64):
-        return  # not one of ours: our ids are short hex strings
-    sid, twilio_status = fields
+        return True  # not one of ours: our ids are short hex strings
     result = outbound.record_callback(redis, message_id, sid[:64], twilio_status, form.get("ErrorCode", ""))
     if result == "unknown":
         log.info("status callback for unknown message %s", message_id[:64])
+    return True
 
 
 @bp.post("/twilio/status")
@@ -55,7 +50,6 @@ def status() -> Response:
     ):
         log.warning("rejected a status callback with a bad or missing signature")
         abort(403)
-    if required(request.form) is None:
+    if not record(ext.runtime.redis, request.args.get("m", ""), request.form):
         abort(400, "MessageSid and MessageStatus are required")
-    record(ext.runtime.redis, request.args.get("m", ""), request.form)
     return Response("", 200)

@@ -13,7 +13,7 @@ from flask import Blueprint, Response, abort, current_app, request
 from redis.exceptions import RedisError
 
 from gateway import inbound, keys, queues, stats
-from gateway.extension import kabootar
+from gateway.extension import Kabootar, kabootar
 from gateway.phones import mask
 from gateway.twilio import empty_twiml
 
@@ -51,6 +51,19 @@ def _count(name: str) -> None:
         pass
 
 
+def store_text(ext: Kabootar, sms: inbound.InboundSMS) -> str:
+    """Store a checked text in the inbox and see that a drain job will post it; returns
+    `inbound.store`'s outcome. Raises RedisError when the text may not be stored."""
+    outcome = inbound.store(ext.runtime.redis, ext.runtime.vault, sms)
+    if outcome == "schedule":
+        try:
+            queues.enqueue_drain(ext.queues[keys.QUEUE_INBOUND])
+        except RedisError:
+            # The text is safe in the inbox; a worker's watchdog schedules the drain.
+            log.warning("stored %s but could not enqueue its drain job", sms.message_sid)
+    return outcome
+
+
 @bp.post("/twilio/sms")
 def receive_sms() -> Response:
     if (request.content_length or 0) > MAX_BODY_BYTES:
@@ -61,20 +74,13 @@ def receive_sms() -> Response:
     except inbound.MalformedMessage as e:
         _count("malformed")
         abort(400, str(e))
-    ext = kabootar()
     try:
-        outcome = inbound.store(ext.runtime.redis, ext.runtime.vault, sms)
+        outcome = store_text(kabootar(), sms)
     except RedisError as e:
         # Stored or not, we cannot promise it: make Twilio use the fallback URL. One line,
         # not a traceback: an outage refuses every text, and the cause is all that helps.
         log.warning("could not store %s from %s: %s", sms.message_sid, mask(sms.sender), type(e).__name__)
         abort(503)
-    if outcome == "schedule":
-        try:
-            queues.enqueue_drain(ext.queues[keys.QUEUE_INBOUND])
-        except RedisError:
-            # The text is safe in the inbox; a worker's watchdog schedules the drain.
-            log.warning("stored %s but could not enqueue its drain job", sms.message_sid)
     if current_app.debug:
         log.debug("%s %s from %s", outcome, sms.message_sid, mask(sms.sender))
     return _twiml()

@@ -5,7 +5,7 @@ for every SMS received, two or three status callbacks for every SMS sent. Flask'
 request machinery (context locals, the form parser, the Response object) costs more CPU
 than storing a text or a status does. So an ordinary one (a urlencoded form, validly
 signed, with the fields it needs) is read, checked and stored here, with the same
-functions the Flask views use (`inbound`, `status_callback`), and answered without
+functions the Flask views use (`webhook.store_text`, `status_callback.record`), and answered without
 entering Flask.
 
 Anything else (a bad signature, a malformed or oversized form, Redis trouble, any other
@@ -16,17 +16,14 @@ their counting and their logging live in one place: `webhook.py`, `status_callba
 from __future__ import annotations
 
 import io
-import logging
 import urllib.parse
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from redis.exceptions import RedisError
 
-from gateway import inbound, keys, queues, status_callback, webhook
+from gateway import inbound, status_callback, webhook
 from gateway.extension import Kabootar
-
-log = logging.getLogger(__name__)
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 SMS_PATH = "/twilio/sms"
@@ -41,10 +38,9 @@ class FastWebhook:
         self._app = app
         self._ext = ext
         self._extra_headers = extra_headers
-        self._twiml = webhook.empty_twiml_bytes()
         # What each path does with a signed form; its answer (content type and body) when it could.
         self._handlers: dict[str, tuple[Callable[[dict[str, Any], dict[str, str]], bool], str, bytes]] = {
-            SMS_PATH: (self._store_text, "application/xml", self._twiml),
+            SMS_PATH: (self._store_text, "application/xml", webhook.empty_twiml_bytes()),
             STATUS_PATH: (self._record_status, "text/html; charset=utf-8", b""),
         }
 
@@ -93,32 +89,16 @@ class FastWebhook:
     def _store_text(self, environ: dict[str, Any], form: dict[str, str]) -> bool:
         """Store an ordinary text; False when Flask must answer instead."""
         try:
-            sms = inbound.InboundSMS.from_twilio(form)
-        except inbound.MalformedMessage:
-            return False
-        runtime = self._ext.runtime
-        try:
-            outcome = inbound.store(runtime.redis, runtime.vault, sms)
-        except RedisError:
-            return False  # Flask tries once more and answers 503 if Redis is still away
-        if outcome == "schedule":
-            try:
-                queues.enqueue_drain(self._ext.queues[keys.QUEUE_INBOUND])
-            except RedisError:
-                log.warning("stored %s but could not enqueue its drain job", sms.message_sid)
+            webhook.store_text(self._ext, inbound.InboundSMS.from_twilio(form))
+        except (inbound.MalformedMessage, RedisError):
+            return False  # Flask refuses it, or tries once more and answers 503 if Redis is still away
         return True
 
     def _record_status(self, environ: dict[str, Any], form: dict[str, str]) -> bool:
         """Record an ordinary delivery report; False when Flask must answer instead."""
-        if status_callback.required(form) is None:
-            return False
         try:
             query = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""), errors="strict")
-        except UnicodeError:
+            message_id = query.get("m", [""])[0]  # the first, as Flask's request.args.get
+            return status_callback.record(self._ext.runtime.redis, message_id, form)
+        except (UnicodeError, RedisError):
             return False
-        message_id = query.get("m", [""])[0]  # the first, as Flask's request.args.get
-        try:
-            status_callback.record(self._ext.runtime.redis, message_id, form)
-        except RedisError:
-            return False
-        return True

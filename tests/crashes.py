@@ -26,7 +26,7 @@ from rq import Queue
 from gateway import embedded_redis, keys
 from gateway.config import Config
 from gateway.twilio import SignatureChecker
-from tests.live import CLI, Processes, clean_env, processes_in_session
+from tests.live import CLI, Processes, clean_env, processes_in_session, web_settings
 
 TWILIO_PATIENCE = 15.0  # Twilio waits this long for the webhook, then calls the fallback URL
 
@@ -179,22 +179,18 @@ class Stack:
             self.redis_proc.wait(timeout=15)
 
 
+# Limits high enough that nothing is held back: the fault tests are about crashes, not pacing.
+UNHELD = {"SENDER_POSTS_PER_MINUTE": "100000", "SMS_MPS": "100"}
+
+
 @contextlib.contextmanager
 def running_stack(
     procs: Processes, tmp_path: Path, workers: int, redis_first: bool = True, **extra: str
 ) -> Iterator[Stack]:
     """A durable Redis in `tmp_path`, `kabootar web` and `workers` workers on it, ready; then
     stopped. Without `redis_first`, Redis is left for the test to start."""
-    port, redis_port = embedded_redis.free_port(), embedded_redis.free_port()
-    settings = {
-        "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
-        "HOST": "127.0.0.1",
-        "PORT": str(port),
-        "PUBLIC_URL": f"http://127.0.0.1:{port}",
-        "SECRET_KEY": "crash-test-secret-key",
-        "KABOOTAR_VAR_DIR": str(tmp_path / "var"),
-        **extra,
-    }
+    redis_url = f"redis://127.0.0.1:{embedded_redis.free_port()}/0"
+    settings = web_settings(redis_url, tmp_path / "var", "crash-test-secret-key", **extra)
     stack = Stack(Config.from_env(settings), clean_env(**settings), tmp_path / "redis", procs)
     try:
         if redis_first:

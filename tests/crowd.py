@@ -21,11 +21,11 @@ from pathlib import Path
 
 from rq import Worker
 
-from gateway import embedded_redis, follows, keys, outbound, subscribers
+from gateway import follows, keys, outbound, subscribers
 from gateway.config import Config
 from gateway.devphone import simstore
 from gateway.runtime import Runtime
-from tests.live import CLI, Gateway, Processes, clean_env
+from tests.live import CLI, Gateway, Processes, clean_env, web_settings
 
 
 @dataclass
@@ -119,16 +119,7 @@ def start_fleet(
 ) -> tuple[Fleet, Gateway, Runtime]:
     """`kabootar web` plus `workers` workers against `redis_server`, ready; and a Runtime
     (same secret key) for the test to set things up and count with."""
-    port = embedded_redis.free_port()
-    settings = {
-        "REDIS_URL": redis_server,
-        "HOST": "127.0.0.1",
-        "PORT": str(port),
-        "PUBLIC_URL": f"http://127.0.0.1:{port}",
-        "SECRET_KEY": "fault-test-secret-key",
-        "KABOOTAR_VAR_DIR": str(var_dir),
-        **extra,
-    }
+    settings = web_settings(redis_server, var_dir, "fault-test-secret-key", **extra)
     env = clean_env(**settings)
     config = Config.from_env(settings)
     fleet = Fleet(procs, env, config)

@@ -170,20 +170,25 @@ class Gateway:
         return feed
 
 
-def start_gateway(redis_server: str, processes: Processes, var_dir: Path, **extra: str) -> Gateway:
-    """`kabootar web` and one `kabootar worker` on a free port against `redis_server`, ready."""
+def web_settings(redis_url: str, var_dir: Path, secret_key: str, **extra: str) -> dict[str, str]:
+    """The settings of a Kabootar on a free local port against `redis_url` (`extra` win)."""
     from gateway import embedded_redis
 
     port = embedded_redis.free_port()
-    settings = {
-        "REDIS_URL": redis_server,
+    return {
+        "REDIS_URL": redis_url,
         "HOST": "127.0.0.1",
         "PORT": str(port),
         "PUBLIC_URL": f"http://127.0.0.1:{port}",
-        "SECRET_KEY": "live-test-secret-key",
+        "SECRET_KEY": secret_key,
         "KABOOTAR_VAR_DIR": str(var_dir),
         **extra,
     }
+
+
+def start_gateway(redis_server: str, processes: Processes, var_dir: Path, **extra: str) -> Gateway:
+    """`kabootar web` and one `kabootar worker` on a free port against `redis_server`, ready."""
+    settings = web_settings(redis_server, var_dir, "live-test-secret-key", **extra)
     env = clean_env(**settings)
     processes.start("web", [*CLI, "web"], env)
     processes.start("worker", [*CLI, "worker"], env)

@@ -24,6 +24,7 @@ from redis.exceptions import RedisError
 from gateway import keys
 from tests.crashes import (
     TWILIO_PATIENCE,
+    UNHELD,
     Stack,
     Texter,
     in_flight,
@@ -53,7 +54,7 @@ SETTLE_WITHIN = 120.0
 
 @pytest.fixture
 def stack(processes: Processes, tmp_path: Path) -> Iterator[Stack]:
-    with running_stack(processes, tmp_path, workers=1, SENDER_POSTS_PER_MINUTE="100000", SMS_MPS="100") as s:
+    with running_stack(processes, tmp_path, workers=1, **UNHELD) as s:
         yield s
 
 

@@ -21,6 +21,7 @@ from redis import Redis
 
 from gateway import keys, sender
 from tests.crashes import (
+    UNHELD,
     Stack,
     in_flight,
     job_statuses,
@@ -133,8 +134,7 @@ def watch(killer: Killer, stop: threading.Event) -> None:
 
 @pytest.fixture
 def stack(processes: Processes, tmp_path: Path) -> Iterator[Stack]:
-    # Limits high enough that nothing is held back: this test is about crashes, not pacing.
-    with running_stack(processes, tmp_path, workers=2, SENDER_POSTS_PER_MINUTE="100000", SMS_MPS="100") as s:
+    with running_stack(processes, tmp_path, workers=2, **UNHELD) as s:
         yield s
 
 

@@ -82,10 +82,13 @@ def dead_workers(
     return {name: beat for (name, beat), at in zip(beats.items(), done, strict=True) if at != beat}
 
 
-def _owner(rq_redis: Redis, composite: str) -> str | None:
-    job_id, execution_id = parse_composite_key(composite)
-    owner = rq_redis.hget(Execution(execution_id, job_id, rq_redis).key, "worker_name")
-    return owner.decode() if isinstance(owner, bytes) else owner
+def _owners(rq_redis: Redis, composites: list[str]) -> list[str | None]:
+    """The worker running each started job ("<job id>:<execution id>"), in one round trip."""
+    pipe = rq_redis.pipeline(transaction=False)
+    for composite in composites:
+        job_id, execution_id = parse_composite_key(composite)
+        pipe.hget(Execution(execution_id, job_id, rq_redis).key, "worker_name")
+    return [o.decode() if isinstance(o, bytes) else o for o in pipe.execute()]
 
 
 def requeue_started(
@@ -105,9 +108,8 @@ def requeue_started(
     for name in queue_names:
         queue = Queue(name, connection=rq_redis)
         registry = queue.started_job_registry
-        for entry in cast(list[bytes], rq_redis.zrange(registry.key, 0, -1)):
-            composite = entry.decode()
-            owner = _owner(rq_redis, composite)
+        composites = [e.decode() for e in cast(list[bytes], rq_redis.zrange(registry.key, 0, -1))]
+        for composite, owner in zip(composites, _owners(rq_redis, composites), strict=True):
             if owner is None or owner not in workers or not rq_redis.zrem(registry.key, composite):
                 continue
             _take_over(queue, composite, owner, out)
@@ -171,6 +173,13 @@ def requeue_popped(rq_redis: Redis, worker: str, out: Recovered | None = None) -
             _requeue_or_fail(queue, job, worker, pipe, out)
             pipe.execute()
     return out
+
+
+def requeue_own(rq_redis: Redis, worker: str) -> Recovered:
+    """A worker's own jobs, started or only taken off a queue, back at their queues' fronts
+    (its loop stopped: once its beat is gone no other watchdog would hand them on)."""
+    out = requeue_started(rq_redis, {worker})  # first: requeue_popped skips what it queued
+    return requeue_popped(rq_redis, worker, out)
 
 
 def forget_rq_worker(rq_redis: Redis, name: str, queue_names: Iterable[str] = keys.QUEUES) -> None:

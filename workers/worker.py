@@ -145,10 +145,7 @@ def run(runtime: Runtime, burst: bool = False) -> None:
     finally:
         stop.set()
         try:
-            # Stopped mid-job (a second Ctrl-C) or between taking a job and starting it:
-            # once the beat is gone no other watchdog would hand those jobs on.
-            recovery.requeue_started(rq_redis, {name})
-            recovery.requeue_popped(rq_redis, name)
+            recovery.requeue_own(rq_redis, name)  # stopped mid-job (a second Ctrl-C), or just after a pop
             runtime.redis.zrem(keys.WORKER_HEARTBEAT, name)
         except RedisError:
             pass
@@ -171,8 +168,7 @@ def _resume(redis: Redis, rq_redis: Redis, name: str, died_at: float) -> bool:
     while not stopping.wait(RESTART_DELAY):
         try:
             rq_redis.ping()
-            recovery.requeue_started(rq_redis, {name})
-            recovery.requeue_popped(rq_redis, name)
+            recovery.requeue_own(rq_redis, name)
             recovery.forget_rq_worker(rq_redis, name)  # so the new loop may register the same name
             # Batches claimed before the loop died were lost with it (or, were Redis down,
             # with every other worker's job too): back to the inbox and the lanes now.
