@@ -25,7 +25,7 @@ from bench import e2e, fanout, feed, ingest, latency, report, wrk
 from bench.context import HERE, OUT, Context, Settings
 from bench.report import Row, Section
 from bench.stacks import baseline_dir
-from gateway import embedded_redis
+from gateway.box import embedded_redis
 
 SCENARIOS: dict[str, Callable[[Context], Section]] = {
     "ingest": ingest.run,

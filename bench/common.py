@@ -11,8 +11,9 @@ from redis import Redis
 
 from bench import wrk
 from bench.procs import Fleet
-from gateway import keys, subscribers
+from gateway.microblog import subscribers
 from gateway.phones import PhoneVault
+from gateway.store import keys
 
 
 def register(redis: Redis, vault: PhoneVault, numbers: list[str], threads: int = 4) -> list[int]:

@@ -24,7 +24,7 @@ from bench.context import Context
 from bench.profile import Profiler
 from bench.report import Row, Section
 from bench.stacks import AUTH_TOKEN, Kabootar, start_kabootar
-from gateway.twilio import SignatureChecker
+from gateway.providers.twilio import SignatureChecker
 
 AUTHOR = "+989350000001"
 BODY = "Crowds at Azadi square now, phones still work, internet is down"
@@ -35,8 +35,9 @@ PROFILE_FOLLOWERS = 2_000
 def available() -> str | None:
     """Why the fan-out path cannot be benchmarked yet, or None when its code is there."""
     try:
-        from gateway import fanout, follows  # noqa: F401
-        from gateway.devphone import simstore  # noqa: F401
+        from gateway.microblog import follows  # noqa: F401
+        from gateway.outbox import fanout  # noqa: F401
+        from gateway.providers.twilio import simstore  # noqa: F401
         from workers import jobs
     except Exception as e:  # an import error in half-built code: report, don't crash the bench
         return f"{type(e).__name__}: {e}"
@@ -47,7 +48,7 @@ def available() -> str | None:
 
 def _followers(kb: Kabootar, n: int) -> int:
     """Register the author and n followers of theirs; returns the author's id."""
-    from gateway import follows
+    from gateway.microblog import follows
 
     redis = kb.redis
     author = register(redis, kb.vault, [AUTHOR])[0]
@@ -89,13 +90,13 @@ def _text(kb: Kabootar) -> float:
 
 
 def _arrivals(kb: Kabootar) -> list[tuple[float, int]]:
-    from gateway.devphone import simstore
+    from gateway.providers.twilio import simstore
 
     return simstore.arrivals(kb.redis)
 
 
 def _arrived(kb: Kabootar) -> int:
-    from gateway.devphone import simstore
+    from gateway.providers.twilio import simstore
 
     return int(kb.redis.llen(simstore.ARRIVALS))
 

@@ -25,7 +25,8 @@ from bench.context import Context
 from bench.profile import Profiler
 from bench.report import Row, Section
 from bench.stacks import start_kabootar
-from gateway import keys, posts
+from gateway.microblog import posts
+from gateway.store import keys
 
 CHUNK = 2_000
 LOADERS = 2

@@ -25,7 +25,7 @@ from bench.context import Context
 from bench.profile import Profiler
 from bench.report import Row, Section
 from bench.stacks import start_kabootar, start_peer, start_redis
-from gateway import keys
+from gateway.store import keys
 
 TARGET_RATIO = 0.8
 RQ_QUEUE = "rq:queue:inbound"  # the tutorial's queue: one job id per acknowledged text

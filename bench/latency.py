@@ -23,7 +23,7 @@ from bench.common import posts, register, wait_until, warm_up
 from bench.context import SENDERS, Context
 from bench.report import Row, Section
 from bench.stacks import start_kabootar
-from gateway import keys
+from gateway.store import keys
 
 SENDER_THREADS = 8
 POLL_SECONDS = 0.002

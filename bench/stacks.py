@@ -18,7 +18,7 @@ from pathlib import Path
 from redis import Redis
 
 from bench.procs import Fleet, Proc, _die_with_parent, wait_http
-from gateway import embedded_redis
+from gateway.box import embedded_redis
 from gateway.config import SIMULATOR_AUTH_TOKEN
 from gateway.phones import PhoneVault
 

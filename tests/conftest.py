@@ -13,10 +13,12 @@ from flask import Flask
 from flask.testing import FlaskClient
 from redis import Redis
 
-from gateway import create_app, embedded_redis, keys, queues
+from gateway.box import embedded_redis
 from gateway.config import Config
+from gateway.providers.twilio import SignatureChecker
 from gateway.runtime import Runtime
-from gateway.twilio import SignatureChecker
+from gateway.store import keys, queues
+from gateway.web import create_app
 from tests.burst import BurstWorker
 from tests.live import processes  # noqa: F401  (fixture: real Kabootar processes)
 from tests.report import pytest_terminal_summary, report  # noqa: F401  (fault tests' figures)

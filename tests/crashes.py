@@ -23,9 +23,10 @@ from pathlib import Path
 from redis import Redis
 from rq import Queue
 
-from gateway import embedded_redis, keys
+from gateway.box import embedded_redis
 from gateway.config import Config
-from gateway.twilio import SignatureChecker
+from gateway.providers.twilio import SignatureChecker
+from gateway.store import keys
 from tests.live import CLI, Processes, clean_env, processes_in_session, web_settings
 
 TWILIO_PATIENCE = 15.0  # Twilio waits this long for the webhook, then calls the fallback URL

@@ -21,10 +21,12 @@ from pathlib import Path
 
 from rq import Worker
 
-from gateway import follows, keys, outbound, subscribers
 from gateway.config import Config
-from gateway.devphone import simstore
+from gateway.microblog import follows, subscribers
+from gateway.outbox import outbound
+from gateway.providers.twilio import simstore
 from gateway.runtime import Runtime
+from gateway.store import keys
 from tests.live import CLI, Gateway, Processes, clean_env, web_settings
 
 

@@ -21,8 +21,9 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException
 from werkzeug.test import TestResponse, encode_multipart
 
-from gateway import command_words, keys, queues
+from gateway.commands import words as command_words
 from gateway.runtime import Runtime
+from gateway.store import keys, queues
 from tests.burst import BurstWorker
 
 FUZZ = settings(

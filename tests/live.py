@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 
 from gateway.config import Config
-from gateway.twilio import SignatureChecker
+from gateway.providers.twilio import SignatureChecker
 
-CLI = [sys.executable, "-m", "gateway.cli"]
+CLI = [sys.executable, "-m", "gateway.box.cli"]
 # Settings a developer's shell might carry; the processes under test get only ours.
 SETTINGS = [
     "HOST", "PORT", "PUBLIC_URL", "REDIS_URL", "SECRET_KEY", "WORKERS", "KABOOTAR_VAR_DIR",
@@ -172,7 +172,7 @@ class Gateway:
 
 def web_settings(redis_url: str, var_dir: Path, secret_key: str, **extra: str) -> dict[str, str]:
     """The settings of a Kabootar on a free local port against `redis_url` (`extra` win)."""
-    from gateway import embedded_redis
+    from gateway.box import embedded_redis
 
     port = embedded_redis.free_port()
     return {

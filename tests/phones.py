@@ -11,8 +11,9 @@ import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
-from gateway import account, keys, subscribers
-from gateway.devphone import simulator
+from gateway.microblog import account, subscribers
+from gateway.providers.twilio import simulator
+from gateway.store import keys
 from tests.conftest import Twilio, run_workers
 from tests.simulated import Live, running
 

@@ -19,10 +19,14 @@ from redis import Redis
 from rq import Queue
 from werkzeug.serving import WSGIRequestHandler, make_server
 
-from gateway import create_app, embedded_redis, outbound, queues, sender, subscribers
+from gateway.box import embedded_redis
 from gateway.config import Config
+from gateway.microblog import subscribers
+from gateway.outbox import outbound, sender
+from gateway.providers.twilio import TwilioSender
 from gateway.runtime import Runtime
-from gateway.twilio import TwilioSender
+from gateway.store import queues
+from gateway.web import create_app
 from workers import context
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway import embedded_redis
+from gateway.box import embedded_redis
 from tests.live import CLI, SETTINGS
 
 

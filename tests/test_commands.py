@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from gateway import account, answers, command_words, commands, inbox, keys, segments
+from gateway import segments
+from gateway.commands import answers
+from gateway.commands import grammar as commands
+from gateway.commands import words as command_words
+from gateway.microblog import account
+from gateway.pipeline import inbox
+from gateway.store import keys
 from tests.phones import ALI, SARA, Phones, phones_on
 
 

@@ -6,7 +6,9 @@ from dataclasses import replace
 
 from redis import Redis
 
-from gateway import create_app, keys, posts
+from gateway.microblog import posts
+from gateway.store import keys
+from gateway.web import create_app
 from tests.test_ops import csrf_of
 
 

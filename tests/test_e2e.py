@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway import embedded_redis
+from gateway.box import embedded_redis
 from gateway.config import Config
 from tests.live import CLI, Gateway, clean_env, is_zombie, processes_in_session, start_gateway
 from tests.privacy import leaks, redis_dump_url
@@ -66,7 +66,7 @@ def worker_pids(supervisor: subprocess.Popen[bytes]) -> list[int]:
             ppid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
         except OSError:
             continue
-        if argv[-3:] == [b"gateway.cli", b"worker", b""] and ppid == supervisor.pid:
+        if argv[-3:] == [b"gateway.box.cli", b"worker", b""] and ppid == supervisor.pid:
             found.append(pid)
     return found
 

@@ -22,8 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway import keys, outbound, sender
-from gateway.devphone import simstore
+from gateway.outbox import outbound, sender
+from gateway.providers.twilio import simstore
+from gateway.store import keys
 from tests.crowd import gather, simulator_settled, start_fleet, wait_for
 from tests.live import Processes
 

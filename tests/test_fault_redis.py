@@ -21,7 +21,7 @@ import pytest
 from redis import Redis
 from redis.exceptions import RedisError
 
-from gateway import keys
+from gateway.store import keys
 from tests.crashes import (
     TWILIO_PATIENCE,
     UNHELD,

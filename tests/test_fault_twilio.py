@@ -16,9 +16,9 @@ from flask.testing import FlaskClient
 from redis import Redis
 from rq import Queue
 
-from gateway import keys
 from gateway.config import SIMULATOR_ACCOUNT_SID, SIMULATOR_AUTH_TOKEN, SIMULATOR_FROM
-from gateway.devphone import simstore
+from gateway.providers.twilio import simstore
+from gateway.store import keys
 from tests.crowd import gather, start_fleet, wait_for
 from tests.live import Processes
 

@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 from redis import Redis
 
-from gateway import keys, sender
+from gateway.outbox import sender
+from gateway.store import keys
 from tests.crashes import (
     UNHELD,
     Stack,

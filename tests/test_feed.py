@@ -11,8 +11,10 @@ import pytest
 from flask.testing import FlaskClient
 from redis import Redis
 
-from gateway import account, create_app, keys, posts, subscribers
 from gateway.config import Config
+from gateway.microblog import account, posts, subscribers
+from gateway.store import keys
+from gateway.web import create_app
 from tests.conftest import TEST_PUBLIC_URL, Twilio
 
 ALICE = "+989121234567"

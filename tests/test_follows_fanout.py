@@ -9,7 +9,10 @@ import pytest
 import rq
 from redis import Redis
 
-from gateway import fanout, follows, keys, posts, segments
+from gateway import segments
+from gateway.microblog import follows, posts
+from gateway.outbox import fanout
+from gateway.store import keys
 from tests.phones import ALI, REZA, SARA, Phones, phones_on
 
 

@@ -22,8 +22,11 @@ import pytest
 from flask.testing import FlaskClient
 from redis import Redis
 
-from gateway import inbox, keys, outbound, posts, sender, throttle
-from gateway.devphone import simulator
+from gateway.microblog import posts
+from gateway.outbox import outbound, sender
+from gateway.pipeline import inbox, throttle
+from gateway.providers.twilio import simulator
+from gateway.store import keys
 from tests.conftest import Twilio, run_workers
 from tests.privacy import leaks, redis_values_url, unkeyed_hashes, url_of
 from tests.report import Report

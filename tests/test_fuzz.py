@@ -35,9 +35,13 @@ from redis import Redis
 from werkzeug.datastructures import MultiDict
 from werkzeug.test import encode_multipart
 
-from gateway import account, commands, keys, outbound, posts, subscribers, web_replies
+from gateway.commands import grammar as commands
+from gateway.microblog import account, posts, subscribers
 from gateway.ops import accounts, delivery
+from gateway.outbox import outbound
 from gateway.runtime import Runtime
+from gateway.store import keys
+from gateway.web import replies as web_replies
 from tests.fuzzing import (
     FORGERIES,
     FUZZ,

@@ -7,8 +7,10 @@ import time
 
 from redis import Redis
 
-from gateway import inbox, keys, posts
+from gateway.microblog import posts
+from gateway.pipeline import inbox
 from gateway.runtime import Runtime
+from gateway.store import keys
 from workers import worker
 
 

@@ -9,10 +9,12 @@ from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
 from redis import Redis
 
-from gateway import create_app, keys, posts, stats
 from gateway.config import Config
+from gateway.microblog import posts
 from gateway.ops import accounts
 from gateway.runtime import Runtime
+from gateway.store import keys, stats
+from gateway.web import create_app
 from tests.conftest import Twilio
 from tests.test_ops import PASSWORD, SECRET_NUMBER, log_in, work
 

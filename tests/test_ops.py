@@ -15,9 +15,13 @@ from redis import Redis
 from rq import SimpleWorker
 from werkzeug.routing import BuildError
 
-from gateway import cli, inbound, keys, moderation, outbound, posts, queues, subscribers
+from gateway.box import cli
+from gateway.microblog import moderation, posts, subscribers
 from gateway.ops import accounts
+from gateway.outbox import outbound
+from gateway.pipeline import intake as inbound
 from gateway.runtime import Runtime
+from gateway.store import keys, queues
 from tests.conftest import Twilio
 from workers import context
 

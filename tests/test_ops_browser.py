@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway import keys, queues
 from gateway.ops import accounts
-from gateway.twilio import SignatureChecker
+from gateway.providers.twilio import SignatureChecker
+from gateway.store import keys, queues
 from tests.browser import chromium, screenshot_path
 from tests.simulated import running
 from tests.test_ops import PASSWORD, work

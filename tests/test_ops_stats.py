@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from redis import Redis
 
-from gateway import stats
 from gateway.ops import present
+from gateway.store import stats
 
 T0 = 1_750_000_040.0  # 20 s into a minute
 
@@ -63,8 +63,8 @@ def test_sparkline_spans_its_box_and_reads_gaps_as_zero():
 
 
 def test_sparkline_history_holds_sampled_depths_and_ends_with_now(redis: Redis, runtime):
-    from gateway import keys, queues
     from gateway.ops import backlog
+    from gateway.store import keys, queues
 
     rq_queues = queues.make_queues(Redis.from_url(runtime.config.redis_url or ""))
     redis.rpush(keys.INBOX, "SMa", "SMb")

@@ -17,9 +17,10 @@ from pathlib import Path
 import pytest
 import rq
 
-from gateway import keys, outbound, sender, twilio
-from gateway.devphone import simulator
-from gateway.twilio import SendError, SendResult, TwilioSender
+from gateway.outbox import outbound, sender
+from gateway.providers import twilio
+from gateway.providers.twilio import SendError, SendResult, TwilioSender, simulator
+from gateway.store import keys
 from tests.privacy import leaks, redis_dump
 from tests.simulated import Live, running, wait_until
 
@@ -290,7 +291,7 @@ def test_a_worker_process_killed_after_twilio_accepted_never_sends_twice(live: L
     env = {k: v for k, v in os.environ.items() if not k.startswith("TWILIO_")}
     env.update(live.config.as_env(), PYTHONUNBUFFERED="1")
     worker = subprocess.Popen(
-        [sys.executable, "-m", "gateway.cli", "worker"],
+        [sys.executable, "-m", "gateway.box.cli", "worker"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

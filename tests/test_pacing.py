@@ -12,9 +12,9 @@ import pytest
 import rq
 from redis import Redis
 
-from gateway import keys, outbound, pacing, sender
-from gateway.devphone import simulator
-from gateway.twilio import SendResult, TwilioSender
+from gateway.outbox import outbound, pacing, sender
+from gateway.providers.twilio import SendResult, TwilioSender, simulator
+from gateway.store import keys
 from tests.simulated import Live, running
 
 

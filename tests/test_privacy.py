@@ -8,8 +8,9 @@ import pytest
 from cryptography.fernet import InvalidToken
 from redis import Redis
 
-from gateway import keys, phones
+from gateway import phones
 from gateway.phones import PhoneVault
+from gateway.store import keys
 from tests.privacy import leaks, redis_dump
 
 NUMBERS = ["+989121234567", "+989350001122", "+14155550123"]

@@ -35,10 +35,14 @@ from redis import Redis
 from rq import Queue, SimpleWorker
 from rq.job import Job
 
-from gateway import command_words, commands, keys, outbound, phones
+from gateway import phones
+from gateway.commands import grammar as commands
+from gateway.commands import words as command_words
 from gateway.config import Config
 from gateway.ops import accounts
+from gateway.outbox import outbound
 from gateway.runtime import Runtime
+from gateway.store import keys
 from tests.conftest import run_workers
 from tests.live import Gateway, Processes, start_gateway
 from tests.privacy import leaks, redis_leaks, redis_values_url, unkeyed_hashes, url_of

@@ -28,9 +28,13 @@ from flask.testing import FlaskClient
 from redis import Redis
 from werkzeug.routing import AnyConverter, Rule
 
-from gateway import create_app, keys, posts, security_headers, web_replies
 from gateway.config import Config
+from gateway.microblog import posts
 from gateway.ops import accounts
+from gateway.store import keys
+from gateway.web import create_app
+from gateway.web import replies as web_replies
+from gateway.web import security as security_headers
 from tests.conftest import Twilio
 from tests.live import start_gateway
 from tests.test_ops import PASSWORD, csrf_of, log_in

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from gateway import keys
 from gateway.ops import accounts
+from gateway.store import keys
 from tests.browser import chromium
 from tests.conftest import Twilio, run_workers
 from tests.simulated import Live, running

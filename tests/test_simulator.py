@@ -11,9 +11,10 @@ import pytest
 from flask.testing import FlaskClient
 from redis import Redis
 
-from gateway import keys, outbound
 from gateway.config import SIMULATOR_ACCOUNT_SID, SIMULATOR_AUTH_TOKEN, SIMULATOR_FROM
-from gateway.devphone import simulator
+from gateway.outbox import outbound
+from gateway.providers.twilio import simulator
+from gateway.store import keys
 from tests.privacy import leaks, redis_dump
 from tests.simulated import Live, running, wait_until
 

@@ -6,9 +6,11 @@ import pytest
 from flask import Flask
 from redis import Redis
 
-from gateway import keys, outbound, sender, subscribers
+from gateway.microblog import subscribers
+from gateway.outbox import outbound, sender
+from gateway.providers.twilio import SendResult
 from gateway.runtime import Runtime
-from gateway.twilio import SendResult
+from gateway.store import keys
 from tests.conftest import Twilio
 
 SID = "SM" + "ab" * 16

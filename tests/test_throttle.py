@@ -7,8 +7,11 @@ from dataclasses import replace
 
 from redis import Redis
 
-from gateway import create_app, inbox, keys, posts, throttle
+from gateway.microblog import posts
 from gateway.ops import accounts
+from gateway.pipeline import inbox, throttle
+from gateway.store import keys
+from gateway.web import create_app
 from tests.conftest import Twilio
 
 

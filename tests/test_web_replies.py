@@ -10,7 +10,9 @@ import pytest
 from flask.testing import FlaskClient
 from redis import Redis
 
-from gateway import keys, posts, web_replies
+from gateway.microblog import posts
+from gateway.store import keys
+from gateway.web import replies as web_replies
 from tests.phones import ALI, Phones, phones_on
 
 

@@ -7,8 +7,11 @@ from dataclasses import replace
 import pytest
 from redis import Redis
 
-from gateway import create_app, embedded_redis, keys, posts
+from gateway.box import embedded_redis
 from gateway.config import Config
+from gateway.microblog import posts
+from gateway.store import keys
+from gateway.web import create_app
 from tests.conftest import Twilio
 
 
@@ -91,7 +94,7 @@ def test_duplicate_message_sid_makes_one_post(twilio: Twilio, drain, redis: Redi
 
 
 def test_a_drain_job_run_twice_makes_one_post(twilio: Twilio, drain, redis: Redis):
-    from gateway import inbox
+    from gateway.pipeline import inbox
 
     twilio.text(body="only once")
     sids = redis.lrange(keys.INBOX, 0, -1)

@@ -16,8 +16,8 @@ from rq.job import Job, JobStatus
 from rq.scheduler import RQScheduler
 from rq.utils import utcformat
 
-from gateway import keys, queues
 from gateway.runtime import Runtime
+from gateway.store import keys, queues
 from workers import dequeue, recovery
 from workers.worker import Worker
 

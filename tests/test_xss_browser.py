@@ -21,9 +21,10 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from gateway import keys, queues, subscribers
+from gateway.microblog import subscribers
 from gateway.ops import accounts
-from gateway.twilio import SignatureChecker
+from gateway.providers.twilio import SignatureChecker
+from gateway.store import keys, queues
 from tests.browser import chromium, screenshot_path
 from tests.conftest import run_workers
 from tests.report import Report

@@ -1,6 +1,6 @@
 """`python -m workers`: one worker process (the Procfile's and `kabootar worker`'s)."""
 
-from gateway.cli import main
+from gateway.box.cli import main
 
 if __name__ == "__main__":
     main(["worker"])

@@ -31,7 +31,7 @@ def rq_queues() -> dict[str, Queue]:
     from redis import Redis
     from rq import get_current_job
 
-    from gateway.queues import make_queues
+    from gateway.store.queues import make_queues
 
     job = get_current_job()
     connection = job.connection if job else Redis.from_url(current().config.redis_url or "")

@@ -26,7 +26,7 @@ from rq.exceptions import DequeueTimeout, NoSuchJobError
 from rq.job import Job
 from rq.utils import as_text
 
-from gateway import keys, scripts
+from gateway.store import keys, scripts
 
 POLL_SECONDS = 0.2
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from redis import Redis
 
-from gateway import inbox
+from gateway.pipeline import inbox
 from workers import context
 
 
@@ -26,7 +26,9 @@ def send_sms(lane: str) -> None:
     from redis import Redis
     from rq import get_current_job
 
-    from gateway import queues, sender, twilio
+    from gateway.outbox import sender
+    from gateway.providers import twilio
+    from gateway.store import queues
 
     runtime = context.current()
     job = get_current_job()
@@ -36,7 +38,7 @@ def send_sms(lane: str) -> None:
 
 def fan_out(post_ids: list[int]) -> int:
     """Tell the people new posts concern, by SMS; returns how many SMS were queued."""
-    from gateway import fanout
+    from gateway.outbox import fanout
 
     runtime, rq_queues = context.current(), context.rq_queues()
     config = runtime.config
@@ -46,7 +48,7 @@ def fan_out(post_ids: list[int]) -> int:
 
 def fan_out_batch(post_id: int, recipients: list[int]) -> int:
     """Queue one batch of a large audience's SMS for a post; returns how many were queued."""
-    from gateway import fanout
+    from gateway.outbox import fanout
 
     runtime, config = context.current(), context.current().config
     return fanout.send_batch(
@@ -56,6 +58,6 @@ def fan_out_batch(post_id: int, recipients: list[int]) -> int:
 
 def forget_outbound(sub_id: int, post_ids: list[int], handle: str = "") -> int:
     """Erase the stored SMS of a texter who asked to be forgotten; returns how many."""
-    from gateway import account
+    from gateway.microblog import account
 
     return account.forget_outbound(context.current().redis, sub_id, post_ids, handle)

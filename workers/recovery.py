@@ -36,7 +36,9 @@ from rq.utils import parse_composite_key, utcparse
 from rq.worker import BaseWorker
 from rq.worker_registration import REDIS_WORKER_KEYS, WORKERS_BY_QUEUE_KEY
 
-from gateway import inbox, keys, sender
+from gateway.outbox import sender
+from gateway.pipeline import inbox
+from gateway.store import keys
 
 log = logging.getLogger(__name__)
 

@@ -33,9 +33,11 @@ from rq import SimpleWorker
 from rq.executions import Execution
 from rq.job import Job
 
-from gateway import inbox, keys, outbound, queues, sender, throttle
 from gateway.ops import backlog
+from gateway.outbox import outbound, sender
+from gateway.pipeline import inbox, throttle
 from gateway.runtime import Runtime
+from gateway.store import keys, queues
 from workers import context, dequeue, recovery
 
 log = logging.getLogger(__name__)

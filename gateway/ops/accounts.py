@@ -21,7 +21,7 @@ from redis import Redis
 from redis.exceptions import RedisError
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from gateway import keys
+from gateway.store import keys
 
 MAX_FAILURES = 5
 LOCKOUT_SECONDS = 15 * 60
@@ -99,8 +99,8 @@ def verify(redis: Redis, name: str, password: str, address: str) -> LoginResult:
 def _redis() -> Redis:
     """REDIS_URL's Redis or, when it is unset, the one `kabootar run` started for this
     checkout: on its usual port, and only if its data directory is our var/redis."""
+    from gateway.box.supervisor import REDIS_PORT
     from gateway.config import Config
-    from gateway.supervisor import REDIS_PORT
 
     config = Config.from_env()
     if config.redis_url:

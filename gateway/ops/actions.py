@@ -13,10 +13,10 @@ import re
 from flask import flash, g, jsonify, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 
-from gateway import moderation
-from gateway.extension import kabootar
+from gateway.microblog import moderation
 from gateway.ops import failed
 from gateway.ops.blueprint import bp
+from gateway.web.extension import kabootar
 
 log = logging.getLogger(__name__)
 JOB_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")

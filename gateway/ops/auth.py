@@ -16,8 +16,8 @@ import time
 from flask import abort, current_app, request, session
 from flask_wtf.csrf import ValidationError, validate_csrf
 
-from gateway.extension import kabootar
 from gateway.ops import accounts
+from gateway.web.extension import kabootar
 
 SESSION_USER = "ops_user"
 SESSION_AT = "ops_at"

@@ -17,8 +17,8 @@ from rq import Queue
 from rq.job import Job
 from rq.utils import utcparse
 
-from gateway import keys, stats
-from gateway.outbound import LANES as SMS_LANES
+from gateway.outbox.outbound import LANES as SMS_LANES
+from gateway.store import keys, stats
 
 
 @dataclass(frozen=True)

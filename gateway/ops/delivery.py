@@ -12,8 +12,8 @@ from typing import cast
 
 from redis import Redis
 
-from gateway import keys, stats
-from gateway.twilio import PERMANENT_CODES, RETRYABLE_CODES, STOPPED_CODES
+from gateway.providers.twilio import PERMANENT_CODES, RETRYABLE_CODES, STOPPED_CODES
+from gateway.store import keys, stats
 
 # Twilio's common error codes (https://www.twilio.com/docs/api/errors), for the operators.
 MEANINGS: dict[str, str] = {

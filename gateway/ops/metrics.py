@@ -17,9 +17,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from gateway import stats
-from gateway.extension import kabootar
 from gateway.ops import auth, delivery, snapshot
+from gateway.store import stats
+from gateway.web.extension import kabootar
 
 bp = Blueprint("metrics", __name__)
 

@@ -11,9 +11,10 @@ from typing import Any
 from redis import Redis
 from rq import Queue
 
-from gateway import moderation, stats
+from gateway.microblog import moderation
 from gateway.ops import backlog, delivery, failed, workers
 from gateway.runtime import Runtime
+from gateway.store import stats
 
 # How long the oldest item may wait before the console turns red, by kind of queue.
 OLDEST_ALERT_SECONDS = {"texts": 60.0, "sms": 900.0, "jobs": 120.0}

@@ -8,9 +8,9 @@ from flask import g, jsonify, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import generate_csrf
 
-from gateway.extension import kabootar
 from gateway.ops import accounts, auth, snapshot
 from gateway.ops.blueprint import bp
+from gateway.web.extension import kabootar
 
 
 def figures(detail: bool = True) -> dict[str, Any]:

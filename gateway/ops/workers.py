@@ -15,9 +15,9 @@ from rq import Worker
 from rq.job import Job
 from rq.worker import BaseWorker
 
-from gateway import keys
-from gateway.health import WORKER_ALIVE_SECONDS as ALIVE_SECONDS
 from gateway.phones import redact
+from gateway.store import keys
+from gateway.web.health import WORKER_ALIVE_SECONDS as ALIVE_SECONDS
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""What runs one box: the embedded Redis, the supervisor, the `kabootar` command."""

@@ -1,0 +1,106 @@
+"""The `kabootar` command.
+
+    kabootar run      everything on one box: Redis (unless REDIS_URL), the web app, WORKERS workers
+    kabootar web      one web process: gunicorn serving gateway.web:create_app() on HOST:PORT
+    kabootar worker   one worker process
+
+Each subcommand is a function taking the parsed arguments and returning an exit status;
+`build_parser` wires them up, so a new one (say `kabootar ops add-user NAME`) is an
+`add_parser` call and a function.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Callable
+
+from gateway.config import Config
+
+Handler = Callable[[argparse.Namespace], int]
+
+# `-c python:...` loads gunicorn settings from a module, so the Procfile and `kabootar web` share them.
+GUNICORN_ARGV = ["-m", "gunicorn", "-c", "python:gateway.box.gunicorn_conf", "gateway.web:create_app()"]
+
+
+def _fail(message: str) -> int:
+    print(f"kabootar: {message}", file=sys.stderr)
+    return 2
+
+
+def run(args: argparse.Namespace) -> int:
+    """Start and watch Redis, the web app and the workers until Ctrl-C."""
+    from gateway.box.supervisor import Supervisor
+
+    return Supervisor(Config.from_env()).run()
+
+
+def web(args: argparse.Namespace) -> int:
+    """Replace this process with gunicorn, so signals reach its master directly."""
+    config = Config.from_env()
+    if not config.redis_url:
+        return _fail("REDIS_URL is not set: use `kabootar run` to start Redis as well, or set it")
+    # Generate (or load) the dev key once here: gunicorn's workers would race to write it.
+    env = {**os.environ, "SECRET_KEY": config.with_secret_key().secret_key}
+    os.execve(sys.executable, [sys.executable, *GUNICORN_ARGV], env)
+    return 1  # not reached
+
+
+def worker(args: argparse.Namespace) -> int:
+    """Run one RQ worker until SIGTERM/SIGINT (a warm shutdown: the current job finishes)."""
+    from gateway.runtime import Runtime
+    from workers.worker import run as run_worker
+
+    config = Config.from_env()
+    if not config.redis_url:
+        return _fail("REDIS_URL is not set: use `kabootar run` to start Redis as well, or set it")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log = logging.getLogger("kabootar.worker")
+    log.info("worker %d started", os.getpid())
+    run_worker(Runtime.from_config(config))
+    log.info("worker %d stopped", os.getpid())
+    return 0
+
+
+def ops_add_user(args: argparse.Namespace) -> int:
+    """Create an operator for /ops, or set a new password (prompted, or one line of stdin)."""
+    from gateway.ops.accounts import add_user_command
+
+    return add_user_command(args.name, args.password_stdin)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand; each sets `handler`."""
+    parser = argparse.ArgumentParser(
+        prog="kabootar", description="Kabootar, an SMS-to-web gateway. Settings come from the environment."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, handler: Handler, help: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help, description=help)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    command("run", run, "run Redis (unless REDIS_URL is set), the web app and WORKERS workers on this box")
+    command("web", web, "run the web app under gunicorn on HOST:PORT")
+    command("worker", worker, "run one worker process")
+    ops = command("ops", ops_add_user, "operator console accounts")
+    add_user = ops.add_subparsers(dest="ops_command", required=True, metavar="ACTION").add_parser(
+        "add-user", help="create an operator (or set a new password)", description=ops_add_user.__doc__
+    )
+    add_user.add_argument("name", help="the operator's login name")
+    add_user.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `kabootar` console script."""
+    args = build_parser().parse_args(argv)
+    handler: Handler = args.handler
+    return handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

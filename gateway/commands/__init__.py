@@ -1,0 +1,1 @@
+"""The SMS command language, its aliases, and carrying commands out."""

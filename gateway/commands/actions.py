@@ -1,0 +1,251 @@
+"""Carrying out a texter's commands, and answering them in the language they used.
+
+Every command gets a short answer (intent `answer:<MessageSid>`, so a drain that runs
+twice answers once), except the STOP words Twilio itself answers and FORGET ME, after
+which there is no number left to answer. Bad input gets a usage hint, never silence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from redis import Redis
+from rq import Queue, Retry
+
+from gateway import segments
+from gateway.commands import answers
+from gateway.commands import grammar as commands
+from gateway.commands import words as command_words
+from gateway.commands.grammar import Command, bare
+from gateway.microblog import account, follows, posts, subscribers
+from gateway.outbox import fanout, outbound
+from gateway.store import keys
+
+FORGET_OUTBOUND_JOB = "workers.jobs.forget_outbound"
+
+
+@dataclass(frozen=True)
+class Outbox:
+    """Where SMS go: Redis, the RQ queues, and what links and lengths need."""
+
+    redis: Redis
+    rq_queues: Mapping[str, Queue]
+    public_url: str = ""
+    max_segments: int = 2
+
+    def queue(self, messages: list[tuple[int, str]], intent: str, kind: str, force: bool = False) -> int:
+        return outbound.queue(
+            self.redis, dict(self.rq_queues), messages, intent=intent, kind=kind, even_if_stopped=force
+        )
+
+
+@dataclass(frozen=True)
+class Texter:
+    """Who sent a command."""
+
+    id: int
+    handle: str
+    language: str | None  # the language they last wrote in, when known
+    lookup_key: str  # keyed hash of their number (FORGET ME removes it from the index)
+
+
+@dataclass(frozen=True)
+class Request:
+    out: Outbox
+    sid: str
+    texter: Texter
+    command: Command
+    language: str
+
+    def answer(self, key: str, force: bool = False, **fields: object) -> None:
+        """Queue the answer `key`, in the texter's language."""
+        self.say(answers.render(key, self.language, **fields), force)
+
+    def say(self, text: str, force: bool = False) -> None:
+        """Queue `text` as the answer to this command (once, however often this runs)."""
+        self.out.queue([(self.texter.id, answers.fit(text))], f"answer:{self.sid}", "answer", force)
+
+
+def _help(r: Request) -> None:
+    r.answer("help", force=True)  # HELP answers even a stopped texter (carriers require it)
+
+
+def _stop(r: Request) -> None:
+    outbound.mark_stopped(r.out.redis, r.texter.id, True)
+    if r.command.keyword.upper() not in command_words.TWILIO_HANDLES:
+        r.answer("stopped", force=True)  # Twilio confirms only its own English keywords
+
+
+def _start(r: Request) -> None:
+    outbound.mark_stopped(r.out.redis, r.texter.id, False)
+    r.answer("started")
+
+
+def _off(r: Request) -> None:
+    r.out.redis.hset(keys.subscriber(r.texter.id), "paused", "1")
+    r.answer("paused")
+
+
+def _on(r: Request) -> None:
+    r.out.redis.hdel(keys.subscriber(r.texter.id), "paused")
+    r.answer("resumed")
+
+
+def _follow(r: Request) -> None:
+    """FOLLOW / UNFOLLOW @handles and #tags: one answer saying what changed and what could not."""
+    if r.command.problem:
+        return r.answer(r.command.problem)
+    on = r.command.name == "follow"
+    done: list[str] = []
+    unknown: list[str] = []
+    self_named = False
+    for target in r.command.targets:
+        name = bare(target)
+        if target[0] in "#＃":
+            (follows.follow_tag if on else follows.unfollow_tag)(r.out.redis, r.texter.id, name)
+            done.append(f"#{name}")
+        elif (sub_id := subscribers.id_for_handle(r.out.redis, name)) is None:
+            unknown.append(name)
+        elif sub_id == r.texter.id:
+            self_named = True
+        else:
+            (follows.follow_user if on else follows.unfollow_user)(r.out.redis, r.texter.id, sub_id)
+            done.append(f"@{subscribers.handle_of(r.out.redis, sub_id) or name}")
+    parts = []
+    if done:
+        parts.append(answers.render("followed" if on else "unfollowed", r.language, targets=", ".join(done)))
+    if unknown:
+        parts.append(answers.render("no_such_handle", r.language, handle=unknown[0]))
+    if self_named and on:
+        parts.append(answers.render("follow_self", r.language))
+    r.say(" ".join(parts) or answers.render(f"{r.command.name}_usage", r.language))
+
+
+def _resolve(r: Request) -> tuple[int, str] | None:
+    """The subscriber a GET/WHOIS/D names, after answering if there is none."""
+    name = bare(r.command.targets[0])
+    sub_id = subscribers.id_for_handle(r.out.redis, name)
+    if sub_id is None:
+        r.answer("no_such_handle", handle=name)
+        return None
+    return sub_id, subscribers.handle_of(r.out.redis, sub_id) or name
+
+
+def _get(r: Request) -> None:
+    if r.command.problem or r.command.targets[0][0] in "#＃":
+        return r.answer("get_usage")
+    if (found := _resolve(r)) is None:
+        return None
+    post = account.latest_post(r.out.redis, found[0])
+    if post is None:
+        return r.answer("no_posts", handle=found[1])
+    r.say(fanout.post_sms(post, r.out.public_url, answers.MAX_SEGMENTS))
+
+
+def _whois(r: Request) -> None:
+    if r.command.problem:
+        return r.answer("whois_usage")
+    if (found := _resolve(r)) is None:
+        return None
+    sub_id, handle = found
+    bio = r.out.redis.hget(keys.subscriber(sub_id), "bio") or answers.render("no_bio", r.language)
+    followers = follows.counts(r.out.redis, sub_id).followers
+    posts = account.post_count(r.out.redis, sub_id)
+    r.answer("whois", handle=handle, bio=bio, posts=posts, followers=followers)
+
+
+def _name(r: Request) -> None:
+    if r.command.problem:
+        return r.answer("name_usage")
+    outcome = account.rename(r.out.redis, r.texter.id, r.command.text)
+    key = {"renamed": "renamed", "same": "name_same", "taken": "name_taken"}.get(outcome, "name_invalid")
+    r.answer(key, handle=r.command.text)
+
+
+def _bio(r: Request) -> None:
+    if r.command.text:
+        account.set_bio(r.out.redis, r.texter.id, r.command.text)
+        return r.answer("bio_saved")
+    bio = r.out.redis.hget(keys.subscriber(r.texter.id), "bio")
+    if bio:
+        return r.answer("bio_show", bio=bio)
+    r.answer("bio_empty")
+
+
+def _delete(r: Request) -> None:
+    deleted = account.delete_latest(r.out.redis, r.texter.id, r.sid)
+    if deleted is None:
+        r.answer("nothing_to_delete")
+    elif isinstance(deleted, posts.Post):  # else this text already deleted one, and said so
+        r.answer("deleted", start=" ".join(deleted.body.split()[:6])[:40])
+
+
+def _stats(r: Request) -> None:
+    c = follows.counts(r.out.redis, r.texter.id)
+    posts = account.post_count(r.out.redis, r.texter.id)
+    r.answer("stats", followers=c.followers, users=c.following_users, tags=c.following_tags, posts=posts)
+
+
+def _forget(r: Request) -> None:
+    post_ids, handle = account.forget(r.out.redis, r.texter.id, r.texter.lookup_key, r.sid)
+    r.out.rq_queues[keys.QUEUE_FANOUT].enqueue(
+        FORGET_OUTBOUND_JOB,
+        r.texter.id,
+        post_ids,
+        handle,
+        description=f"forget subscriber {r.texter.id}",
+        result_ttl=0,
+        failure_ttl=7 * 24 * 3600,
+        retry=Retry(max=5, interval=[1, 5, 15, 60, 300]),
+    )
+
+
+def _reply(r: Request) -> None:
+    """Only a reply that could not be posted comes here: it is answered with why."""
+    handle = bare(r.command.targets[0])
+    r.answer("reply_usage" if r.command.problem else "not_posted", handle=handle)
+
+
+def _dm(r: Request) -> None:
+    """D @handle text: to them alone, by SMS, never public."""
+    if r.command.problem:
+        return r.answer("dm_usage")
+    if (found := _resolve(r)) is None:
+        return None
+    sub_id, handle = found
+    intent = f"dm:{r.texter.id}:{r.sid}"  # starts with the sender: FORGET ME finds their messages
+    sms = f"D @{r.texter.handle}: {r.command.text}"
+    queued = r.out.queue([(sub_id, segments.truncate(sms, r.out.max_segments))], intent, "direct")
+    already = outbound.message_status(r.out.redis, outbound.message_id(intent, sub_id)) is not None
+    r.answer("dm_sent" if queued or already else "dm_unreachable", handle=handle)
+
+
+HANDLERS: dict[str, Callable[[Request], None]] = {
+    "help": _help,
+    "stop": _stop,
+    "start": _start,
+    "off": _off,
+    "on": _on,
+    "follow": _follow,
+    "unfollow": _follow,
+    "get": _get,
+    "whois": _whois,
+    "name": _name,
+    "bio": _bio,
+    "delete": _delete,
+    "stats": _stats,
+    "forget": _forget,
+    "reply": _reply,
+    "dm": _dm,
+}
+
+
+def run(out: Outbox, sid: str, texter: Texter, command: Command) -> None:
+    """Carry out one command from `texter` (text `sid`) and queue its answer."""
+    said = command.text if command.name in ("reply", "dm", "bio") else ""
+    said = said or " ".join((command.keyword, *command.targets))  # "@sara" alone: the name's script
+    language = command.language or commands.language_of(said, texter.language)
+    if language != texter.language:
+        out.redis.hset(keys.subscriber(texter.id), "lang", language)
+    HANDLERS[command.name](Request(out, sid, texter, command, language))

@@ -1,5 +1,0 @@
-"""The dev phone: text the gateway as any number, offline (only when the simulator is on)."""
-
-from gateway.devphone.phone import bp
-
-__all__ = ["bp"]

@@ -1,6 +1,0 @@
-"""The public feed: HTML pages, Atom feeds and the JSON API over the post timelines."""
-
-from gateway.feed import api, atom, views  # noqa: F401  (importing them registers their routes)
-from gateway.feed.blueprint import bp
-
-__all__ = ["bp"]

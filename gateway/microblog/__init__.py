@@ -1,0 +1,1 @@
+"""The microblog texts become: posts, timelines, texters and their handles, follows."""

@@ -1,0 +1,167 @@
+"""A texter's own account: handle, bio, latest post, DELETE and FORGET ME.
+
+DELETE and FORGET ME remove posts for good (hash and every timeline), rather than
+hiding them: a texter asking to take words down may be in danger, and a hidden copy is
+still a copy. Hiding is for moderators (the `hidden` field that `posts.get_many` skips).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+
+from redis import Redis
+
+from gateway.microblog import follows, handles, posts, text
+from gateway.microblog.text import fold
+from gateway.outbox import erase
+from gateway.store import keys, scripts
+
+DONE_TTL_SECONDS = 7 * 24 * 3600  # as long as a MessageSid can come back (inbound.SEEN_TTL_SECONDS)
+BIO_MAX = 160
+SCAN_COUNT = 1000
+
+# KEYS: handle index, subscriber.  ARGV: id, old folded, new folded, new as typed.
+_RENAME = """
+local cur = redis.call('HGET', KEYS[2], 'handle')
+if not cur then return 'gone' end
+local owner = redis.call('HGET', KEYS[1], ARGV[3])
+if owner and owner ~= ARGV[1] then return 'taken' end
+if cur == ARGV[4] then return 'same' end
+if redis.call('HGET', KEYS[1], ARGV[2]) == ARGV[1] then redis.call('HDEL', KEYS[1], ARGV[2]) end
+redis.call('HSET', KEYS[1], ARGV[3], ARGV[1])
+redis.call('HSET', KEYS[2], 'handle', ARGV[4])
+return 'renamed'
+"""
+
+
+def rename(redis: Redis, sub_id: int, new_handle: str) -> str:
+    """NAME: "renamed", "same", "taken", "invalid" or "gone". The old handle is freed at once."""
+    if not handles.is_valid(new_handle):
+        return "invalid"
+    old = str(redis.hget(keys.subscriber(sub_id), "handle") or "")
+    script = scripts.load(redis, _RENAME)
+    result: str = script(
+        keys=[keys.HANDLE_INDEX, keys.subscriber(sub_id)],
+        args=[sub_id, fold(old), fold(new_handle), new_handle],
+    )
+    return result
+
+
+def set_bio(redis: Redis, sub_id: int, bio: str) -> str:
+    """BIO: store a short bio (cut to BIO_MAX characters); returns what was stored."""
+    bio = " ".join(bio.split())[:BIO_MAX]
+    redis.hset(keys.subscriber(sub_id), "bio", bio)
+    return bio
+
+
+def latest_post(redis: Redis, sub_id: int) -> posts.Post | None:
+    """A subscriber's newest visible post."""
+    ids = [int(str(x)) for x in redis.zrevrange(keys.timeline_user(sub_id), 0, 9)]
+    found = posts.get_many(redis, ids)
+    return found[0] if found else None
+
+
+def post_count(redis: Redis, sub_id: int) -> int:
+    return int(redis.zcard(keys.timeline_user(sub_id)))
+
+
+def _unpublish(redis: Redis, post_ids: Sequence[int], extra: Sequence[tuple[str, str]] = ()) -> None:
+    """Remove posts everywhere they are listed and erase them, in one MULTI."""
+    pipe = redis.pipeline(transaction=False)
+    for post_id in post_ids:
+        pipe.hmget(keys.post(post_id), "body", "sub", "re")
+    found = pipe.execute()
+    pipe = redis.pipeline(transaction=True)
+    for post_id, (body, sub, reply_to) in zip(post_ids, found, strict=True):
+        pipe.zrem(keys.TIMELINE_ALL, post_id)
+        if sub:
+            pipe.zrem(keys.timeline_user(sub), post_id)
+        if reply_to:
+            pipe.zrem(keys.replies(reply_to), post_id)
+        for tag in text.tags(body or ""):
+            pipe.zrem(keys.timeline_tag(fold(tag)), post_id)
+        pipe.delete(keys.post(post_id), keys.replies(post_id))
+    for key, value in extra:
+        pipe.set(key, value, ex=DONE_TTL_SECONDS)
+    pipe.execute()
+
+
+def delete_latest(redis: Redis, sub_id: int, message_sid: str) -> posts.Post | None | bool:
+    """DELETE: erase the newest post. The post; None if there was none; True if this
+    MessageSid already deleted one (a drain that runs twice must not delete two)."""
+    done = keys.command_done(message_sid)
+    if redis.exists(done):
+        return True
+    latest = latest_post(redis, sub_id)
+    if latest is None:
+        return None
+    _unpublish(redis, [latest.id], extra=[(done, str(latest.id))])
+    return latest
+
+
+def forget(redis: Redis, sub_id: int, lookup_key: str, forget_sid: str = "") -> tuple[list[int], str]:
+    """FORGET ME: erase the subscriber, their number, handle, bio, follows and posts, their
+    place in the throttle and the block list, and their texts still waiting to be posted
+    that arrived no later than the FORGET ME text `forget_sid` (see `erase.waiting_texts`).
+
+    SMS queued to them are never sent from here on: the sender finds no number to send
+    to. Returns the erased post ids and the old handle, for `forget_outbound` (a slower
+    scan, run as a job).
+    """
+    handle = str(redis.hget(keys.subscriber(sub_id), "handle") or "")
+    post_ids = [int(str(x)) for x in redis.zrange(keys.timeline_user(sub_id), 0, -1)]
+    _unpublish(redis, post_ids)
+    follows.forget(redis, sub_id)
+    minute = int(time.time() // 60)
+    pipe = redis.pipeline(transaction=True)
+    if handle and redis.hget(keys.HANDLE_INDEX, fold(handle)) == str(sub_id):
+        pipe.hdel(keys.HANDLE_INDEX, fold(handle))
+    if redis.hget(keys.PHONE_INDEX, lookup_key) == str(sub_id):
+        pipe.hdel(keys.PHONE_INDEX, lookup_key)
+    pipe.delete(keys.subscriber(sub_id), keys.timeline_user(sub_id))
+    # Throttle counters live two minutes (throttle.over_limit); a clock a minute off is covered.
+    pipe.delete(*(keys.post_rate(sub_id, m) for m in (minute - 2, minute - 1, minute, minute + 1)))
+    pipe.srem(keys.BLOCKED_SUBSCRIBERS, sub_id)
+    pipe.execute()
+    erase.waiting_texts(redis, lookup_key, forget_sid)
+    return post_ids, handle
+
+
+def forget_outbound(redis: Redis, sub_id: int, post_ids: Sequence[int], handle: str = "") -> int:
+    """Erase the stored SMS of a forgotten subscriber: to them, their direct messages, their
+    posts' fan-out, and (given their old `handle`) others' SMS that name them.
+
+    Outbound SMS are stored by message id alone, so this scans them all: fine for a
+    rare request, and a job keeps it off the hot path. Returns how many were erased.
+    """
+    intents = {f"post:{p}" for p in post_ids}
+    dm_prefix = f"dm:{sub_id}:"
+    named = f"@{handle}".casefold() if handle else None
+    erased = 0
+    for batch in _scan_batches(redis, keys.outbound_message("") + "*"):
+        pipe = redis.pipeline(transaction=False)
+        for key in batch:
+            pipe.hmget(key, "r", "intent", "body")
+        doomed = [
+            key
+            for key, (recipient, intent, body) in zip(batch, pipe.execute(), strict=True)
+            if recipient == str(sub_id)
+            or intent in intents
+            or (intent or "").startswith(dm_prefix)
+            or (named is not None and named in (body or "").casefold())
+        ]
+        if doomed:
+            erased += int(redis.delete(*doomed))
+            erase.from_lanes(redis, [key.removeprefix(keys.outbound_message("")) for key in doomed])
+    return erased
+
+
+def _scan_batches(redis: Redis, match: str) -> Iterator[list[str]]:
+    cursor = 0
+    while True:
+        cursor, found = redis.scan(cursor, match=match, count=SCAN_COUNT)
+        if found:
+            yield [str(k) for k in found]
+        if cursor == 0:
+            return

@@ -1,0 +1,256 @@
+"""Posts: made once per source message, listed newest first by cursor.
+
+A post is a small hash at `kb:post:<id>` (ids increase, so the id is the sort key and
+the cursor). Timelines are sorted sets of ids: everything, per author, per tag, and
+the replies to a post. The author is stored by subscriber id, so a renamed texter's
+old posts show the new handle.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import cast
+
+from redis import Redis
+
+from gateway.microblog import text
+from gateway.store import keys, scripts
+
+# One atomic step: a post made for a message id that already made one returns the
+# existing id, so a job that runs twice still makes one post.
+# KEYS: seen marker ("" for posts without a source message), post seq, timeline of all
+# ARGV: key prefixes (post, user timeline, tag timeline, replies), author id, reply_to,
+#       then field/value pairs, then "--", then folded tags.
+_CREATE = """
+if KEYS[1] ~= '' then
+  local seen = redis.call('GET', KEYS[1])
+  if seen and seen ~= '0' then return tonumber(seen) end
+end
+local id = redis.call('INCR', KEYS[2])
+local fields = {}
+local i = 7
+while ARGV[i] ~= '--' do
+  fields[#fields + 1] = ARGV[i]
+  i = i + 1
+end
+redis.call('HSET', ARGV[1] .. id, unpack(fields))
+redis.call('ZADD', KEYS[3], id, id)
+if ARGV[5] ~= '' then redis.call('ZADD', ARGV[2] .. ARGV[5], id, id) end
+if ARGV[6] ~= '' then redis.call('ZADD', ARGV[4] .. ARGV[6] .. ':replies', id, id) end
+for j = i + 1, #ARGV do redis.call('ZADD', ARGV[3] .. ARGV[j], id, id) end
+if KEYS[1] ~= '' then redis.call('SET', KEYS[1], id, 'KEEPTTL') end
+return id
+"""
+
+MAX_PAGE = 100
+
+
+@dataclass(frozen=True)
+class NewPost:
+    """What a post is made from."""
+
+    body: str
+    source: str  # "sms" or "web"
+    author_id: int | None = None  # a subscriber; None for a web reply
+    display_name: str = ""  # a web reply's chosen name
+    reply_to: int | None = None
+    media: Sequence[str] = ()
+    message_sid: str = ""  # the inbound SMS it came from, for exactly-once
+    created_at: float = field(default_factory=time.time)
+
+
+@dataclass(frozen=True)
+class Post:
+    id: int
+    handle: str
+    body: str
+    created_at: datetime
+    tags: list[str]
+    mentions: list[str]
+    reply_to: int | None
+    source: str
+    media: list[str]
+    author_id: int | None
+    hidden: bool = False
+
+    def to_json(self) -> dict[str, object]:
+        """The public JSON shape (DESIGN.md): never a phone number."""
+        return {
+            "id": self.id,
+            "handle": self.handle,
+            "body": self.body,
+            "created_at": self.created_at.isoformat().replace("+00:00", "Z"),
+            "tags": self.tags,
+            "mentions": self.mentions,
+            "reply_to": self.reply_to,
+            "source": self.source,
+            "media": self.media,
+        }
+
+
+def _create_args(new: NewPost) -> tuple[list[str], list[str]]:
+    post_tags = text.tags(new.body)
+    fields = {
+        "body": new.body,
+        "src": new.source,
+        "at": f"{new.created_at:.3f}",
+    }
+    if new.author_id is not None:
+        fields["sub"] = str(new.author_id)
+    if new.display_name:
+        fields["name"] = new.display_name
+    if new.reply_to is not None:
+        fields["re"] = str(new.reply_to)
+    if new.media:
+        fields["media"] = json.dumps(list(new.media))
+    if new.message_sid:
+        fields["sid"] = new.message_sid
+    flat = [x for pair in fields.items() for x in pair]
+    seen = keys.seen_message(new.message_sid) if new.message_sid else ""
+    args = [
+        keys.post(""),
+        keys.timeline_user(""),
+        keys.timeline_tag(""),
+        keys.post(""),
+        "" if new.author_id is None else str(new.author_id),
+        "" if new.reply_to is None else str(new.reply_to),
+        *flat,
+        "--",
+        *(text.fold(t) for t in post_tags),
+    ]
+    return [seen, keys.POST_SEQ, keys.TIMELINE_ALL], args
+
+
+def create_many(redis: Redis, new_posts: Sequence[NewPost]) -> list[int]:
+    """Make posts in one round trip; returns their ids (an existing id for a repeat)."""
+    script = scripts.load(redis, _CREATE)
+    pipe = redis.pipeline(transaction=False)
+    for new in new_posts:
+        script_keys, args = _create_args(new)
+        script(keys=script_keys, args=args, client=pipe)
+    return [int(x) for x in pipe.execute()]
+
+
+def create(redis: Redis, new: NewPost) -> int:
+    return create_many(redis, [new])[0]
+
+
+# Reading: one round trip for a page or a batch, the post hashes and their authors'
+# current handles together. A row is what a post's rendering depends on, in _FIELDS
+# order after the id, then the handle: equal rows render equally, so a reader can
+# cache by them. ARGV: post key prefix, subscriber key prefix, "1" to keep hidden ones.
+_FIELDS = ("body", "src", "at", "sub", "name", "re", "media", "hidden")
+_ROWS = f"""
+local FIELDS = {{{", ".join(repr(f) for f in _FIELDS)}}}
+local function add_rows(ids, out)
+  for _, id in ipairs(ids) do
+    local h = redis.call('HMGET', ARGV[1] .. id, unpack(FIELDS))
+    if (h[1] or h[2] or h[3]) and (ARGV[3] == '1' or h[8] ~= '1') then
+      out[#out + 1] = id
+      for j = 1, #FIELDS do out[#out + 1] = h[j] end
+      out[#out + 1] = h[4] and redis.call('HGET', ARGV[2] .. h[4], 'handle')
+    end
+  end
+  return out
+end
+"""
+# ARGV[4…]: post ids.
+_GET = _ROWS + "return add_rows({unpack(ARGV, 4)}, {})"
+# KEYS: timeline. ARGV[4]: max score ("+inf" or "(<id>"), ARGV[5]: limit. The first
+# element is the next cursor (false on the last page).
+_PAGE = (
+    _ROWS
+    + """
+local limit = tonumber(ARGV[5])
+local ids = redis.call('ZREVRANGEBYSCORE', KEYS[1], ARGV[4], '-inf', 'LIMIT', 0, limit + 1)
+local out = {false}
+if #ids > limit then out[1] = ids[limit]; ids[limit + 1] = nil end
+return add_rows(ids, out)
+"""
+)
+_ROW = len(_FIELDS) + 2
+Row = tuple[str | None, ...]
+
+
+@functools.lru_cache(maxsize=8192)
+def _extract(body: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """A body's tags and mentions: a post's text never changes, so each is found once."""
+    return tuple(text.tags(body)), tuple(text.mentions(body))
+
+
+def _from_row(row: Row) -> Post:
+    post_id, body, src, at, sub, name, reply_to, media, hidden, handle = row
+    body = body or ""
+    found_tags, found_mentions = _extract(body)
+    return Post(
+        id=int(post_id or 0),
+        handle=(handle or "") if sub else (name or ""),
+        body=body,
+        created_at=datetime.fromtimestamp(float(at or "0"), tz=UTC),
+        tags=list(found_tags),
+        mentions=list(found_mentions),
+        reply_to=int(reply_to) if reply_to else None,
+        source=src or "sms",
+        media=json.loads(media) if media else [],
+        author_id=int(sub) if sub else None,
+        hidden=hidden == "1",
+    )
+
+
+def _rows(flat: list[str | None]) -> tuple[Row, ...]:
+    return tuple(tuple(flat[i : i + _ROW]) for i in range(0, len(flat), _ROW))
+
+
+@dataclass(frozen=True)
+class Page:
+    """A page of a timeline as stored: `rows` (hashable, so equal pages can share one
+    rendering) and `next`, the cursor of the page after it (None on the last)."""
+
+    rows: tuple[Row, ...]
+    next: int | None
+
+    def posts(self) -> list[Post]:
+        return [_from_row(row) for row in self.rows]
+
+
+def _read_args(include_hidden: bool) -> list[str]:
+    return [keys.post(""), keys.subscriber(""), "1" if include_hidden else "0"]
+
+
+def get_many(redis: Redis, post_ids: Sequence[int], include_hidden: bool = False) -> list[Post]:
+    """Posts by id, in the order given; missing (and, unless asked, hidden) ones left out."""
+    if not post_ids:
+        return []
+    flat = scripts.load(redis, _GET)(args=[*_read_args(include_hidden), *post_ids])
+    return [_from_row(row) for row in _rows(cast(list[str | None], flat))]
+
+
+def get(redis: Redis, post_id: int) -> Post | None:
+    found = get_many(redis, [post_id])
+    return found[0] if found else None
+
+
+def read_page(redis: Redis, timeline_key: str, before: int | None, limit: int) -> Page:
+    """Up to `limit` visible posts of a timeline older than `before`, newest first: one round trip."""
+    limit = max(1, min(limit, MAX_PAGE))
+    top = f"({before}" if before is not None else "+inf"
+    args: list[str | int] = [*_read_args(False), top, limit]
+    flat = cast(list[str | None], scripts.load(redis, _PAGE)(keys=[timeline_key], args=args))
+    return Page(_rows(flat[1:]), int(flat[0]) if flat[0] else None)
+
+
+def page(redis: Redis, timeline_key: str, before: int | None, limit: int) -> tuple[list[Post], int | None]:
+    """Up to `limit` posts of a timeline older than `before`, newest first, and the next cursor."""
+    found = read_page(redis, timeline_key, before, limit)
+    return found.posts(), found.next
+
+
+def replies_to(redis: Redis, post_id: int, limit: int = MAX_PAGE) -> list[Post]:
+    """A post's replies, oldest first, as a thread reads."""
+    ids = [int(x) for x in cast(list[str], redis.zrange(keys.replies(post_id), 0, limit - 1))]
+    return get_many(redis, ids)

@@ -1,0 +1,91 @@
+"""Texters: registered on their first text under a random handle, found by a keyed hash.
+
+A subscriber is a hash at `kb:sub:<id>` holding the handle, the encrypted number and
+their settings. The number's keyed hash maps to the id; nothing maps the other way
+except decrypting the stored ciphertext, which only the sender of SMS needs to do.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import cast
+
+from redis import Redis
+
+from gateway.microblog import handles
+from gateway.microblog.text import fold
+from gateway.store import keys, scripts
+
+# Atomic registration: two drain jobs seeing the same new number make one subscriber,
+# and the handle is claimed in the same step as the id, so no two subscribers share one.
+# ARGV: lookup key, encrypted number, subscriber key prefix, created time, candidate handles…
+_REGISTER = """
+local existing = redis.call('HGET', KEYS[1], ARGV[1])
+if existing then return {existing, ''} end
+for i = 5, #ARGV do
+  if redis.call('HEXISTS', KEYS[2], ARGV[i]) == 0 then
+    local id = redis.call('INCR', KEYS[3])
+    redis.call('HSET', KEYS[2], ARGV[i], id)
+    redis.call('HSET', KEYS[1], ARGV[1], id)
+    redis.call('HSET', ARGV[3] .. id, 'handle', ARGV[i], 'phone', ARGV[2], 'created', ARGV[4])
+    return {tostring(id), ARGV[i]}
+  end
+end
+return false
+"""
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    id: int
+    handle: str
+    is_new: bool = False
+
+
+def find_ids(redis: Redis, lookup_keys: list[str]) -> list[int | None]:
+    """Subscriber ids for keyed number hashes, one round trip; None where unknown."""
+    if not lookup_keys:
+        return []
+    found = redis.hmget(keys.PHONE_INDEX, lookup_keys)
+    return [int(x) if x else None for x in found]
+
+
+def register(redis: Redis, lookup_key: str, encrypted_phone: str) -> Subscriber:
+    """The subscriber with this number, created with a fresh random handle if new."""
+    script = scripts.load(redis, _REGISTER)
+    for _ in range(20):
+        result = script(
+            keys=[keys.PHONE_INDEX, keys.HANDLE_INDEX, keys.SUBSCRIBER_SEQ],
+            args=[
+                lookup_key,
+                encrypted_phone,
+                keys.subscriber(""),
+                f"{time.time():.3f}",
+                *handles.candidates(),
+            ],
+        )
+        if result:
+            sub_id, handle = result
+            if handle:
+                return Subscriber(int(sub_id), handle, is_new=True)
+            return Subscriber(int(sub_id), handle_of(redis, int(sub_id)) or "")
+    raise RuntimeError("could not find a free handle")  # 160 random candidates all taken
+
+
+def handle_of(redis: Redis, sub_id: int) -> str | None:
+    return cast(str | None, redis.hget(keys.subscriber(sub_id), "handle"))
+
+
+def handles_of(redis: Redis, sub_ids: list[int]) -> dict[int, str]:
+    """Current handles for several subscribers, one round trip."""
+    unique = list(dict.fromkeys(sub_ids))
+    pipe = redis.pipeline(transaction=False)
+    for sub_id in unique:
+        pipe.hget(keys.subscriber(sub_id), "handle")
+    return {sub_id: h for sub_id, h in zip(unique, pipe.execute(), strict=True) if h}
+
+
+def id_for_handle(redis: Redis, handle: str) -> int | None:
+    found = redis.hget(keys.HANDLE_INDEX, fold(handle.lstrip("@")))
+    return int(found) if found else None

@@ -1,0 +1,237 @@
+"""Outbound SMS: queued at most once per (intent, recipient), sent in batches by workers.
+
+Each SMS is a small hash (recipient id, body, kind, status, attempts, error code; never
+the number) whose id is derived from its intent and recipient, so queuing the same
+intent twice is a no-op. Ids wait in one of two lists, "replies" (answers, direct
+messages) and "fanout" (bulk), which send jobs drain (see `gateway/sender.py`).
+
+A message's status only moves forward, by rank: queued < sending < sent < delivered /
+undelivered / failed / cancelled. "sending" means our API call began and we do not know
+yet whether Twilio took it; only a status callback or a long silence resolves it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import cast
+
+import rq
+from redis import Redis
+from rq import Retry
+
+from gateway.store import keys, scripts, stats
+
+KINDS = ("answer", "direct", "fanout")
+LANES = ("replies", "fanout")
+LANE_OF_KIND = {"answer": "replies", "direct": "replies", "fanout": "fanout"}
+RQ_QUEUE_OF_LANE = {"replies": keys.QUEUE_REPLIES, "fanout": keys.QUEUE_FANOUT}
+RANK = {"queued": 0, "sending": 1, "sent": 2, "delivered": 3, "undelivered": 3, "failed": 3, "cancelled": 3}
+# Twilio's message statuses, as ours: anything Twilio reports means Twilio has taken it.
+FROM_TWILIO = {
+    "accepted": "sent",
+    "scheduled": "sent",
+    "queued": "sent",
+    "sending": "sent",
+    "sent": "sent",
+    "delivered": "delivered",
+    "read": "delivered",
+    "partially_delivered": "delivered",
+    "undelivered": "undelivered",
+    "failed": "failed",
+    "canceled": "failed",
+}
+
+SEND_JOB = "workers.jobs.send_sms"
+_ERROR_CODE = re.compile(r"[1-9][0-9]{0,5}")  # a Twilio error code in a status callback
+MESSAGE_TTL_SECONDS = 14 * 24 * 3600  # the window in which an intent is recognised as sent
+DRAIN_FLAG_TTL_MS = 60_000  # a send job that died frees its lane's slot after this
+QUEUE_CHUNK = 500  # messages per script call when queuing a large audience
+
+_LUA_RANK = "local rank = {queued=0, sending=1, sent=2, delivered=3, undelivered=3, failed=3, cancelled=3}\n"
+
+# KEYS: lane list, lane drain flag.  ARGV: kind, force ("1": even if stopped), now, message key
+# prefix, subscriber key prefix, ttl, flag ttl ms, intent, then (recipient, id, body) triples.
+# Returns {queued, 1 if the caller must enqueue a send job}.
+_QUEUE = """
+local n = 0
+for i = 9, #ARGV, 3 do
+  local key = ARGV[4] .. ARGV[i + 1]
+  if redis.call('EXISTS', key) == 0 then
+    local s = redis.call('HMGET', ARGV[5] .. ARGV[i], 'phone', 'stopped', 'paused')
+    local stopped = s[2] == '1' and ARGV[2] ~= '1'
+    local paused = s[3] == '1' and ARGV[1] ~= 'answer'
+    if s[1] and not stopped and not paused then
+      redis.call('HSET', key, 'r', ARGV[i], 'body', ARGV[i + 2], 'kind', ARGV[1], 'force', ARGV[2],
+                 'intent', ARGV[8], 'status', 'queued', 'attempts', 0, 'created', ARGV[3])
+      redis.call('EXPIRE', key, ARGV[6])
+      redis.call('RPUSH', KEYS[1], ARGV[i + 1])
+      n = n + 1
+    end
+  end
+end
+local schedule = 0
+if n > 0 and redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[7]) then schedule = 1 end
+return {n, schedule}
+"""
+
+# KEYS: message, sending zset, stats.  ARGV: our status, MessageSid, error code, now, message id,
+# subscriber key prefix.  Returns -1 unknown message, 0 nothing newer, 1 recorded.
+_CALLBACK = (
+    _LUA_RANK
+    + """
+local cur = redis.call('HMGET', KEYS[1], 'status', 'r', 'sid')
+if not cur[1] then return -1 end
+-- Any callback proves Twilio took the message: it is no longer "outcome unknown".
+redis.call('ZREM', KEYS[2], ARGV[5])
+if not cur[3] and ARGV[2] ~= '' then redis.call('HSET', KEYS[1], 'sid', ARGV[2]) end
+if rank[ARGV[1]] <= rank[cur[1]] then return 0 end
+redis.call('HSET', KEYS[1], 'status', ARGV[1], 'updated', ARGV[4])
+if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'error', ARGV[3]) end
+if rank[ARGV[1]] == 3 then
+  local outcome = ARGV[1]
+  if ARGV[3] ~= '' then outcome = outcome .. ':' .. ARGV[3] end
+  redis.call('HINCRBY', KEYS[3], outcome, 1)
+end
+if ARGV[3] == '21610' then redis.call('HSET', ARGV[6] .. cur[2], 'stopped', '1') end
+return 1
+"""
+)
+
+
+@dataclass(frozen=True)
+class OutboundSMS:
+    """One queued SMS as stored: who (a subscriber id, never a number), what, and how it went."""
+
+    id: str
+    recipient: int
+    body: str
+    kind: str
+    intent: str
+    status: str
+    attempts: int
+    error: int | None
+    sid: str | None
+
+
+def message_id(intent: str, recipient: int) -> str:
+    """The id of the SMS for `intent` to `recipient`: opaque, URL-safe, the same every time."""
+    return hashlib.sha256(f"{intent}\n{recipient}".encode()).hexdigest()[:32]
+
+
+def enqueue_send_job(rq_queue: rq.Queue, lane: str, at: float | None = None) -> None:
+    """Ask a worker to send the lane's waiting SMS (at unix time `at`, or now)."""
+    options = dict(
+        description=f"send sms ({lane})",
+        result_ttl=0,
+        failure_ttl=7 * 24 * 3600,
+        job_timeout=300,
+        retry=Retry(max=5, interval=[1, 5, 15, 60, 300]),
+    )
+    # A wait of a second or so is slept off inside the job: no need for RQ's scheduler.
+    if at is None or at <= time.time() + 2.0:
+        rq_queue.enqueue(SEND_JOB, lane, **options)
+    else:
+        rq_queue.enqueue_at(datetime.fromtimestamp(at, UTC), SEND_JOB, lane, **options)
+
+
+def queue(
+    redis: Redis,
+    rq_queues: dict[str, rq.Queue],
+    messages: Sequence[tuple[int, str]],
+    *,
+    intent: str,
+    kind: str,
+    even_if_stopped: bool = False,
+) -> int:
+    """Queue SMS (recipient subscriber id, text). Returns how many were queued.
+
+    At most once per (intent, recipient): queuing the same intent for the same recipient
+    again does nothing. Skips recipients who are stopped (unless `even_if_stopped`, for
+    HELP answers), paused (unless `kind` is "answer"), or forgotten. One script call per
+    500 messages, and one send job per lane, however large the audience.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"unknown kind {kind!r}")
+    lane = LANE_OF_KIND[kind]
+    script = scripts.load(redis, _QUEUE)
+    queued, schedule = 0, False
+    for start in range(0, len(messages), QUEUE_CHUNK):
+        chunk = messages[start : start + QUEUE_CHUNK]
+        args: list[str | int | float] = [
+            kind,
+            "1" if even_if_stopped else "0",
+            f"{time.time():.3f}",
+            keys.outbound_message(""),
+            keys.subscriber(""),
+            MESSAGE_TTL_SECONDS,
+            DRAIN_FLAG_TTL_MS,
+            intent,
+        ]
+        for recipient, body in chunk:
+            args += [int(recipient), message_id(intent, int(recipient)), body]
+        n, sched = script(keys=[keys.outbound_lane(lane), keys.outbound_drain_scheduled(lane)], args=args)
+        queued += int(n)
+        schedule = schedule or bool(int(sched))
+    if queued:
+        stats.record(redis, f"in:sms-{lane}", queued)
+    if schedule:
+        enqueue_send_job(rq_queues[RQ_QUEUE_OF_LANE[lane]], lane)
+    return queued
+
+
+def mark_stopped(redis: Redis, sub_id: int, stopped: bool) -> None:
+    """Record that a subscriber opted out (STOP, Twilio's 21610) or back in (START).
+
+    SMS already queued for them are dropped when their turn comes while they are stopped.
+    """
+    if stopped:
+        redis.hset(keys.subscriber(sub_id), "stopped", "1")
+    else:
+        redis.hdel(keys.subscriber(sub_id), "stopped")
+
+
+def message_status(redis: Redis, message_id: str) -> str | None:
+    """queued / sending / sent / delivered / undelivered / failed / cancelled; None if unknown."""
+    return cast(str | None, redis.hget(keys.outbound_message(message_id), "status"))
+
+
+def get(redis: Redis, message_id: str) -> OutboundSMS | None:
+    """The stored SMS, or None."""
+    h = cast(dict[str, str], redis.hgetall(keys.outbound_message(message_id)))
+    if not h:
+        return None
+    return OutboundSMS(
+        id=message_id,
+        recipient=int(h["r"]),
+        body=h.get("body", ""),
+        kind=h.get("kind", ""),
+        intent=h.get("intent", ""),
+        status=h.get("status", ""),
+        attempts=int(h.get("attempts", 0)),
+        error=int(h["error"]) if h.get("error") else None,
+        sid=h.get("sid") or None,
+    )
+
+
+def record_callback(redis: Redis, message_id: str, message_sid: str, twilio_status: str, error: str) -> str:
+    """Apply a Twilio status callback: "recorded", "stale" (nothing newer) or "unknown".
+
+    Repeats and callbacks out of order are harmless: a status never moves back (a late
+    "sent" leaves "delivered" alone). A callback for a message still "sending" settles it.
+    """
+    ours = FROM_TWILIO.get(twilio_status.lower())
+    if ours is None:
+        return "stale"
+    # Twilio's codes are a few ASCII digits; str.isdigit() also passes "²" and 5,000-digit
+    # strings, which int() then refuses wherever the code is read back (the console).
+    code = error.strip() if _ERROR_CODE.fullmatch(error.strip()) else ""
+    result = scripts.load(redis, _CALLBACK)(
+        keys=[keys.outbound_message(message_id), keys.OUTBOUND_SENDING, keys.OUTBOUND_STATS],
+        args=[ours, message_sid, code, f"{time.time():.3f}", message_id, keys.subscriber("")],
+    )
+    return {-1: "unknown", 0: "stale", 1: "recorded"}[int(result)]

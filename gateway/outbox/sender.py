@@ -1,0 +1,418 @@
+"""The workers' side of outbound SMS: claim a batch, pace it, call Twilio once per message.
+
+A batch costs two round trips to Redis whatever its size (read the messages, settle them
+all, each a pipeline of per-message scripts), plus three per message around its API call
+(the rate guard, begin, the guard again); the calls run SEND_CONCURRENCY at a time in a
+thread pool, one recipient's in the order queued. When paced, the batch reserves its
+slots of the shared rate at once (`pacing.reserve`), each call waits for its own slot and
+passes the send-rate guard (`pacing.admit`), which keeps the rate where Twilio counts it
+however late a call is.
+
+Like the inbox, a send job claims a batch of ids by moving them into a claim list of its
+own, so a killed worker's batch goes back to its lane (`reclaim_stale`). Each message
+then moves queued → sending atomically right before its API call; only the job that made
+that move may call Twilio for it, so a message is never sent twice, however often its id
+reappears. A message left "sending" (the worker died mid-call, or Twilio never answered)
+waits for a status callback to settle it; after `UNCONFIRMED_GRACE_SECONDS` of silence it
+is taken as never accepted and queued again (`reap_unconfirmed`). Marking each message
+just before its call keeps that slow path to the calls in flight when a worker dies.
+
+Retryable errors (429, 5xx, no connection) go to a per-lane delay zset with exponential
+backoff and jitter, and take their slot of the send rate again like a first try; they are
+retried for RETRY_WINDOW_SECONDS however many attempts that takes, so an outage at Twilio
+delays SMS but loses none. A job sleeps through short waits and otherwise schedules its
+successor for when the next retry is due. A job gives its worker back after
+`JOB_BUDGET_SECONDS`, so texts coming in are never stuck behind a long fan-out.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+import uuid
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Protocol, cast
+
+from redis import Redis
+from rq import Queue
+
+from gateway import segments
+from gateway.outbox import pacing
+from gateway.outbox.outbound import DRAIN_FLAG_TTL_MS, LANES, RQ_QUEUE_OF_LANE, enqueue_send_job
+from gateway.outbox.sender_scripts import LUA
+from gateway.providers.twilio import SendError, SendResult
+from gateway.runtime import Runtime
+from gateway.store import keys, scripts, stats
+
+log = logging.getLogger(__name__)
+
+JOB_BUDGET_SECONDS = 10.0
+# A paced batch reserves this long of the shared send rate at once: an answer queued
+# meanwhile waits at most this long behind bulk SMS for its slot.
+BATCH_SECONDS = 1.0
+MAX_BATCH = 100
+SEND_CONCURRENCY = 16  # API calls in flight per send job
+# A live job touches its claim before each call, which comes within a slot wait (at most
+# the job budget) and an API call: an older claim is a dead job's. (Returning a live job's
+# ids early would cost nothing but time: "begin" lets only one job send each.)
+CLAIM_STALE_SECONDS = 30.0
+# Twilio's callbacks come within seconds: this long a silence means it never took the SMS.
+UNCONFIRMED_GRACE_SECONDS = 600.0
+# Calls whose outcome stayed unknown before an SMS is failed as "unconfirmed" (refusals,
+# which certainly sent nothing, do not count).
+MAX_ATTEMPTS = 8
+RETRY_BASE_SECONDS = 1.0
+# The longest wait between two tries, which is also how late SMS resume once Twilio is
+# back after an outage: retries take slots of the send rate like first tries, so trying
+# often costs Twilio no more than SMS_MPS.
+RETRY_CAP_SECONDS = 30.0
+# Throttled or refused by a Twilio in trouble, an SMS is retried this long after it was
+# queued (DESIGN: "retried until a permanent outcome"); then it fails with the last code.
+RETRY_WINDOW_SECONDS = 24 * 3600.0
+
+
+class Sender(Protocol):
+    def send(self, to: str, body: str, status_callback: str) -> SendResult: ...
+
+
+@dataclass(frozen=True)
+class DrainOutcome:
+    more: bool = False  # stopped for the budget with SMS still waiting in the lanes
+    next_due: float | None = None  # unix time to carry on (a retry or the send rate), if not now
+
+
+def _script(redis: Redis, name: str, keys_: Sequence[str], args: Sequence[Any]) -> Any:
+    return scripts.load(redis, LUA[name])(keys=list(keys_), args=list(args))
+
+
+def backoff(attempts: int) -> float:
+    """Seconds before retry number `attempts`: exponential, capped, with "equal jitter"."""
+    delay = min(RETRY_CAP_SECONDS, RETRY_BASE_SECONDS * 2 ** max(0, attempts - 1))
+    return delay / 2 + random.uniform(0, delay / 2)
+
+
+def reclaim_stale(redis: Redis, older_than: float | None = None) -> int:
+    """Return the batches of dead send jobs to the head of their lanes; returns how many ids."""
+    older_than = CLAIM_STALE_SECONDS if older_than is None else older_than
+    returned = 0
+    for lane in LANES:
+        stale = redis.zrangebyscore(keys.outbound_claims(lane), "-inf", time.time() - older_than)
+        for token in cast(list[str], stale):
+            claim = [keys.outbound_lane(lane), keys.outbound_claim(token), keys.outbound_claims(lane)]
+            returned += int(_script(redis, "return", claim, [token]))
+    if returned:
+        log.warning("returned %d SMS from abandoned send batches to their lanes", returned)
+    return returned
+
+
+def reap_unconfirmed(redis: Redis, grace: float | None = None) -> int:
+    """Queue again the SMS left "sending" with no word from Twilio for `grace` seconds
+    (fail those whose calls had no known outcome MAX_ATTEMPTS times)."""
+    grace = UNCONFIRMED_GRACE_SECONDS if grace is None else grace
+    now = time.time()
+    requeued = 0
+    for mid in cast(list[str], redis.zrangebyscore(keys.OUTBOUND_SENDING, "-inf", now - grace)):
+        ks = [keys.outbound_message(mid), keys.OUTBOUND_SENDING, keys.OUTBOUND_STATS]
+        result = _script(redis, "reap", ks, [mid, f"{now:.3f}", MAX_ATTEMPTS, keys.outbound_lane("")])
+        requeued += result == 1
+    if requeued:
+        log.warning("%d SMS never confirmed by Twilio were queued again", requeued)
+    return requeued
+
+
+def promote_due(redis: Redis, lanes: Sequence[str] = LANES) -> int:
+    """Move retries whose time has come back into their lanes."""
+    now = f"{time.time():.3f}"
+    moved = 0
+    for lane in lanes:
+        ks = [keys.outbound_delayed(lane), keys.outbound_lane(lane)]
+        moved += int(_script(redis, "promote", ks, [now, 1000]))
+    return moved
+
+
+def _next_due(redis: Redis, lanes: Sequence[str]) -> float | None:
+    pipe = redis.pipeline(transaction=False)
+    for lane in lanes:
+        pipe.zrange(keys.outbound_delayed(lane), 0, 0, withscores=True)
+    dues = [rows[0][1] for rows in pipe.execute() if rows]
+    return min(dues) if dues else None
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    """One message's API call, as the settle script and the console's figures need it."""
+
+    mid: str
+    created: float | None
+    outcome: str = "sent"  # sent / retry / failed / unknown
+    sid: str = ""
+    segments: int = 0
+    code: str = ""
+    due: float = 0.0
+
+
+@dataclass(frozen=True)
+class _Call:
+    """One message a batch will send: its id, its slot of the send rate, when it was queued."""
+
+    mid: str
+    slot: float  # time.monotonic()
+    created: float | None
+    segments: int
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """What every call of one claimed batch shares."""
+
+    runtime: Runtime
+    sender: Sender
+    lane: str
+    token: str
+
+
+def _begin(batch: _Batch, mid: str) -> list[str]:
+    """Move one message queued → sending, taking it out of the batch's claim."""
+    ks = [
+        keys.outbound_message(mid),
+        keys.OUTBOUND_SENDING,
+        keys.outbound_claim(batch.token),
+        keys.outbound_claims(batch.lane),
+        keys.OUTBOUND_STATS,
+    ]
+    args = [f"{time.time():.3f}", mid, keys.subscriber(""), batch.token]
+    return cast(list[str], _script(batch.runtime.redis, "begin", ks, args))
+
+
+def may_retry(created: float | None, attempts: int) -> bool:
+    """Whether a refused SMS (throttled, Twilio's trouble) is tried again: for as long as
+    RETRY_WINDOW_SECONDS since it was queued, however many attempts that takes."""
+    if created is None:
+        return attempts < MAX_ATTEMPTS
+    return time.time() - created < RETRY_WINDOW_SECONDS
+
+
+def _call(batch: _Batch, call: _Call) -> _Attempt | None:
+    """Wait for the message's slot of the send rate, mark it sending, then call Twilio.
+    None when the message is no longer to be sent (cancelled, gone, taken by another job)."""
+    delay = call.slot - time.monotonic()
+    if delay > 0:
+        time.sleep(delay)
+    redis, rate = batch.runtime.redis, batch.runtime.config.sms_mps
+    # Through the send-rate guard (late calls must not bunch where Twilio counts), then
+    # marked "sending" just before the request: a worker killed before that leaves the
+    # message claimed (certainly unsent: it goes back to its lane), not "sending".
+    call_id = f"{call.mid}:{uuid.uuid4().hex[:8]}"
+    while (wait := pacing.admit(redis, call_id, call.segments, rate)) > 0:
+        time.sleep(wait)
+    got = _begin(batch, call.mid)
+    if got[0] != "go":
+        pacing.release(redis, call_id, call.segments, rate, made=False)
+        return None
+    try:
+        return _request(batch, call, got)
+    finally:
+        pacing.release(redis, call_id, call.segments, rate)
+
+
+def _request(batch: _Batch, call: _Call, got: list[str]) -> _Attempt:
+    """The API call for a message just marked sending, and what came of it."""
+    mid, created, config = call.mid, call.created, batch.runtime.config
+    body, attempts = got[1], int(got[3])
+    callback = f"{config.public_url}/twilio/status?m={mid}"
+    try:
+        result = batch.sender.send(batch.runtime.vault.decrypt(got[2]), body, callback)
+        return _Attempt(mid, created, sid=result.sid, segments=result.num_segments or segments.segments(body))
+    except SendError as e:
+        if e.outcome_unknown:
+            outcome, due = "unknown", 0.0
+        elif e.retryable and may_retry(created, attempts):
+            outcome, due = "retry", time.time() + backoff(attempts)
+        else:
+            outcome, due = "failed", 0.0
+        log.info("SMS %s attempt %d: %s (%s)", mid, attempts, outcome, e.message)
+        return _Attempt(mid, created, outcome=outcome, code=str(e.code), due=due)
+    except Exception as e:  # never a crash: the outcome is simply unknown
+        log.error("SMS %s attempt %d: unexpected %s", mid, attempts, type(e).__name__)
+        return _Attempt(mid, created, outcome="unknown", code="0")
+
+
+def _call_in_order(batch: _Batch, calls: Sequence[_Call]) -> list[_Attempt]:
+    """One recipient's calls, one after the other, so their SMS leave in the order queued
+    (in a pool thread)."""
+    return [a for call in calls if (a := _call(batch, call)) is not None]
+
+
+def _settle_all(redis: Redis, lane: str, done: Sequence[_Attempt]) -> None:
+    """Record every outcome, and count it for the console, in one round trip."""
+    if not done:
+        return
+    script, now = scripts.load(redis, LUA["settle"]), f"{time.time():.3f}"
+    delayed = keys.outbound_delayed(lane)
+    pipe = redis.pipeline(transaction=False)
+    for a in done:
+        ks = [keys.outbound_message(a.mid), keys.OUTBOUND_SENDING, keys.OUTBOUND_STATS, delayed]
+        args: list[str | int] = [a.outcome, a.mid, now, a.sid, a.segments, a.code, f"{a.due:.3f}"]
+        args.append(keys.subscriber(""))
+        script(keys=ks, args=args, client=pipe)
+        if a.outcome in ("sent", "failed"):
+            stats.record(pipe, f"out:sms-{lane}")
+            stats.record_sms(pipe, a.outcome, a.code or None, segments=a.segments)
+        if a.outcome == "sent" and a.created:
+            stats.observe_latency(pipe, "post_to_sms", time.time() - a.created)
+    pipe.execute()
+
+
+def _send_batch(
+    runtime: Runtime,
+    sender: Sender,
+    pool: ThreadPoolExecutor,
+    lane: str,
+    token: str,
+    ids: list[str],
+    deadline: float,
+) -> float | None:
+    """Send a claimed batch. Returns None when done, else (the send rate being spent until
+    after `deadline`) the unix time to resume at; the unsent ids go back to the lane.
+
+    Two round trips to Redis for the whole batch (read, settle), and three per message
+    around its call (guard, begin, guard); the API calls run SEND_CONCURRENCY at a time.
+    """
+    redis, rate = runtime.redis, runtime.config.sms_mps
+    pipe = redis.pipeline(transaction=False)
+    for mid in ids:
+        pipe.hmget(keys.outbound_message(mid), "status", "body", "created", "r")
+    rows = pipe.execute()
+    # Only a queued message costs a slot of the send rate; the rest just leave the claim.
+    queued = [i for i, row in enumerate(rows) if row[0] == "queued"]
+    costs = [segments.segments(rows[i][1] or "") for i in queued]
+    slots = pacing.reserve(redis, costs, rate, horizon=max(0.0, deadline - time.monotonic()))
+    resume_at = None
+    cut = len(ids)
+    if slots.granted < len(queued):
+        cut = queued[slots.granted]
+        resume_at = time.time() + slots.wait + seconds_for(rate, costs, slots.granted)
+    slot_of = dict(zip(queued, slots.at, strict=False))
+    # A message no longer queued was sent, cancelled or is another job's: it only leaves the
+    # claim. (Should it be queued again meanwhile, that put it back in a lane as well.)
+    pipe = redis.pipeline(transaction=False)
+    for i in range(cut):
+        if i not in slot_of:
+            pipe.lrem(keys.outbound_claim(token), 1, ids[i])
+    pipe.execute()
+    # Calls run SEND_CONCURRENCY at a time, but one recipient's in the order queued.
+    by_recipient: dict[str, list[_Call]] = {}
+    cost_of = dict(zip(queued, costs, strict=False))
+    for i, slot in slot_of.items():
+        created = float(rows[i][2]) if rows[i][2] else None
+        call = _Call(ids[i], slot, created, cost_of[i])
+        by_recipient.setdefault(rows[i][3] or ids[i], []).append(call)
+    batch = _Batch(runtime, sender, lane, token)
+    futures = [pool.submit(_call_in_order, batch, calls) for calls in by_recipient.values()]
+    done: list[_Attempt] = []
+    killed: BaseException | None = None
+    for future in futures:
+        try:
+            done += future.result()
+        except BaseException as e:  # the worker is going down: settle what finished, then go
+            killed = killed or e
+    _settle_all(redis, lane, done)
+    if killed is not None:
+        raise killed
+    claim = [keys.outbound_lane(lane), keys.outbound_claim(token), keys.outbound_claims(lane)]
+    _script(redis, "return", claim, [token])
+    return resume_at
+
+
+def seconds_for(rate: float, costs: Sequence[int], granted: int) -> float:
+    """How long the granted part of a batch holds the send rate (0 when unpaced)."""
+    return 0.0 if rate <= 0 else sum(costs[:granted]) * pacing.seconds_per_segment(rate)
+
+
+def has_work(redis: Redis, lane: str) -> bool:
+    return bool(redis.llen(keys.outbound_lane(lane)))
+
+
+def _leftover(redis: Redis, lanes: Sequence[str], resume_at: float | None = None) -> DrainOutcome:
+    if any(has_work(redis, lane) for lane in lanes):
+        return DrainOutcome(more=True, next_due=resume_at)
+    return DrainOutcome(next_due=_next_due(redis, lanes))
+
+
+def drain(
+    runtime: Runtime, sender: Sender, lanes: Sequence[str], budget: float | None = None
+) -> DrainOutcome:
+    """Send what waits in `lanes` (earlier lanes first) for up to `budget` seconds."""
+    pool = ThreadPoolExecutor(SEND_CONCURRENCY, thread_name_prefix="sms-send")
+    try:
+        return _drain(runtime, sender, pool, lanes, budget)
+    finally:
+        # A call not yet started was never made: its SMS stays "sending" until reaped.
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _drain(
+    runtime: Runtime,
+    sender: Sender,
+    pool: ThreadPoolExecutor,
+    lanes: Sequence[str],
+    budget: float | None,
+) -> DrainOutcome:
+    redis, rate = runtime.redis, runtime.config.sms_mps
+    batch = MAX_BATCH if rate <= 0 else max(1, min(MAX_BATCH, int(rate * BATCH_SECONDS)))
+    deadline = time.monotonic() + (JOB_BUDGET_SECONDS if budget is None else budget)
+    while True:
+        promote_due(redis, lanes)
+        if time.monotonic() >= deadline:
+            return _leftover(redis, lanes)
+        for lane in lanes:  # the replies lane first, at every batch
+            token = uuid.uuid4().hex
+            claim = [keys.outbound_lane(lane), keys.outbound_claim(token), keys.outbound_claims(lane)]
+            ids: list[str] = _script(redis, "claim", claim, [batch, token, f"{time.time():.3f}"])
+            if ids:
+                resume_at = _send_batch(runtime, sender, pool, lane, token, ids, deadline)
+                if resume_at is not None:
+                    return _leftover(redis, lanes, resume_at)
+                break
+        else:
+            due = _next_due(redis, lanes)
+            if due is None:
+                return DrainOutcome()
+            wait = due - time.time()
+            if time.monotonic() + wait >= deadline:
+                return DrainOutcome(next_due=due)
+            time.sleep(max(0.0, min(wait, 1.0)))
+
+
+def run_job(runtime: Runtime, sender: Sender, rq_queues: dict[str, Queue], lane: str) -> None:
+    """One send job: recover, drain, then hand over to a successor or free the lane's slot."""
+    redis = runtime.redis
+    reclaim_stale(redis)
+    reap_unconfirmed(redis)
+    out = drain(runtime, sender, ("replies",) if lane == "replies" else ("replies", "fanout"))
+    flag, queue = keys.outbound_drain_scheduled(lane), rq_queues[RQ_QUEUE_OF_LANE[lane]]
+    if out.more or out.next_due is not None:
+        later = max(0.0, (out.next_due or 0) - time.time())
+        redis.set(flag, "1", px=int(later * 1000) + DRAIN_FLAG_TTL_MS)
+        enqueue_send_job(queue, lane, at=out.next_due)
+    else:
+        # Free the slot, then look once more: an SMS queued meanwhile saw the slot taken.
+        redis.delete(flag)
+        if has_work(redis, lane) and redis.set(flag, "1", nx=True, px=DRAIN_FLAG_TTL_MS):
+            enqueue_send_job(queue, lane)
+
+
+def needs_drain(redis: Redis) -> list[str]:
+    """For the watchdog: recover stranded SMS and claim the slot of each lane that needs a job."""
+    reclaim_stale(redis)
+    reap_unconfirmed(redis)
+    promote_due(redis)
+    return [
+        lane
+        for lane in LANES
+        if has_work(redis, lane)
+        and redis.set(keys.outbound_drain_scheduled(lane), "1", nx=True, px=DRAIN_FLAG_TTL_MS)
+    ]

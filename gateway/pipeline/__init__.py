@@ -1,0 +1,1 @@
+"""Inbound texts: accepted from a webhook, stored, and turned into posts or commands."""

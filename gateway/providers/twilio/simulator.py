@@ -1,0 +1,375 @@
+"""The Twilio simulator: Twilio's Messages API under /dev/twilio, for tests and offline runs.
+
+It speaks Twilio's wire format (api.twilio.com's 2010-04-01 Messages resource, as in
+Twilio's OpenAPI description): form fields in, Basic auth with the account sid and auth
+token, a 201 with Twilio's message JSON out, Twilio's error JSON for bad input. A second
+or so later it posts signed status callbacks (`sent`, then `delivered`) to the
+StatusCallback URL, like Twilio. Tests can make it fail the next N requests, or every
+request for a while (an outage: 429s and 500s until a given time), or answer slowly.
+
+It is "Twilio", not Kabootar: its data lives under keys.SIMULATOR_PREFIX, and even here
+a phone number is never stored: a phone's inbox is keyed by a SHA-256 of its number.
+"""
+
+from __future__ import annotations
+
+import heapq
+import http.client
+import itertools
+import logging
+import os
+import re
+import secrets
+import threading
+import time
+import urllib.parse
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+from redis import Redis
+
+from gateway import segments
+from gateway.providers.twilio import sign_url, simstore
+from gateway.providers.twilio.simstore import (  # noqa: F401 - the simulator's test helpers, re-exported
+    arrivals,
+    inbox_for,
+    received_count,
+    requests_log,
+    requests_received,
+    sent_count_by_recipient,
+)
+from gateway.web.extension import kabootar
+
+log = logging.getLogger(__name__)
+bp = Blueprint("twilio_simulator", __name__, url_prefix="/dev/twilio")
+
+API_VERSION = "2010-04-01"
+SENT_AFTER_SECONDS = 0.05  # when the simulated carrier reports `sent`, then `delivered`
+DELIVERED_AFTER_SECONDS = 0.2
+# Callback senders per web process. Twilio's callbacks cost Twilio nothing of ours; the
+# simulator's share the web process with the API it serves, so few of them let the API
+# go first in a burst and the callbacks catch up after (10,000 SMS: all handed over in
+# 14 s, all reported delivered at 31 s; with 4 threads 18 s and 27 s).
+CALLBACK_THREADS = 1
+CALLBACK_TIMEOUT_SECONDS = 5.0
+_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+ERRORS = {
+    20003: (401, "Authenticate"),
+    20429: (429, "Too Many Requests"),
+    20500: (500, "An internal server error has occurred"),
+    21211: (400, "Invalid 'To' Phone Number"),
+    21408: (
+        400,
+        "Permission to send an SMS has not been enabled for the region indicated by the 'To' number",
+    ),
+    21602: (400, "Message body is required."),
+    21603: (400, "A 'From' phone number is required."),
+    21604: (400, "A 'To' phone number is required."),
+    21610: (400, "Attempt to send to unsubscribed recipient"),
+    21612: (400, "The 'To' phone number is not currently reachable via SMS"),
+    21614: (400, "'To' number is not a valid mobile number"),
+    21617: (400, "The concatenated message body exceeds the 1600 character limit."),
+}
+HTTP_CODES = {429: 20429, 500: 20500, 503: 20500}
+# Twilio's own messages for these quote the number they refuse (so must ours: the gateway
+# has to keep it out of logs, job data and the console, see phones.redact).
+QUOTES_NUMBER = {
+    21211: "The 'To' number {to} is not a valid phone number.",
+    21408: (
+        "Permission to send an SMS has not been enabled for the region indicated by the 'To' number: {to}."
+    ),
+}
+
+
+def twilio_error(code: int, status: int | None = None, message: str | None = None) -> Response:
+    """An error answer in Twilio's shape: {code, message, more_info, status}."""
+    http, text = ERRORS.get(code, (status or 400, "Error"))
+    http = status or http
+    body = {
+        "code": code,
+        "message": message or text,
+        "more_info": f"https://www.twilio.com/docs/errors/{code}",
+        "status": http,
+    }
+    response = jsonify(body)
+    response.status_code = http
+    if http == 401:
+        response.headers["WWW-Authenticate"] = 'Basic realm="Twilio API"'
+    return response
+
+
+def _authorised(account_sid: str) -> bool:
+    config = kabootar().runtime.config
+    auth = request.authorization
+    return bool(
+        auth
+        and auth.type == "basic"
+        and secrets.compare_digest(auth.username or "", config.twilio_account_sid)
+        and secrets.compare_digest(auth.password or "", config.twilio_auth_token)
+        and account_sid == config.twilio_account_sid
+    )
+
+
+def _message_json(account_sid: str, sid: str, form: Mapping[str, str], created: datetime) -> dict[str, Any]:
+    service = form.get("MessagingServiceSid") or None
+    sender = form.get("From") or None
+    date = format_datetime(created)
+    uri = f"/{API_VERSION}/Accounts/{account_sid}/Messages/{sid}"
+    return {
+        "account_sid": account_sid,
+        "api_version": API_VERSION,
+        "body": form.get("Body", ""),
+        "date_created": date,
+        "date_sent": None,
+        "date_updated": date,
+        "direction": "outbound-api",
+        "error_code": None,
+        "error_message": None,
+        "from": sender,
+        "messaging_service_sid": service,
+        "num_media": "0",
+        # A Messaging Service picks the sender later, so Twilio reports 0 segments then.
+        "num_segments": "0" if service and not sender else str(segments.segments(form.get("Body", ""))),
+        "price": None,
+        "price_unit": "USD",
+        "sid": sid,
+        "status": "accepted" if service and not sender else "queued",
+        "subresource_uris": {"media": f"{uri}/Media.json"},
+        "to": form.get("To", ""),
+        "uri": f"{uri}.json",
+    }
+
+
+class _Poster:
+    """Form POSTs over kept-alive connections, one per host (one thread's own).
+
+    Plain http.client: requests costs several times its CPU per call, and the web
+    process that serves the API also posts two callbacks for every SMS.
+    """
+
+    def __init__(self) -> None:
+        self._conns: dict[tuple[str, str], http.client.HTTPConnection] = {}
+
+    def post(self, url: str, form: Mapping[str, str], headers: Mapping[str, str]) -> int:
+        parts = urllib.parse.urlsplit(url)
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        body = urllib.parse.urlencode(form)
+        sent = {"Content-Type": "application/x-www-form-urlencoded", **headers}
+        key = (parts.scheme, parts.netloc)
+        for retry in (False, True):  # a kept-alive connection the server closed: once more on a new one
+            conn = self._conns.get(key)
+            if conn is None:
+                kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+                conn = self._conns[key] = kind(parts.netloc, timeout=CALLBACK_TIMEOUT_SECONDS)
+            try:
+                conn.request("POST", path, body, sent)
+                response = conn.getresponse()
+                response.read()
+            except (http.client.HTTPException, OSError):
+                conn.close()
+                del self._conns[key]
+                if retry:
+                    raise
+                continue
+            if response.will_close:
+                conn.close()
+                del self._conns[key]
+            return response.status
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        for conn in self._conns.values():
+            conn.close()
+        self._conns.clear()
+
+
+@dataclass
+class _Report:
+    """The status callbacks still to post for one message, in order (`sent`, then the final one)."""
+
+    redis: Redis
+    token: str
+    url: str
+    form: dict[str, str]
+    steps: list[tuple[str, int | None]]
+
+    def post_next(self, session: _Poster) -> bool:
+        """Post the next status, signed like Twilio; True while more are to come."""
+        status, code = self.steps.pop(0)
+        try:
+            simstore.set_status(self.redis, self.form["MessageSid"], status)
+            data = dict(self.form, MessageStatus=status, SmsStatus=status)
+            if code:
+                data["ErrorCode"] = str(code)
+            signature = sign_url(self.token, self.url, data)
+            session.post(self.url, data, {"X-Twilio-Signature": signature})
+        except Exception as e:  # a simulator thread must never take anything down with it
+            log.warning("simulator could not deliver a status callback: %s", type(e).__name__)
+        return bool(self.steps)
+
+
+class _Reporter:
+    """Posts status callbacks when they are due, from a few threads per process.
+
+    A thread per message (and a new connection per callback) cost the web process more
+    than the API calls did during a large fan-out; a heap of due times served by at most
+    CALLBACK_THREADS threads, each with its own kept-alive session, does the same work.
+    A message's next status is scheduled only once the previous one was posted, so they
+    stay in order. The threads end when nothing is left to post (tests wait for them).
+    """
+
+    def __init__(self) -> None:
+        self._due: list[tuple[float, int, _Report]] = []
+        self._ready = threading.Condition()
+        self._order = itertools.count()
+        self._threads = 0
+
+    def schedule(self, delay: float, report: _Report) -> None:
+        with self._ready:
+            heapq.heappush(self._due, (time.monotonic() + delay, next(self._order), report))
+            self._ready.notify()
+            if self._threads < CALLBACK_THREADS:
+                self._threads += 1
+                threading.Thread(target=self._run, daemon=True, name="sim-callbacks").start()
+
+    def _next(self) -> _Report | None:
+        """The next report when it is due; None (and this thread ends) when none is left."""
+        with self._ready:
+            while self._due:
+                wait = self._due[0][0] - time.monotonic()
+                if wait <= 0:
+                    return heapq.heappop(self._due)[2]
+                self._ready.wait(wait)
+            self._threads -= 1
+            return None
+
+    def _run(self) -> None:
+        session = _Poster()
+        try:
+            while (report := self._next()) is not None:
+                if report.post_next(session):
+                    self.schedule(DELIVERED_AFTER_SECONDS, report)
+        finally:
+            session.close()
+
+
+_reporters: dict[int, _Reporter] = {}
+_reporters_lock = threading.Lock()
+
+
+def _reporter() -> _Reporter:
+    """This process's reporter (gunicorn forks its workers: each needs its own threads)."""
+    with _reporters_lock:
+        pid = os.getpid()
+        if pid not in _reporters:
+            _reporters[pid] = _Reporter()
+        return _reporters[pid]
+
+
+@bp.post(f"/{API_VERSION}/Accounts/<account_sid>/Messages.json")
+def create_message(account_sid: str) -> Response:
+    arrived = time.time()  # what a rate limit counts: when the request came, not when we got to it
+    ext = kabootar()
+    redis, config = ext.runtime.redis, ext.runtime.config
+    authorised = _authorised(account_sid)
+    cost = segments.segments(request.form.get("Body", ""))
+    failure, stall = simstore.arrive(redis, authorised, arrived, cost)
+    if not authorised:
+        return twilio_error(20003)
+    if failure and failure[0]:
+        return twilio_error(HTTP_CODES.get(failure[0], failure[0]), status=failure[0])
+    form = request.form
+    to, body = form.get("To", "").strip(), form.get("Body", "")
+    if not to:
+        return twilio_error(21604)
+    if not _E164.match(to):
+        return twilio_error(21211, message=QUOTES_NUMBER[21211].format(to=to))
+    if not (form.get("From") or form.get("MessagingServiceSid")):
+        return twilio_error(21603)
+    if not body:
+        return twilio_error(21602)
+    if len(body) > 1600:
+        return twilio_error(21617)
+    code = failure[1] if failure else None
+    if code and not 30000 <= code < 31000:
+        quoted = QUOTES_NUMBER.get(code)
+        return twilio_error(code, message=quoted.format(to=to) if quoted else None)
+    sid = "SM" + secrets.token_hex(16)
+    created = datetime.now(UTC)
+    message = _message_json(account_sid, sid, form, created)
+    num_segments = int(message["num_segments"]) or segments.segments(body)
+    simstore.record(redis, sid, to, body, num_segments, arrived)
+    # Delivery errors (30003-30008 …) come from the carrier: accepted now, reported later.
+    outcome = (
+        ("undelivered" if code in range(30003, 30009) else "failed", code) if code else ("delivered", None)
+    )
+    callback = form.get("StatusCallback")
+    if callback:
+        fields = {
+            "MessageSid": sid,
+            "SmsSid": sid,
+            "AccountSid": account_sid,
+            "From": form.get("From", ""),
+            "To": to,
+            "ApiVersion": API_VERSION,
+        }
+        steps: list[tuple[str, int | None]] = [("sent", None), outcome]
+        report = _Report(redis, config.twilio_auth_token, callback, fields, steps)
+        _reporter().schedule(stall + SENT_AFTER_SECONDS, report)
+    else:
+        simstore.set_status(redis, sid, outcome[0])
+    if stall:
+        time.sleep(stall)  # accepted, but the answer is slow: a client may give up or die meanwhile
+    response = jsonify(message)
+    response.status_code = 201
+    return response
+
+
+@bp.post("/control/fail")
+def control_fail() -> Response:
+    """Make the next `count` requests fail: `status=429|500`, or `code=<Twilio error code>`."""
+    try:
+        count = int(request.form.get("count", "1"))
+        status = int(request.form.get("status") or 0)
+        code = int(request.form.get("code") or 0)
+    except ValueError:
+        return Response("count, status and code are numbers\n", 400, content_type="text/plain")
+    if not (status or code):
+        return Response("give status=429|500 or code=<Twilio error code>\n", 400, content_type="text/plain")
+    simstore.set_failure(kabootar().runtime.redis, count, status, code)
+    return Response("ok\n", 200, content_type="text/plain")
+
+
+@bp.post("/control/outage")
+def control_outage() -> Response:
+    """Fail every request for `seconds` (at most 3600; 0 ends it), answering `statuses` in
+    turn (comma-separated HTTP statuses, 429,500 by default), then recover."""
+    try:
+        seconds = min(3600.0, max(0.0, float(request.form.get("seconds", "60"))))
+        statuses = [int(s) for s in request.form.get("statuses", "429,500").split(",") if s.strip()]
+        simstore.set_outage(kabootar().runtime.redis, seconds, statuses)
+    except ValueError:
+        return Response("seconds is a number, statuses HTTP error statuses\n", 400, content_type="text/plain")
+    return Response("ok\n", 200, content_type="text/plain")
+
+
+@bp.post("/control/delay")
+def control_delay() -> Response:
+    """Take `seconds` (at most 30) to answer each request, and as long again to report on it."""
+    try:
+        seconds = min(30.0, max(0.0, float(request.form.get("seconds", "0"))))
+    except ValueError:
+        return Response("seconds is a number\n", 400, content_type="text/plain")
+    simstore.set_delay(kabootar().runtime.redis, seconds)
+    return Response("ok\n", 200, content_type="text/plain")
+
+
+@bp.post("/control/reset")
+def control_reset() -> Response:
+    """Forget every simulated message, counter, pending failure and outage."""
+    simstore.reset(kabootar().runtime.redis)
+    return Response("ok\n", 200, content_type="text/plain")

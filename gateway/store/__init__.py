@@ -1,0 +1,1 @@
+"""Where the data lives in Redis: keys, scripts, worklists, queues, counters."""

@@ -1,0 +1,33 @@
+"""GET /healthz (the process answers) and GET /readyz (Redis answers and a worker is alive)."""
+
+from __future__ import annotations
+
+import time
+
+from flask import Blueprint, jsonify
+from flask.typing import ResponseReturnValue
+from redis.exceptions import RedisError
+
+from gateway.store import keys
+from gateway.web.extension import kabootar
+
+bp = Blueprint("health", __name__)
+
+WORKER_ALIVE_SECONDS = 30
+
+
+@bp.get("/healthz")
+def healthz() -> ResponseReturnValue:
+    return jsonify(status="ok")
+
+
+@bp.get("/readyz")
+def readyz() -> ResponseReturnValue:
+    redis = kabootar().runtime.redis
+    try:
+        alive = redis.zcount(keys.WORKER_HEARTBEAT, time.time() - WORKER_ALIVE_SECONDS, "+inf")
+    except RedisError:
+        return jsonify(status="unavailable", redis=False, workers=0), 503
+    if not alive:
+        return jsonify(status="unavailable", redis=True, workers=0), 503
+    return jsonify(status="ok", redis=True, workers=alive)
