@@ -24,7 +24,7 @@ from bench.context import Context
 from bench.profile import Profiler
 from bench.report import Row, Section
 from bench.stacks import AUTH_TOKEN, Kabootar, start_kabootar
-from gateway.providers.twilio import SignatureChecker
+from gateway.providers.twilio.webhooks import SignatureChecker
 
 AUTHOR = "+989350000001"
 BODY = "Crowds at Azadi square now, phones still work, internet is down"
@@ -37,7 +37,7 @@ def available() -> str | None:
     try:
         from gateway.microblog import follows  # noqa: F401
         from gateway.outbox import fanout  # noqa: F401
-        from gateway.providers.twilio import simstore  # noqa: F401
+        from gateway.providers.twilio.simulator import store as simstore  # noqa: F401
         from workers import jobs
     except Exception as e:  # an import error in half-built code: report, don't crash the bench
         return f"{type(e).__name__}: {e}"
@@ -90,13 +90,13 @@ def _text(kb: Kabootar) -> float:
 
 
 def _arrivals(kb: Kabootar) -> list[tuple[float, int]]:
-    from gateway.providers.twilio import simstore
+    from gateway.providers.twilio.simulator import store as simstore
 
     return simstore.arrivals(kb.redis)
 
 
 def _arrived(kb: Kabootar) -> int:
-    from gateway.providers.twilio import simstore
+    from gateway.providers.twilio.simulator import store as simstore
 
     return int(kb.redis.llen(simstore.ARRIVALS))
 

@@ -1,4 +1,4 @@
-"""Every setting Kabootar reads, in one place (DESIGN.md's configuration table).
+"""Every setting Kabootar reads, in one place (the README's configuration table).
 
 Nothing else in the code base reads the environment: the web app, the workers and
 the `kabootar run` supervisor all build a `Config` with `Config.from_env()`.

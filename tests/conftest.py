@@ -15,9 +15,9 @@ from redis import Redis
 
 from gateway.box import embedded_redis
 from gateway.config import Config
-from gateway.providers.twilio import SignatureChecker
+from gateway.providers.twilio.webhooks import SignatureChecker
 from gateway.runtime import Runtime
-from gateway.store import keys, queues
+from gateway.store import queues
 from gateway.web import create_app
 from tests.burst import BurstWorker
 from tests.live import processes  # noqa: F401  (fixture: real Kabootar processes)
@@ -101,10 +101,10 @@ def twilio(client: FlaskClient, config: Config) -> Twilio:
     return Twilio(client, config)
 
 
-def run_workers(runtime: Runtime, queue_names: Sequence[str] = keys.QUEUES) -> None:
+def run_workers(runtime: Runtime, queue_names: Sequence[str] = queues.ALL) -> None:
     """Run queued jobs with a real RQ worker in burst mode, as rq's own tests do."""
     rq_redis = Redis.from_url(runtime.config.redis_url or "")
-    rq_queues = queues.make_queues(rq_redis)
+    rq_queues = queues.make(rq_redis)
     worker = BurstWorker([rq_queues[name] for name in queue_names], connection=rq_redis)
     worker.work(burst=True, logging_level="WARNING")
 
@@ -116,4 +116,4 @@ def drain(runtime: Runtime):
     Only the inbound queue: sending SMS needs a live simulator, which the tests that check
     what phones receive start themselves (tests/phones.py, tests/simulated.py).
     """
-    return lambda: run_workers(runtime, [keys.QUEUE_INBOUND])
+    return lambda: run_workers(runtime, [queues.INBOUND])

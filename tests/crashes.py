@@ -25,8 +25,8 @@ from rq import Queue
 
 from gateway.box import embedded_redis
 from gateway.config import Config
-from gateway.providers.twilio import SignatureChecker
-from gateway.store import keys
+from gateway.providers.twilio.webhooks import SignatureChecker
+from gateway.store import keys, queues
 from tests.live import CLI, Processes, clean_env, processes_in_session, web_settings
 
 TWILIO_PATIENCE = 15.0  # Twilio waits this long for the webhook, then calls the fallback URL
@@ -268,7 +268,7 @@ def unconfirmed_sms(redis: Redis) -> int:
 def rq_work(rq_redis: Redis) -> dict[str, int]:
     """RQ jobs queued, taken off a queue, or marked started (nothing once every worker is idle)."""
     found = {}
-    for name in keys.QUEUES:
+    for name in queues.ALL:
         queue = Queue(name, connection=rq_redis)
         found[f"{name} queued"] = queue.count
         found[f"{name} started"] = len(queue.started_job_registry.get_job_ids(cleanup=False))

@@ -24,7 +24,7 @@ from rq import Worker
 from gateway.config import Config
 from gateway.microblog import follows, subscribers
 from gateway.outbox import outbound
-from gateway.providers.twilio import simstore
+from gateway.providers.twilio.simulator import store as simstore
 from gateway.runtime import Runtime
 from gateway.store import keys
 from tests.live import CLI, Gateway, Processes, clean_env, web_settings

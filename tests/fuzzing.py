@@ -23,7 +23,7 @@ from werkzeug.test import TestResponse, encode_multipart
 
 from gateway.commands import words as command_words
 from gateway.runtime import Runtime
-from gateway.store import keys, queues
+from gateway.store import queues
 from tests.burst import BurstWorker
 
 FUZZ = settings(
@@ -249,12 +249,10 @@ def work_everything(runtime: Runtime) -> list[str]:
         return True
 
     rq_redis = Redis.from_url(runtime.config.redis_url or "")
-    rq_queues = queues.make_queues(rq_redis)
-    worker = BurstWorker(
-        [rq_queues[q] for q in keys.QUEUES], connection=rq_redis, exception_handlers=[record]
-    )
+    rq_queues = queues.make(rq_redis)
+    worker = BurstWorker([rq_queues[q] for q in queues.ALL], connection=rq_redis, exception_handlers=[record])
     worker.work(burst=True, logging_level="ERROR")
-    for name in keys.QUEUES:
+    for name in queues.ALL:
         failures += [
             f"failed job {j} in {name}" for j in FailedJobRegistry(name, connection=rq_redis).get_job_ids()
         ]

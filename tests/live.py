@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from gateway.config import Config
-from gateway.providers.twilio import SignatureChecker
+from gateway.providers.twilio.webhooks import SignatureChecker
 
 CLI = [sys.executable, "-m", "gateway.box.cli"]
 # Settings a developer's shell might carry; the processes under test get only ours.

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from gateway.microblog import account, subscribers
-from gateway.providers.twilio import simulator
+from gateway.providers.twilio.simulator import store as simulator
 from gateway.store import keys
 from tests.conftest import Twilio, run_workers
 from tests.simulated import Live, running

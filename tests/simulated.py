@@ -23,7 +23,7 @@ from gateway.box import embedded_redis
 from gateway.config import Config
 from gateway.microblog import subscribers
 from gateway.outbox import outbound, sender
-from gateway.providers.twilio import TwilioSender
+from gateway.providers.twilio.api import TwilioSender
 from gateway.runtime import Runtime
 from gateway.store import queues
 from gateway.web import create_app
@@ -51,7 +51,7 @@ class Live:
 
     @property
     def queues(self) -> dict[str, Queue]:
-        return queues.make_queues(self.rq_redis)
+        return queues.make(self.rq_redis)
 
     def subscriber(self, number: str) -> int:
         """Register a texter with this number; returns the subscriber id."""
@@ -69,7 +69,7 @@ class Live:
         """Send until nothing waits (retries included), in this process."""
         deadline = time.monotonic() + budget
         while time.monotonic() < deadline:
-            out = sender.drain(self.runtime, self.sender, outbound.LANES, budget=deadline - time.monotonic())
+            out = sender.drain(self.runtime, self.sender, queues.LANES, budget=deadline - time.monotonic())
             if not out.more and out.next_due is None:
                 return
         raise AssertionError("outbound SMS still waiting after the budget")

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from gateway import segments
-from gateway.commands import answers
-from gateway.commands import grammar as commands
+from gateway.commands import answers, grammar
 from gateway.commands import words as command_words
 from gateway.microblog import account
-from gateway.pipeline import inbox
+from gateway.pipeline import batch
+from gateway.providers.twilio import vocabulary as twilio_words
 from gateway.store import keys
 from tests.phones import ALI, SARA, Phones, phones_on
 
@@ -52,13 +52,13 @@ EVERY_WORD = [
 @pytest.mark.parametrize("command, language, word", EVERY_WORD)
 @pytest.mark.parametrize("case", [str, str.lower, str.upper], ids=["as-listed", "lower", "upper"])
 def test_every_command_word_in_every_language_is_understood(command, language, word, case):
-    parsed = commands.parse("  " + case(SHAPES[command].format(w=word)) + " \n")
+    parsed = grammar.parse("  " + case(SHAPES[command].format(w=word)) + " \n")
     assert parsed is not None and parsed.name == command and not parsed.problem
     assert parsed.language in (language, None)  # None: a word Persian and Arabic share
 
 
 def test_a_word_typed_on_an_arabic_keyboard_matches_the_persian_one():
-    parsed = commands.parse("كيست @ali")  # Arabic kaf and yeh, Persian word
+    parsed = grammar.parse("كيست @ali")  # Arabic kaf and yeh, Persian word
     assert parsed is not None and parsed.name == "whois"
 
 
@@ -92,7 +92,7 @@ def test_a_word_typed_on_an_arabic_keyboard_matches_the_persian_one():
     ],
 )
 def test_texts_that_only_start_with_a_command_word_are_posts(text):
-    assert commands.parse(text) is None
+    assert grammar.parse(text) is None
 
 
 @pytest.mark.parametrize(
@@ -112,7 +112,7 @@ def test_texts_that_only_start_with_a_command_word_are_posts(text):
     ids=lambda v: v if isinstance(v, str) else None,
 )
 def test_commands_missing_their_argument_are_still_commands(text, problem):
-    parsed = commands.parse(text)
+    parsed = grammar.parse(text)
     assert parsed is not None and parsed.problem == problem
 
 
@@ -122,7 +122,7 @@ def test_commands_missing_their_argument_are_still_commands(text, problem):
     ids=["english", "persian", "arabic", "digits"],
 )
 def test_the_answer_language_follows_the_script(text, language):
-    assert commands.language_of(text) == language
+    assert grammar.language_of(text) == language
 
 
 @pytest.mark.parametrize("key", sorted(answers.TEXTS))
@@ -204,7 +204,7 @@ def test_each_command_is_answered_in_the_language_it_was_written_in(phones: Phon
     assert segments.segments(got[0]) <= answers.MAX_SEGMENTS
 
 
-@pytest.mark.parametrize("word", sorted(command_words.TWILIO_HANDLES))
+@pytest.mark.parametrize("word", sorted(twilio_words.OPT_OUT_KEYWORDS))
 def test_twilio_stop_words_get_no_answer_from_us_and_stop_everything(phones: Phones, word):
     phones.join(ALI, "ali")
     sara = phones.join(SARA, "sara")
@@ -255,11 +255,10 @@ def test_a_drain_that_runs_twice_answers_and_welcomes_once(phones: Phones):
     sids = [phones.text(ALI, "hello"), phones.text(ALI, "DELETE"), phones.text(ALI, "STATS")]
     stored = {sid: redis.hgetall(keys.inbound_message(sid)) for sid in sids}
     redis.delete(keys.INBOX)
-    queues = phones.live.queues
-    inbox.process(redis, sids, rq_queues=queues, config=phones.live.config)
+    batch.process(phones.live.runtime, sids)
     for sid, fields in stored.items():  # as if the worker died before clearing the batch
         redis.hset(keys.inbound_message(sid), mapping=fields)
-    inbox.process(redis, sids, rq_queues=queues, config=phones.live.config)
+    batch.process(phones.live.runtime, sids)
     phones.run()
 
     got = phones.received(ALI)

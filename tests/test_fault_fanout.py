@@ -22,9 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway.outbox import outbound, sender
-from gateway.providers.twilio import simstore
-from gateway.store import keys
+from gateway.outbox import sender
+from gateway.providers.twilio.simulator import store as simstore
+from gateway.store import keys, queues
 from tests.crowd import gather, simulator_settled, start_fleet, wait_for
 from tests.live import Processes
 
@@ -100,7 +100,7 @@ def test_each_follower_gets_the_post_once_while_workers_are_killed(
     assert (missing, duplicates) == (0, 0)
     assert simstore.received_count(runtime.redis, crowd.author) == 0
     # Nothing is left claimed, queued or waiting for a retry.
-    for lane in outbound.LANES:
+    for lane in queues.LANES:
         assert runtime.redis.llen(keys.outbound_lane(lane)) == 0
         assert runtime.redis.zcard(keys.outbound_claims(lane)) == 0
         assert runtime.redis.zcard(keys.outbound_delayed(lane)) == 0

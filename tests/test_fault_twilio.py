@@ -17,8 +17,8 @@ from redis import Redis
 from rq import Queue
 
 from gateway.config import SIMULATOR_ACCOUNT_SID, SIMULATOR_AUTH_TOKEN, SIMULATOR_FROM
-from gateway.providers.twilio import simstore
-from gateway.store import keys
+from gateway.providers.twilio.simulator import store as simstore
+from gateway.store import keys, queues
 from tests.crowd import gather, start_fleet, wait_for
 from tests.live import Processes
 
@@ -128,7 +128,7 @@ def test_a_minute_of_429s_and_500s_delays_sms_but_each_is_sent_once_within_the_r
     # The storm cost no RQ job its retries: nothing failed for an operator to retry.
     rq_redis = Redis.from_url(redis_server)
     try:
-        assert [Queue(q, connection=rq_redis).failed_job_registry.count for q in keys.QUEUES] == [0, 0, 0]
+        assert [Queue(q, connection=rq_redis).failed_job_registry.count for q in queues.ALL] == [0, 0, 0]
     finally:
         rq_redis.close()
     assert int(runtime.redis.hget(keys.OUTBOUND_STATS, "retried") or 0) == sum(refused.values())

@@ -12,7 +12,8 @@ from redis import Redis
 from gateway import segments
 from gateway.microblog import follows, posts
 from gateway.outbox import fanout
-from gateway.store import keys
+from gateway.outbox.outbound import Outbox
+from gateway.store import keys, queues
 from tests.phones import ALI, REZA, SARA, Phones, phones_on
 
 
@@ -187,9 +188,9 @@ def test_batches_are_jobs_carrying_ids(phones: Phones, monkeypatch: pytest.Monke
         follows.follow_user(phones.redis, phones.live.subscriber(f"+98912800{n:04d}"), ali)
     post_id = posts.create(phones.redis, posts.NewPost(body="hello all", source="sms", author_id=ali))
 
-    fanout.plan(phones.redis, phones.live.queues, phones.live.url, 2, post_id)
+    fanout.plan(Outbox(phones.redis, phones.live.queues, phones.live.url, 2), [post_id])
 
-    jobs = rq.Queue(keys.QUEUE_FANOUT, connection=phones.live.rq_redis).get_jobs()
+    jobs = rq.Queue(queues.FANOUT, connection=phones.live.rq_redis).get_jobs()
     assert [len(job.args[1]) for job in jobs] == [3, 3, 1]
     assert all(job.args[0] == post_id and "+98" not in job.description for job in jobs)
 

@@ -25,8 +25,8 @@ from redis import Redis
 from gateway.microblog import posts
 from gateway.outbox import outbound, sender
 from gateway.pipeline import inbox, throttle
-from gateway.providers.twilio import simulator
-from gateway.store import keys
+from gateway.providers.twilio.simulator import store as simulator
+from gateway.store import keys, queues
 from tests.conftest import Twilio, run_workers
 from tests.privacy import leaks, redis_values_url, unkeyed_hashes, url_of
 from tests.report import Report
@@ -59,7 +59,7 @@ class Texters:
 
     def drain(self) -> None:
         """Only the inbound queue: texts become posts and commands; no SMS leaves."""
-        run_workers(self.live.runtime, [keys.QUEUE_INBOUND])
+        run_workers(self.live.runtime, [queues.INBOUND])
 
     def run(self) -> None:
         """Every queue, then every SMS sent and every status callback in."""
@@ -68,7 +68,7 @@ class Texters:
         wait_until(self.settled, timeout=10)
 
     def settled(self) -> bool:
-        if any(self.redis.llen(keys.outbound_lane(lane)) for lane in outbound.LANES):
+        if any(self.redis.llen(keys.outbound_lane(lane)) for lane in queues.LANES):
             return False
         statuses = [self.redis.hget(k, "status") for k in self.redis.scan_iter(keys.outbound_message("*"))]
         return all(s in FINAL for s in statuses)
@@ -186,7 +186,7 @@ def test_forget_me_erases_the_texter_and_leaves_nothing_of_them(texters: Texters
     received_before = len(t.received(ALI))
     t.live.control("delay", seconds=1.5)
     in_flight = threading.Thread(
-        target=sender.drain, args=(t.live.runtime, t.live.sender, outbound.LANES, 0.3), daemon=True
+        target=sender.drain, args=(t.live.runtime, t.live.sender, queues.LANES, 0.3), daemon=True
     )
     in_flight.start()
     dm_sid = t.forms[-1]["MessageSid"]
@@ -267,7 +267,7 @@ def test_forget_me_erases_the_texter_and_leaves_nothing_of_them(texters: Texters
         r, intent, body = redis.hmget(key, "r", "intent", "body")
         assert r != str(ali) and not intent.startswith((f"dm:{ali}:", *(f"post:{p}" for p in ali_posts)))
         assert HANDLE not in body
-    waiting = {m for lane in outbound.LANES for m in redis.lrange(keys.outbound_lane(lane), 0, -1)}
+    waiting = {m for lane in queues.LANES for m in redis.lrange(keys.outbound_lane(lane), 0, -1)}
     assert {dm_id, queued_id}.isdisjoint(waiting | set(redis.zrange(keys.OUTBOUND_SENDING, 0, -1)))
 
     after = redis_values_url(url)

@@ -35,10 +35,11 @@ from redis import Redis
 from werkzeug.datastructures import MultiDict
 from werkzeug.test import encode_multipart
 
-from gateway.commands import grammar as commands
+from gateway.commands import grammar
 from gateway.microblog import account, posts, subscribers
 from gateway.ops import accounts, delivery
 from gateway.outbox import outbound
+from gateway.providers.twilio import vocabulary as twilio_words
 from gateway.runtime import Runtime
 from gateway.store import keys
 from gateway.web import replies as web_replies
@@ -129,7 +130,7 @@ def test_a_signed_webhook_is_stored_or_refused_and_no_worker_fails(
             assert post is not None and post.body == text and post.source == "sms"
             tally["posts carrying their text exactly"] += 1
         else:  # no post: it must have been a command, which was answered instead
-            assert commands.parse(text) is not None, f"the text {text!r} made no post"
+            assert grammar.parse(text) is not None, f"the text {text!r} made no post"
             tally["commands"] += 1
 
 
@@ -156,7 +157,7 @@ def test_a_webhook_without_twilios_signature_stores_nothing(
 
 # --- POST /twilio/status --------------------------------------------------------------
 
-STATUSES = [*outbound.FROM_TWILIO, "receiving", "DELIVERED", "Failed"]
+STATUSES = [*twilio_words.STATUSES, "receiving", "DELIVERED", "Failed"]
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import time
 from redis import Redis
 
 from gateway.microblog import posts
-from gateway.pipeline import inbox
+from gateway.pipeline import batch, inbox
 from gateway.runtime import Runtime
 from gateway.store import keys
 from workers import worker
@@ -18,16 +18,16 @@ def posted(redis: Redis) -> list[str]:
     return [p.body for p in posts.page(redis, keys.TIMELINE_ALL, None, 100)[0]]
 
 
-def test_batch_of_a_dead_drain_job_is_returned_and_posted_once(twilio, redis: Redis, drain):
+def test_batch_of_a_dead_drain_job_is_returned_and_posted_once(twilio, redis: Redis, runtime: Runtime, drain):
     for i in range(3):
         twilio.text(body=f"text {i}")
 
-    def die_mid_batch(redis: Redis, sids: list[str]) -> None:
-        inbox.process(redis, sids[:1])  # one post made, then the worker is killed
+    def die_mid_batch(runtime: Runtime, sids: list[str]) -> None:
+        batch.process(runtime, sids[:1])  # one post made, then the worker is killed
         raise SystemExit
 
     try:
-        inbox.drain(redis, process_batch=die_mid_batch)
+        inbox.drain(runtime, process_batch=die_mid_batch)
     except SystemExit:
         pass
     assert redis.llen(keys.INBOX) == 0  # the batch sits in the dead job's claim

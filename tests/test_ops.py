@@ -19,7 +19,8 @@ from gateway.box import cli
 from gateway.microblog import moderation, posts, subscribers
 from gateway.ops import accounts
 from gateway.outbox import outbound
-from gateway.pipeline import intake as inbound
+from gateway.pipeline import intake
+from gateway.providers.records import InboundText
 from gateway.runtime import Runtime
 from gateway.store import keys, queues
 from tests.conftest import Twilio
@@ -47,8 +48,8 @@ def work(runtime: Runtime, *queue_names: str) -> None:
     """Run a real RQ worker in burst mode over the named queues (default: inbound only, so
     no test here reaches for Twilio)."""
     rq_redis = Redis.from_url(runtime.config.redis_url or "")
-    rq_queues = queues.make_queues(rq_redis)
-    names = queue_names or (keys.QUEUE_INBOUND,)
+    rq_queues = queues.make(rq_redis)
+    names = queue_names or (queues.INBOUND,)
     SimpleWorker([rq_queues[n] for n in names], connection=rq_redis).work(burst=True, logging_level="ERROR")
 
 
@@ -203,7 +204,7 @@ def test_health_counts_match_texts_failures_and_deliveries(
     # Four SMS to the two texters; Twilio then reports on each through the status callback.
     numbers = [SECRET_NUMBER, "+989350000001"]
     ids = subscribers.find_ids(redis, [runtime.vault.lookup_key(n) for n in numbers])
-    rq_queues = queues.make_queues(Redis.from_url(runtime.config.redis_url or ""))
+    rq_queues = queues.make(Redis.from_url(runtime.config.redis_url or ""))
     reports = [("delivered", ""), ("delivered", ""), ("undelivered", "30003"), ("failed", "21610")]
     for n, (status, code) in enumerate(reports):
         recipient = ids[n % 2] or 0
@@ -211,7 +212,7 @@ def test_health_counts_match_texts_failures_and_deliveries(
         mid = outbound.message_id(f"ops-test:{n}", recipient)
         form = {"MessageSid": f"SM{n:032x}", "MessageStatus": status, "ErrorCode": code}
         assert twilio.post(form, path=f"/twilio/status?m={mid}").status_code == 200
-    rq_queues[keys.QUEUE_INBOUND].enqueue("tests.test_ops.explode", description="explode on purpose")
+    rq_queues[queues.INBOUND].enqueue("tests.test_ops.explode", description="explode on purpose")
     work(runtime)
 
     h = health(client)
@@ -236,7 +237,7 @@ def test_health_counts_match_texts_failures_and_deliveries(
 
     assert h["failed_jobs"]["count"] == 1
     [job] = h["failed_jobs"]["jobs"]
-    assert job["description"] == "explode on purpose" and job["queue"] == keys.QUEUE_INBOUND
+    assert job["description"] == "explode on purpose" and job["queue"] == queues.INBOUND
     assert job["error"] == "RuntimeError: could not text +98912•••4567: carrier said no"
     page = client.get("/ops").get_data(as_text=True)
     assert SECRET_NUMBER not in json.dumps(h) and SECRET_NUMBER not in page
@@ -246,8 +247,8 @@ def test_retry_of_a_failed_job_runs_it_again(
     client: FlaskClient, operator: str, runtime: Runtime, redis: Redis
 ):
     redis.set("test:flaky:fail", "1")
-    rq_queues = queues.make_queues(Redis.from_url(runtime.config.redis_url or ""))
-    job = rq_queues[keys.QUEUE_INBOUND].enqueue("tests.test_ops.flaky", "test:flaky")
+    rq_queues = queues.make(Redis.from_url(runtime.config.redis_url or ""))
+    job = rq_queues[queues.INBOUND].enqueue("tests.test_ops.flaky", "test:flaky")
     work(runtime)
     [listed] = health(client)["failed_jobs"]["jobs"]
     assert listed["id"] == job.id and "failed on purpose" in listed["error"]
@@ -262,9 +263,9 @@ def test_retry_of_a_failed_job_runs_it_again(
 
 
 def test_discard_all_empties_the_failed_jobs(client: FlaskClient, operator: str, runtime: Runtime):
-    rq_queues = queues.make_queues(Redis.from_url(runtime.config.redis_url or ""))
+    rq_queues = queues.make(Redis.from_url(runtime.config.redis_url or ""))
     for _ in range(3):
-        rq_queues[keys.QUEUE_INBOUND].enqueue("tests.test_ops.explode")
+        rq_queues[queues.INBOUND].enqueue("tests.test_ops.explode")
     work(runtime)
     assert health(client)["failed_jobs"]["count"] == 3
     response = client.post(
@@ -325,8 +326,8 @@ def test_blocked_handles_texts_make_no_post(client, operator, twilio, runtime, r
 
 
 def test_red_banner_when_no_worker_is_alive_or_texts_wait_too_long(client, operator, runtime, redis):
-    stale = inbound.InboundSMS("SM" + "5" * 32, SECRET_NUMBER, "waiting", received_at=time.time() - 300)
-    inbound.store(redis, runtime.vault, stale)
+    stale = InboundText("SM" + "5" * 32, SECRET_NUMBER, "waiting", received_at=time.time() - 300)
+    intake.store(redis, runtime.vault, stale)
     alerts = health(client)["alerts"]
     assert alerts[0].startswith("No worker is alive")
     assert alerts[1].startswith("texts to post: the oldest has waited 300 s")
@@ -365,8 +366,8 @@ def test_scripts_read_the_health_json_with_basic_auth_but_cannot_act(client, red
 
 def test_console_says_plainly_when_redis_is_down(app: Flask, client: FlaskClient, operator: str):
     ext = app.extensions["kabootar"]
-    ext.runtime.redis.connection_pool.reset()
-    ext.runtime.redis.connection_pool.connection_kwargs["port"] = 1  # nothing listens there
+    ext.redis.connection_pool.reset()
+    ext.redis.connection_pool.connection_kwargs["port"] = 1  # nothing listens there
     response = client.get("/ops/api/health")
     assert response.status_code == 503
     assert "Redis cannot be reached" in response.get_json()["error"]

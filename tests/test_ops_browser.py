@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from gateway.ops import accounts
-from gateway.providers.twilio import SignatureChecker
-from gateway.store import keys, queues
+from gateway.providers.twilio.webhooks import SignatureChecker
+from gateway.store import queues
 from tests.browser import chromium, screenshot_path
 from tests.simulated import running
 from tests.test_ops import PASSWORD, work
@@ -64,8 +64,8 @@ def test_console_updates_live_and_retries_a_failed_job(redis_server: str, tmp_pa
         assert page.evaluate("window.notReloaded") is True
 
         live.redis.set("test:flaky:fail", "1")
-        rq_queues = queues.make_queues(live.rq_redis)
-        rq_queues[keys.QUEUE_INBOUND].enqueue(
+        rq_queues = queues.make(live.rq_redis)
+        rq_queues[queues.INBOUND].enqueue(
             "tests.test_ops.flaky", "test:flaky", description="flaky on purpose"
         )
         work(live.runtime)

@@ -64,13 +64,13 @@ def test_sparkline_spans_its_box_and_reads_gaps_as_zero():
 
 def test_sparkline_history_holds_sampled_depths_and_ends_with_now(redis: Redis, runtime):
     from gateway.ops import backlog
-    from gateway.store import keys, queues
+    from gateway.store import keys, queues, stats
 
-    rq_queues = queues.make_queues(Redis.from_url(runtime.config.redis_url or ""))
+    rq_queues = queues.make(Redis.from_url(runtime.config.redis_url or ""))
     redis.rpush(keys.INBOX, "SMa", "SMb")
-    backlog.sample_now(redis, rq_queues)  # a watchdog's sample, this minute
+    stats.sample_depths(redis, queues.depths(redis, rq_queues))  # a watchdog's sample, this minute
     redis.lpop(keys.INBOX)
     window = stats.Window.read(redis)
-    [inbox] = [q for q in backlog.read(redis, backlog.specs(rq_queues), window) if q.spec.id == "inbox"]
+    [inbox] = [q for q in backlog.read(redis, queues.places(rq_queues), window) if q.spec.id == "inbox"]
     assert window.series("depth:inbox")[-1] == 2
     assert inbox.history[-1] == 1 and len(inbox.history) == 61

@@ -18,9 +18,11 @@ import pytest
 import rq
 
 from gateway.outbox import outbound, sender
-from gateway.providers import twilio
-from gateway.providers.twilio import SendError, SendResult, TwilioSender, simulator
-from gateway.store import keys
+from gateway.providers.records import OPTED_OUT, SendError, SendResult
+from gateway.providers.twilio import api as twilio
+from gateway.providers.twilio.api import TwilioSender
+from gateway.providers.twilio.simulator import store as simulator
+from gateway.store import keys, queues
 from tests.privacy import leaks, redis_dump
 from tests.simulated import Live, running, wait_until
 
@@ -40,7 +42,7 @@ def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def run_worker(live: Live) -> None:
     """Run the queued jobs with a real RQ worker, as a worker process does."""
-    worker = rq.SimpleWorker([live.queues[q] for q in keys.QUEUES], connection=live.rq_redis)
+    worker = rq.SimpleWorker([live.queues[q] for q in queues.ALL], connection=live.rq_redis)
     worker.work(burst=True, logging_level="WARNING")
 
 
@@ -59,7 +61,7 @@ def test_an_answer_reaches_the_phone_and_is_delivered(live: Live):
     assert sms["body"] == "Welcome, @quiet-falcon-27! Text HELP."
     assert sms["status"] == "delivered"
     stored = outbound.get(live.redis, outbound.message_id("welcome", ali))
-    assert stored is not None and stored.sid == sms["sid"] and stored.attempts == 1
+    assert stored is not None and stored.provider_id == sms["sid"] and stored.attempts == 1
 
 
 def test_queuing_the_same_intent_twice_sends_one_sms(live: Live):
@@ -129,7 +131,7 @@ def test_a_large_audience_is_queued_cheaply_as_one_job(live: Live):
     assert queued == 10_000
     assert elapsed < 3.0
     assert live.redis.llen(keys.outbound_lane("fanout")) == 10_000
-    assert rq.Queue(keys.QUEUE_FANOUT, connection=live.rq_redis).count == 1
+    assert rq.Queue(queues.FANOUT, connection=live.rq_redis).count == 1
 
 
 @pytest.mark.parametrize("http_status", [429, 500])
@@ -232,13 +234,13 @@ class DiesAfterTwilioAccepts:
     def __init__(self, real: TwilioSender) -> None:
         self.real = real
 
-    def send(self, to: str, body: str, status_callback: str) -> SendResult:
-        self.real.send(to, body, status_callback)
+    def send(self, to: str, body: str, message_id: str) -> SendResult:
+        self.real.send(to, body, message_id)
         raise WorkerKilled
 
 
 class DiesBeforeCallingTwilio:
-    def send(self, to: str, body: str, status_callback: str) -> SendResult:
+    def send(self, to: str, body: str, message_id: str) -> SendResult:
         raise WorkerKilled
 
 
@@ -247,7 +249,7 @@ def test_a_job_killed_after_twilio_accepted_is_rerun_without_a_second_api_call(l
     mid = outbound.message_id("reply:5", ali)
     live.queue([(ali, "@sara replied: hi")], intent="reply:5", kind="direct")
     with pytest.raises(WorkerKilled):
-        sender.drain(live.runtime, DiesAfterTwilioAccepts(live.sender), outbound.LANES)
+        sender.drain(live.runtime, DiesAfterTwilioAccepts(live.sender), queues.LANES)
     assert simulator.requests_received(live.redis) == 1
 
     # The watchdog returns the dead job's batch, and the job runs again.
@@ -267,7 +269,7 @@ def test_an_sms_never_confirmed_is_sent_again_only_after_the_grace_period(live: 
     mid = outbound.message_id("reply:6", ali)
     live.queue([(ali, "hi")], intent="reply:6", kind="direct")
     with pytest.raises(WorkerKilled):
-        sender.drain(live.runtime, DiesBeforeCallingTwilio(), outbound.LANES)
+        sender.drain(live.runtime, DiesBeforeCallingTwilio(), queues.LANES)
     sender.reclaim_stale(live.redis, older_than=0)
 
     live.send_all()  # outcome unknown: no call yet
@@ -307,7 +309,7 @@ def test_a_worker_process_killed_after_twilio_accepted_never_sends_twice(live: L
 
     # The worst case: the whole batch is replayed, and a fresh worker runs the send job.
     live.redis.rpush(keys.outbound_lane("replies"), mid)
-    outbound.enqueue_send_job(live.queues[keys.QUEUE_REPLIES], "replies")
+    outbound.enqueue_send_job(live.queues, "replies")
     run_worker(live)
     assert simulator.requests_received(live.redis) == 1
 
@@ -356,8 +358,8 @@ def test_no_phone_number_is_stored_or_logged(live: Live, caplog: pytest.LogCaptu
 )
 def test_error_table(http_status: int, code: int | None, retryable: bool, stopped: bool):
     error = twilio.classify(http_status, code, "The 'To' number +989121234567 is not valid")
-    assert (error.retryable, error.stopped) == (retryable, stopped)
-    assert error.code == (code or http_status)
+    assert (error.retryable, error.outcome == OPTED_OUT) == (retryable, stopped)
+    assert error.code == str(code or http_status)
     assert "+989121234567" not in str(error)
 
 
@@ -369,7 +371,7 @@ def test_connection_refused_is_retryable_and_certainly_not_sent(live: Live):
     config = dataclasses.replace(live.config, twilio_api_base_url=f"http://127.0.0.1:{closed}")
     adapter = TwilioSender(config)
     with pytest.raises(SendError) as caught:
-        adapter.send(ALI, "hi", f"{live.url}/twilio/status?m=x")
+        adapter.send(ALI, "hi", "x")
     adapter.close()
     assert caught.value.retryable and not caught.value.outcome_unknown
 
@@ -386,7 +388,7 @@ def test_no_answer_means_outcome_unknown(live: Live, monkeypatch: pytest.MonkeyP
     adapter = TwilioSender(config)
     try:
         with pytest.raises(SendError) as caught:
-            adapter.send(ALI, "hi", f"{live.url}/twilio/status?m=x")
+            adapter.send(ALI, "hi", "x")
     finally:
         adapter.close()
         for s in accepted:
@@ -423,12 +425,12 @@ def test_sms_go_through_the_proxy_the_environment_names(live: Live, monkeypatch:
     config = dataclasses.replace(live.config, twilio_api_base_url="http://api.twilio.invalid")
     adapter = TwilioSender(config)
     try:
-        result = adapter.send(ALI, "hi", f"{live.url}/twilio/status?m=x")
+        result = adapter.send(ALI, "hi", "x")
     finally:
         adapter.close()
         proxy.shutdown()
         proxy.server_close()
-    assert result.sid == "SM" + "0" * 32
+    assert result.provider_id == "SM" + "0" * 32
     assert _RecordingProxy.seen and _RecordingProxy.seen[0].startswith("POST http://api.twilio.invalid/")
 
 

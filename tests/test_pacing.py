@@ -12,9 +12,11 @@ import pytest
 import rq
 from redis import Redis
 
-from gateway.outbox import outbound, pacing, sender
-from gateway.providers.twilio import SendResult, TwilioSender, simulator
-from gateway.store import keys
+from gateway.outbox import pacing, sender
+from gateway.providers.records import SendResult
+from gateway.providers.twilio.api import TwilioSender
+from gateway.providers.twilio.simulator import store as simulator
+from gateway.store import keys, queues
 from tests.simulated import Live, running
 
 
@@ -31,7 +33,7 @@ def _drain_in_threads(live: Live, workers: int) -> None:
         own = TwilioSender(live.config)
         try:
             while True:
-                out = sender.drain(live.runtime, own, outbound.LANES, budget=5.0)
+                out = sender.drain(live.runtime, own, queues.LANES, budget=5.0)
                 if not out.more and out.next_due is None:
                     return
         except BaseException as e:  # re-raised in the test thread below
@@ -73,16 +75,16 @@ def test_long_sms_spend_their_segments_from_the_budget(redis_server: str, tmp_pa
         assert _busiest_second(arrivals) <= 4
 
 
-def test_acquire_grants_then_asks_to_wait(redis: Redis):
-    assert pacing.acquire(redis, 1, rate=2) == 0
-    wait = pacing.acquire(redis, 1, rate=2)
-    assert 0.4 < wait <= 1 / (2 * pacing.HEADROOM)
-    assert pacing.acquire(redis, 1, rate=2) > 0  # a refusal takes nothing
+def test_a_slot_is_granted_then_the_next_asks_to_wait(redis: Redis):
+    assert pacing.reserve(redis, [1], rate=2, horizon=0).granted == 1
+    refused = pacing.reserve(redis, [1], rate=2, horizon=0)
+    assert refused.granted == 0 and 0.4 < refused.wait <= 1 / 2
+    assert pacing.reserve(redis, [1], rate=2, horizon=0).granted == 0  # a refusal takes nothing
 
 
 @pytest.mark.parametrize("rate", [0, -1])
 def test_zero_or_negative_rate_means_unpaced(redis: Redis, rate: float):
-    assert all(pacing.acquire(redis, 10, rate) == 0 for _ in range(100))
+    assert all(pacing.reserve(redis, [10], rate, horizon=0).granted == 1 for _ in range(100))
 
 
 def test_a_send_job_hands_over_to_a_successor_and_frees_its_slot(
@@ -100,7 +102,7 @@ def test_a_send_job_hands_over_to_a_successor_and_frees_its_slot(
     with running(redis_server, tmp_path, SMS_MPS="2") as live:
         subs = [live.subscriber(f"+98912{n:07d}") for n in range(5)]
         live.queue([(s, "hi") for s in subs], intent="post:2", kind="fanout")
-        worker = rq.SimpleWorker([live.queues[q] for q in keys.QUEUES], connection=live.rq_redis)
+        worker = rq.SimpleWorker([live.queues[q] for q in queues.ALL], connection=live.rq_redis)
 
         worker.work(burst=True, logging_level="WARNING")
 
@@ -110,7 +112,7 @@ def test_a_send_job_hands_over_to_a_successor_and_frees_its_slot(
 
 
 def test_a_reserved_batch_is_spaced_at_the_rate_and_the_next_one_queues_behind_it(redis: Redis):
-    spacing = 1 / (10 * pacing.HEADROOM)
+    spacing = 1 / 10
     first = pacing.reserve(redis, [1, 2, 1], rate=10)
     assert first.granted == 3 and first.wait == 0
     gaps = [b - a for a, b in zip(first.at, first.at[1:], strict=False)]
@@ -122,7 +124,7 @@ def test_a_reserved_batch_is_spaced_at_the_rate_and_the_next_one_queues_behind_i
 
 
 def test_only_slots_within_the_horizon_are_granted_and_a_refusal_takes_nothing(redis: Redis):
-    spacing = 1 / (4 * pacing.HEADROOM)  # 0.25 s
+    spacing = 1 / 4  # 0.25 s
     got = pacing.reserve(redis, [1] * 10, rate=4, horizon=0.9)
     assert got.granted == 4  # slots at 0, 0.25, 0.5 and 0.75 s; the fifth would start after 0.9 s
 
@@ -156,10 +158,10 @@ class LateOnTheWay:
     def __init__(self, real: TwilioSender, seed: int) -> None:
         self.real, self.rng = real, random.Random(seed)
 
-    def send(self, to: str, body: str, status_callback: str) -> SendResult:
+    def send(self, to: str, body: str, message_id: str) -> SendResult:
         if self.rng.random() < 0.3:
             time.sleep(self.rng.uniform(0.1, 0.4))
-        return self.real.send(to, body, status_callback)
+        return self.real.send(to, body, message_id)
 
 
 def test_calls_held_up_on_their_way_never_bunch_past_the_rate_where_twilio_counts(
@@ -172,7 +174,7 @@ def test_calls_held_up_on_their_way_never_bunch_past_the_rate_where_twilio_count
         late = LateOnTheWay(live.sender, seed=6)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            out = sender.drain(live.runtime, late, outbound.LANES, budget=5.0)
+            out = sender.drain(live.runtime, late, queues.LANES, budget=5.0)
             if not out.more and out.next_due is None:
                 break
 

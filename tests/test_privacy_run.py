@@ -3,7 +3,7 @@
 `kabootar web` (gunicorn, with the Twilio simulator in it) and `kabootar worker` run
 against the test Redis. Texters from Iran, the US, the UK and Germany, one texting in
 two formats (E.164 and spaced, E.164 and `whatsapp:`), use every command in DESIGN.md's
-table and every word in every language of `command_words.py`, post, reply, message,
+table and every word in every language of `words.py`, post, reply, message,
 follow, stop, pause, delete and forget; a reader replies from the web; an operator hides
 a post and blocks a handle. Twilio refuses two SMS with its real error texts, which
 quote the number; a worker started with the wrong SECRET_KEY fails a job until RQ puts
@@ -36,13 +36,12 @@ from rq import Queue, SimpleWorker
 from rq.job import Job
 
 from gateway import phones
-from gateway.commands import grammar as commands
+from gateway.commands import grammar
 from gateway.commands import words as command_words
 from gateway.config import Config
 from gateway.ops import accounts
-from gateway.outbox import outbound
 from gateway.runtime import Runtime
-from gateway.store import keys
+from gateway.store import keys, queues
 from tests.conftest import run_workers
 from tests.live import Gateway, Processes, start_gateway
 from tests.privacy import leaks, redis_leaks, redis_values_url, unkeyed_hashes, url_of
@@ -159,7 +158,7 @@ class Run:
 
     def text(self, number: str, body: str) -> None:
         assert self.gateway.text(number, body) == 200
-        parsed = commands.parse(body)
+        parsed = grammar.parse(body)
         self.said[parsed.name if parsed else "post"] += 1
         self.languages[(parsed.language or "fa/ar") if parsed else "post"] += 1
 
@@ -174,11 +173,10 @@ class Run:
         if r.llen(keys.INBOX) or r.zcard(keys.INBOX_CLAIMS):
             return False
         if any(
-            r.llen(keys.outbound_lane(lane)) or r.zcard(keys.outbound_delayed(lane))
-            for lane in outbound.LANES
+            r.llen(keys.outbound_lane(lane)) or r.zcard(keys.outbound_delayed(lane)) for lane in queues.LANES
         ):
             return False
-        for name in keys.QUEUES:
+        for name in queues.ALL:
             queue = Queue(name, connection=self.rq_redis)
             if queue.count or queue.started_job_registry.count or queue.scheduled_job_registry.count:
                 return False
@@ -237,12 +235,12 @@ def fail_a_send_job_with_a_number_in_flight(run: Run, browser: Browser, settings
     runtime = Runtime.from_config(Config.from_env(settings))
     context.use(runtime)
     assert browser.open("/dev/twilio/control/delay", {"seconds": "2.5"})[0] == 200
-    run_workers(runtime, [keys.QUEUE_INBOUND])  # the HELP: answered, and a send job queued
-    replies = Queue(keys.QUEUE_REPLIES, connection=run.rq_redis)
+    run_workers(runtime, [queues.INBOUND])  # the HELP: answered, and a send job queued
+    replies = Queue(queues.REPLIES, connection=run.rq_redis)
     [job] = replies.get_jobs()
     job.timeout, job.retries_left = 1, 0  # 300 s and five retries in production
     job.save()
-    run_workers(runtime, [keys.QUEUE_REPLIES])
+    run_workers(runtime, [queues.REPLIES])
     assert job.id in replies.failed_job_registry
     assert browser.open("/dev/twilio/control/delay", {"seconds": "0"})[0] == 200
     return job
@@ -358,7 +356,7 @@ def test_no_number_anywhere_after_every_command_through_real_processes(
 
     stop_the_worker_and_text_help(run, processes)
     time.sleep(0.5)
-    assert redis.llen(keys.INBOX) == 1 and Queue(keys.QUEUE_INBOUND, connection=rq_redis).count >= 1
+    assert redis.llen(keys.INBOX) == 1 and Queue(queues.INBOUND, connection=rq_redis).count >= 1
     scan()  # a text and its drain job waiting, no worker: the inbound hash and RQ's job data
     job = fail_a_send_job_with_a_number_in_flight(run, reader, live_settings)
     result = job.latest_result()

@@ -32,9 +32,8 @@ from gateway.config import Config
 from gateway.microblog import posts
 from gateway.ops import accounts
 from gateway.store import keys
-from gateway.web import create_app
+from gateway.web import create_app, security
 from gateway.web import replies as web_replies
-from gateway.web import security as security_headers
 from tests.conftest import Twilio
 from tests.live import start_gateway
 from tests.test_ops import PASSWORD, csrf_of, log_in
@@ -42,7 +41,7 @@ from tests.test_ops import PASSWORD, csrf_of, log_in
 # What each POST route is protected by. A console route ("ops.*") always needs the CSRF
 # token (the blueprint's guard checks it); any other new POST route must be added here.
 CSRF_FORMS = {"web_replies.create_reply", "devphone.send"}
-SIGNED_BY_TWILIO = {"webhook.receive_sms", "status_callback.status"}
+SIGNED_BY_TWILIO = {"webhooks.twilio_sms", "webhooks.twilio_status"}
 SIMULATOR_API = {"twilio_simulator.create_message"}  # Basic auth: the account sid and token
 # The simulator's test hooks (make the fake Twilio fail or slow down). They exist only
 # while there are no Twilio credentials, i.e. no real SMS can be at stake.
@@ -95,7 +94,7 @@ def assert_secure(response: Response, what: object) -> None:
     assert not re.search(r"<[a-zA-Z][^>]*\s(style|on[a-z]+)\s*=", html), (what, "inline style or handler")
     assert "javascript:" not in html.lower(), what
     for block in re.findall(r"<style>(.*?)</style>", html, re.S):
-        assert security_headers.style_hash(block) in csp.get("style-src", []), (what, "unhashed <style>")
+        assert security.style_hash(block) in csp.get("style-src", []), (what, "unhashed <style>")
 
 
 def redis_state(app: Flask) -> dict[bytes, bytes]:
@@ -273,7 +272,7 @@ def test_error_pages_carry_the_security_headers(app: Flask, client, twilio: Twil
 
 def test_server_errors_carry_the_security_headers(config, runtime, sample):
     app = create_app(config, {"TESTING": True, "PROPAGATE_EXCEPTIONS": False})
-    redis = app.extensions["kabootar"].runtime.redis
+    redis = app.extensions["kabootar"].redis
     redis.connection_pool.reset()
     redis.connection_pool.connection_kwargs["port"] = 1  # Redis is gone: nothing listens there
     client = app.test_client()

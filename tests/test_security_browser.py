@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from gateway.ops import accounts
-from gateway.store import keys
+from gateway.store import queues
 from tests.browser import chromium
 from tests.conftest import Twilio, run_workers
 from tests.simulated import Live, running
@@ -36,7 +36,7 @@ def live(redis_server: str, tmp_path: Path) -> Iterator[Live]:
         twilio = Twilio(served.app.test_client(), served.config)
         twilio.text(sender="+989121234567", body="crowds at Azadi #tehran <b>not bold</b>")
         twilio.text(sender="+989351112233", body="<img src=x onerror=alert(1)> is just text")
-        run_workers(served.runtime, [keys.QUEUE_INBOUND])
+        run_workers(served.runtime, [queues.INBOUND])
         accounts.add_user(served.redis, "ana", PASSWORD)
         yield served
 

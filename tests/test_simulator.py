@@ -13,8 +13,8 @@ from redis import Redis
 
 from gateway.config import SIMULATOR_ACCOUNT_SID, SIMULATOR_AUTH_TOKEN, SIMULATOR_FROM
 from gateway.outbox import outbound
-from gateway.providers.twilio import simulator
-from gateway.store import keys
+from gateway.providers.twilio.simulator import store as simulator
+from gateway.store import queues
 from tests.privacy import leaks, redis_dump
 from tests.simulated import Live, running, wait_until
 
@@ -116,13 +116,13 @@ def test_twilio_client_sends_and_signed_callbacks_come_back(live: Live):
     live.queue([(sub, "hello")], intent="sim")
     mid = outbound.message_id("sim", sub)
 
-    result = live.sender.send(TO, "hello from kabootar", f"{live.url}/twilio/status?m={mid}")
+    result = live.sender.send(TO, "hello from kabootar", mid)
 
-    assert re.fullmatch(r"SM[0-9a-f]{32}", result.sid)
-    assert (result.status, result.num_segments) == ("queued", 1)
+    assert re.fullmatch(r"SM[0-9a-f]{32}", result.provider_id)
+    assert result.segments == 1
     # Our /twilio/status accepts only correctly signed callbacks: these move the message on.
     wait_until(lambda: outbound.message_status(live.redis, mid) == "delivered")
-    assert outbound.get(live.redis, mid).sid == result.sid  # type: ignore[union-attr]
+    assert outbound.get(live.redis, mid).provider_id == result.provider_id  # type: ignore[union-attr]
     assert simulator.inbox_for(live.redis, TO)[0]["status"] == "delivered"
-    live.queues[keys.QUEUE_REPLIES].empty()  # the send job we did not run (RQ's data is pickled)
+    live.queues[queues.REPLIES].empty()  # the send job we did not run (RQ's data is pickled)
     assert leaks(redis_dump(live.redis), [TO]) == []

@@ -8,9 +8,9 @@ from redis import Redis
 
 from gateway.microblog import subscribers
 from gateway.outbox import outbound, sender
-from gateway.providers.twilio import SendResult
+from gateway.providers.records import SendResult
 from gateway.runtime import Runtime
-from gateway.store import keys
+from gateway.store import keys, queues
 from tests.conftest import Twilio
 
 SID = "SM" + "ab" * 16
@@ -68,7 +68,7 @@ def test_delivery_error_code_is_recorded(app: Flask, runtime: Runtime, twilio: T
     callback(twilio, mid, "undelivered", ErrorCode="30006")
 
     stored = outbound.get(runtime.redis, mid)
-    assert stored is not None and (stored.status, stored.error, stored.sid) == ("undelivered", 30006, SID)
+    assert stored is not None and (stored.status, stored.error, stored.provider_id) == ("undelivered", 30006, SID)
     assert runtime.redis.hget(keys.OUTBOUND_STATS, "undelivered:30006") == "1"
 
 
@@ -85,7 +85,7 @@ class WorkerKilled(BaseException):
 class Vanishes:
     """A worker that died after starting the API call: the outcome is unknown."""
 
-    def send(self, to: str, body: str, status_callback: str) -> SendResult:
+    def send(self, to: str, body: str, message_id: str) -> SendResult:
         raise WorkerKilled
 
 
@@ -94,13 +94,13 @@ def test_a_callback_settles_a_message_whose_worker_died_mid_call(
 ):
     _, mid = queued_message(app, runtime)
     with pytest.raises(WorkerKilled):
-        sender.drain(runtime, Vanishes(), outbound.LANES)
+        sender.drain(runtime, Vanishes(), queues.LANES)
     assert outbound.message_status(runtime.redis, mid) == "sending"
 
     callback(twilio, mid, "sent")
 
     assert outbound.message_status(runtime.redis, mid) == "sent"
-    assert outbound.get(runtime.redis, mid).sid == SID  # type: ignore[union-attr]
+    assert outbound.get(runtime.redis, mid).provider_id == SID  # type: ignore[union-attr]
     assert runtime.redis.zscore(keys.OUTBOUND_SENDING, mid) is None
     assert sender.reap_unconfirmed(runtime.redis, grace=0) == 0
 

@@ -9,7 +9,7 @@ from redis import Redis
 
 from gateway.microblog import posts
 from gateway.ops import accounts
-from gateway.pipeline import inbox, throttle
+from gateway.pipeline import batch, inbox, throttle
 from gateway.store import keys
 from gateway.web import create_app
 from tests.conftest import Twilio
@@ -26,14 +26,14 @@ def test_texts_over_the_limit_are_kept_and_posted_after_the_minute(config, runti
         assert twilio.text(sender="+989121234567", body=f"flood {i}").status_code == 200
     twilio.text(sender="+989350000001", body="someone else")
 
-    inbox.drain(redis, lambda r, sids: inbox.process(r, sids, config=limited))
+    inbox.drain(runtime, lambda rt, sids: batch.process(replace(rt, config=limited), sids))
     assert sorted(feed(redis)) == ["flood 0", "flood 1", "flood 2", "someone else"]
     assert redis.zcard(keys.INBOX_DEFERRED) == 2
 
     # The minute passes (its counters with it): the watchdog returns the held texts.
     redis.delete(*redis.keys(keys.post_rate("*", "*")))
     assert throttle.promote_due(redis, now=9e9) == 2
-    inbox.drain(redis, lambda r, sids: inbox.process(r, sids, config=limited))
+    inbox.drain(runtime, lambda rt, sids: batch.process(replace(rt, config=limited), sids))
     assert sorted(feed(redis)) == ["flood 0", "flood 1", "flood 2", "flood 3", "flood 4", "someone else"]
 
 
@@ -43,7 +43,7 @@ def test_throttled_texts_are_counted_on_the_console(config, runtime, redis: Redi
     twilio = Twilio(app.test_client(), limited)
     for i in range(3):
         twilio.text(body=f"fast {i}")
-    inbox.drain(redis, lambda r, sids: inbox.process(r, sids, config=limited))
+    inbox.drain(runtime, lambda rt, sids: batch.process(replace(rt, config=limited), sids))
     assert int(redis.hget(keys.STATS_TOTAL, "throttled") or 0) == 2
     accounts.add_user(redis, "ana", "a long enough password")
     auth = "Basic " + base64.b64encode(b"ana:a long enough password").decode()
@@ -59,5 +59,5 @@ def test_commands_are_never_throttled(config, runtime, redis: Redis):
     twilio.text(body="one post")
     twilio.text(body="a second post")
     twilio.text(body="HELP")
-    inbox.drain(redis, lambda r, sids: inbox.process(r, sids, config=limited))
+    inbox.drain(runtime, lambda rt, sids: batch.process(replace(rt, config=limited), sids))
     assert redis.zcard(keys.INBOX_DEFERRED) == 1  # only the second post waits

@@ -93,12 +93,12 @@ def test_duplicate_message_sid_makes_one_post(twilio: Twilio, drain, redis: Redi
     assert [p.body for p in feed(redis)] == ["said once"]
 
 
-def test_a_drain_job_run_twice_makes_one_post(twilio: Twilio, drain, redis: Redis):
-    from gateway.pipeline import inbox
+def test_a_drain_job_run_twice_makes_one_post(twilio: Twilio, drain, redis: Redis, runtime):
+    from gateway.pipeline import batch
 
     twilio.text(body="only once")
     sids = redis.lrange(keys.INBOX, 0, -1)
-    inbox.process(redis, sids)
+    batch.process(runtime, sids)
     # A worker killed before it dropped its claim: the same sids come round again.
     redis.rpush(keys.INBOX, *sids)
     drain()

@@ -16,6 +16,7 @@ from rq.job import Job, JobStatus
 from rq.scheduler import RQScheduler
 from rq.utils import utcformat
 
+from gateway.pipeline import intake
 from gateway.runtime import Runtime
 from gateway.store import keys, queues
 from workers import dequeue, recovery
@@ -51,13 +52,13 @@ def later() -> float:
 
 
 def inbound(rq_redis: Redis) -> Queue:
-    return queues.make_queues(rq_redis)[keys.QUEUE_INBOUND]
+    return queues.make(rq_redis)[queues.INBOUND]
 
 
 def test_job_of_a_worker_that_stopped_beating_is_requeued_at_the_front(runtime: Runtime, redis: Redis, drain):
     rq_redis = rq_client(runtime)
     queue = inbound(rq_redis)
-    queues.enqueue_drain(queue)
+    intake.schedule_drain({queues.INBOUND: queue})
     job = start_and_die(rq_redis, queue)
     queue.enqueue("workers.jobs.drain_inbox", description="queued meanwhile")
     beat(redis, DEAD, seconds_ago=60)
@@ -76,7 +77,7 @@ def test_job_of_a_worker_that_stopped_beating_is_requeued_at_the_front(runtime: 
 def test_a_second_pass_requeues_nothing_twice(runtime: Runtime, redis: Redis):
     rq_redis = rq_client(runtime)
     queue = inbound(rq_redis)
-    queues.enqueue_drain(queue)
+    intake.schedule_drain({queues.INBOUND: queue})
     job = start_and_die(rq_redis, queue)
     beat(redis, DEAD, seconds_ago=60)
 
@@ -105,7 +106,7 @@ def test_job_with_no_retries_left_fails_instead(runtime: Runtime, redis: Redis):
 def test_job_of_a_worker_still_beating_is_left_alone(runtime: Runtime, redis: Redis):
     rq_redis = rq_client(runtime)
     queue = inbound(rq_redis)
-    queues.enqueue_drain(queue)
+    intake.schedule_drain({queues.INBOUND: queue})
     busy = start_and_die(rq_redis, queue, name="busy-host.7")
     now = later()
     beat(redis, "busy-host.7", seconds_ago=2 - (now - time.time()))  # 2 s before `now`: merely busy
@@ -125,19 +126,19 @@ def test_beats_missed_while_redis_was_down_do_not_count(runtime: Runtime, redis:
 
 def test_lock_of_a_dead_scheduler_is_freed_and_a_live_ones_kept(runtime: Runtime, redis: Redis):
     rq_redis = rq_client(runtime)
-    all_queues = queues.make_queues(rq_redis)
-    dead = RQScheduler([all_queues[keys.QUEUE_INBOUND]], connection=rq_redis)
-    live = RQScheduler([all_queues[keys.QUEUE_REPLIES]], connection=rq_redis)
+    all_queues = queues.make(rq_redis)
+    dead = RQScheduler([all_queues[queues.INBOUND]], connection=rq_redis)
+    live = RQScheduler([all_queues[queues.REPLIES]], connection=rq_redis)
     for scheduler in (dead, live):
         assert scheduler.acquire_locks()
         scheduler.register_birth()
     long_ago = datetime.now(UTC) - timedelta(seconds=60)
     rq_redis.hset(dead.key, "last_heartbeat", utcformat(long_ago))
 
-    assert recovery.release_dead_scheduler_locks(rq_redis) == [keys.QUEUE_INBOUND]
-    assert rq_redis.get(RQScheduler.get_locking_key(keys.QUEUE_REPLIES)) == live.name.encode()
-    taker = RQScheduler([all_queues[keys.QUEUE_INBOUND]], connection=rq_redis)
-    assert taker.acquire_locks() == {keys.QUEUE_INBOUND}  # what a live worker's maintenance does
+    assert recovery.release_dead_scheduler_locks(rq_redis) == [queues.INBOUND]
+    assert rq_redis.get(RQScheduler.get_locking_key(queues.REPLIES)) == live.name.encode()
+    taker = RQScheduler([all_queues[queues.INBOUND]], connection=rq_redis)
+    assert taker.acquire_locks() == {queues.INBOUND}  # what a live worker's maintenance does
 
 
 def test_job_taken_off_the_queue_by_a_worker_that_died_before_starting_it_is_requeued(
@@ -145,7 +146,7 @@ def test_job_taken_off_the_queue_by_a_worker_that_died_before_starting_it_is_req
 ):
     rq_redis = rq_client(runtime)
     queue = inbound(rq_redis)
-    queues.enqueue_drain(queue)
+    intake.schedule_drain({queues.INBOUND: queue})
     taken = dequeue.for_worker(DEAD).dequeue_any([queue], None, connection=rq_redis)
     assert taken is not None  # killed here: RQ's BLPOP would have lost the job
     job = taken[0]
@@ -161,7 +162,7 @@ def test_job_taken_off_the_queue_by_a_worker_that_died_before_starting_it_is_req
 def test_our_worker_leaves_nothing_behind_once_a_job_is_done(runtime: Runtime, redis: Redis):
     rq_redis = rq_client(runtime)
     queue = inbound(rq_redis)
-    queues.enqueue_drain(queue)
+    intake.schedule_drain({queues.INBOUND: queue})
     worker = Worker("this-host.1", rq_redis)
 
     worker.work(burst=True, logging_level="WARNING")
@@ -173,8 +174,8 @@ def test_our_worker_leaves_nothing_behind_once_a_job_is_done(runtime: Runtime, r
 
 def test_an_idle_worker_wakes_for_a_job_on_any_queue(runtime: Runtime):
     rq_redis = rq_client(runtime)
-    replies = queues.make_queues(rq_redis)[keys.QUEUE_REPLIES]
-    all_queues = list(queues.make_queues(rq_redis).values())
+    replies = queues.make(rq_redis)[queues.REPLIES]
+    all_queues = list(queues.make(rq_redis).values())
     later_on = threading.Timer(0.5, replies.enqueue, ["workers.jobs.drain_inbox"])
     later_on.start()
 
@@ -182,5 +183,5 @@ def test_an_idle_worker_wakes_for_a_job_on_any_queue(runtime: Runtime):
     taken = dequeue.for_worker("this-host.2").dequeue_any(all_queues, 5, connection=rq_redis)
     later_on.join()
 
-    assert taken is not None and taken[1].name == keys.QUEUE_REPLIES  # not the queue it blocks on
+    assert taken is not None and taken[1].name == queues.REPLIES  # not the queue it blocks on
     assert 0.5 <= time.monotonic() - start < 0.5 + dequeue.POLL_SECONDS + 0.5

@@ -23,7 +23,7 @@ from flask.testing import FlaskClient
 
 from gateway.microblog import subscribers
 from gateway.ops import accounts
-from gateway.providers.twilio import SignatureChecker
+from gateway.providers.twilio.webhooks import SignatureChecker
 from gateway.store import keys, queues
 from tests.browser import chromium, screenshot_path
 from tests.conftest import run_workers
@@ -202,11 +202,11 @@ def test_html_and_script_in_texts_show_as_text_and_never_run(
             ]
 
         # The operator console: a failed job carrying markup in its description and error.
-        rq_queues = queues.make_queues(live.rq_redis)
-        rq_queues[keys.QUEUE_INBOUND].enqueue(
+        rq_queues = queues.make(live.rq_redis)
+        rq_queues[queues.INBOUND].enqueue(
             "tests.test_xss_browser.fail_with", PAYLOADS[1], description=PAYLOADS[3]
         )
-        run_workers(live.runtime, [keys.QUEUE_INBOUND])
+        run_workers(live.runtime, [queues.INBOUND])
         accounts.add_user(live.redis, "ana", PASSWORD)
         watch.open(f"{live.url}/ops/login")
         watch.page.fill("input[name=name]", "ana")

@@ -1,6 +1,8 @@
 """`python -m workers`: one worker process (the Procfile's and `kabootar worker`'s)."""
 
-from gateway.box.cli import main
+import sys
+
+from workers.worker import main
 
 if __name__ == "__main__":
-    main(["worker"])
+    sys.exit(main())

@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from gateway.config import Config
 from gateway.runtime import Runtime
-
-if TYPE_CHECKING:
-    from rq import Queue
 
 _runtime: Runtime | None = None
 
@@ -24,15 +19,3 @@ def current() -> Runtime:
     if _runtime is None:
         _runtime = Runtime.from_config(Config.from_env())
     return _runtime
-
-
-def rq_queues() -> dict[str, Queue]:
-    """RQ queues for the jobs a job queues: on the running job's connection (RQ's binary one)."""
-    from redis import Redis
-    from rq import get_current_job
-
-    from gateway.store.queues import make_queues
-
-    job = get_current_job()
-    connection = job.connection if job else Redis.from_url(current().config.redis_url or "")
-    return make_queues(connection)

@@ -38,7 +38,7 @@ from rq.worker_registration import REDIS_WORKER_KEYS, WORKERS_BY_QUEUE_KEY
 
 from gateway.outbox import sender
 from gateway.pipeline import inbox
-from gateway.store import keys
+from gateway.store import keys, queues
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ def _owners(rq_redis: Redis, composites: list[str]) -> list[str | None]:
 def requeue_started(
     rq_redis: Redis,
     workers: Collection[str],
-    queue_names: Iterable[str] = keys.QUEUES,
+    queue_names: Iterable[str] = queues.ALL,
     out: Recovered | None = None,
 ) -> Recovered:
     """Put the jobs `workers` had started back at the front of their queues.
@@ -184,7 +184,7 @@ def requeue_own(rq_redis: Redis, worker: str) -> Recovered:
     return requeue_popped(rq_redis, worker, out)
 
 
-def forget_rq_worker(rq_redis: Redis, name: str, queue_names: Iterable[str] = keys.QUEUES) -> None:
+def forget_rq_worker(rq_redis: Redis, name: str, queue_names: Iterable[str] = queues.ALL) -> None:
     """Drop a dead worker from RQ's registry of workers (RQ would keep it up to 11 minutes)."""
     key = BaseWorker.redis_worker_namespace_prefix + name
     with rq_redis.pipeline() as pipe:
@@ -196,7 +196,7 @@ def forget_rq_worker(rq_redis: Redis, name: str, queue_names: Iterable[str] = ke
 
 
 def release_dead_scheduler_locks(
-    rq_redis: Redis, queue_names: Iterable[str] = keys.QUEUES, stale: float = STALE_SECONDS
+    rq_redis: Redis, queue_names: Iterable[str] = queues.ALL, stale: float = STALE_SECONDS
 ) -> list[str]:
     """Free the scheduler locks of schedulers that stopped beating; returns the queue names."""
     released = []

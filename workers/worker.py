@@ -22,6 +22,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 from types import FrameType
@@ -33,11 +34,11 @@ from rq import SimpleWorker
 from rq.executions import Execution
 from rq.job import Job
 
-from gateway.ops import backlog
+from gateway.config import Config
 from gateway.outbox import outbound, sender
-from gateway.pipeline import inbox, throttle
+from gateway.pipeline import inbox, intake, throttle
 from gateway.runtime import Runtime
-from gateway.store import keys, queues
+from gateway.store import keys, queues, stats
 from workers import context, dequeue, recovery
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ class Worker(SimpleWorker):
     def __init__(self, name: str, rq_redis: Redis, **options: Any) -> None:
         self.popped_key = keys.worker_popped(name)
         super().__init__(
-            list(keys.QUEUES), connection=rq_redis, name=name, queue_class=dequeue.for_worker(name), **options
+            list(queues.ALL), connection=rq_redis, name=name, queue_class=dequeue.for_worker(name), **options
         )
 
     def prepare_execution(self, job: Job) -> Execution:
@@ -86,7 +87,7 @@ def worker_name() -> str:
 
 def watch(runtime: Runtime, rq_redis: Redis, name: str, stop: threading.Event) -> None:
     """Heartbeat, dead workers' jobs taken over, inbox and outbound recovery, until `stop` is set."""
-    rq_queues = queues.make_queues(rq_redis)
+    rq_queues = queues.make(rq_redis)
     last_pass = last_sample = -WATCH_INTERVAL
     last_beat: float | None = None  # when this watchdog last reached Redis, if it did just before
     while not stop.is_set():
@@ -107,12 +108,12 @@ def watch(runtime: Runtime, rq_redis: Redis, name: str, stop: threading.Event) -
                 inbox.reclaim_stale(runtime.redis)
                 throttle.promote_due(runtime.redis)
                 if inbox.needs_drain(runtime.redis):
-                    queues.enqueue_drain(rq_queues[keys.QUEUE_INBOUND])
+                    intake.schedule_drain(rq_queues)
                 for lane in sender.needs_drain(runtime.redis):
-                    outbound.enqueue_send_job(rq_queues[outbound.RQ_QUEUE_OF_LANE[lane]], lane)
+                    outbound.enqueue_send_job(rq_queues, lane)
             if beat - last_sample >= BACKLOG_SAMPLE_INTERVAL:
                 # The console's sparklines read these samples; one worker's per minute suffices.
-                backlog.sample_now(runtime.redis, rq_queues)
+                stats.sample_depths(runtime.redis, queues.depths(runtime.redis, rq_queues))
                 last_sample = beat
         except RedisError as e:
             if last_beat is not None:
@@ -180,3 +181,19 @@ def _resume(redis: Redis, rq_redis: Redis, name: str, died_at: float) -> bool:
         except RedisError:
             continue
     return False
+
+
+def main() -> int:
+    """`kabootar worker` and `python -m workers`: one worker, settings from the environment."""
+    config = Config.from_env()
+    if not config.redis_url:
+        print(
+            "kabootar: REDIS_URL is not set: use `kabootar run` to start Redis as well, or set it",
+            file=sys.stderr,
+        )
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log.info("worker %d started", os.getpid())
+    run(Runtime.from_config(config))
+    log.info("worker %d stopped", os.getpid())
+    return 0

@@ -1,8 +1,9 @@
 """The `kabootar` command.
 
-    kabootar run      everything on one box: Redis (unless REDIS_URL), the web app, WORKERS workers
-    kabootar web      one web process: gunicorn serving gateway.web:create_app() on HOST:PORT
-    kabootar worker   one worker process
+    kabootar run                 everything on one box: Redis (unless REDIS_URL), the web app, WORKERS workers
+    kabootar web                 one web process: gunicorn serving gateway.web:create_app() on HOST:PORT
+    kabootar worker              one worker process
+    kabootar ops add-user NAME   an operator for the console (or a new password)
 
 Each subcommand is a function taking the parsed arguments and returning an exit status;
 `build_parser` wires them up, so a new one (say `kabootar ops add-user NAME`) is an
@@ -12,10 +13,13 @@ Each subcommand is a function taking the parsed arguments and returning an exit 
 from __future__ import annotations
 
 import argparse
-import logging
+import getpass
 import os
 import sys
 from collections.abc import Callable
+
+from redis import Redis
+from redis.exceptions import RedisError
 
 from gateway.config import Config
 
@@ -25,9 +29,9 @@ Handler = Callable[[argparse.Namespace], int]
 GUNICORN_ARGV = ["-m", "gunicorn", "-c", "python:gateway.box.gunicorn_conf", "gateway.web:create_app()"]
 
 
-def _fail(message: str) -> int:
+def _fail(message: str, status: int = 2) -> int:
     print(f"kabootar: {message}", file=sys.stderr)
-    return 2
+    return status
 
 
 def run(args: argparse.Namespace) -> int:
@@ -50,25 +54,43 @@ def web(args: argparse.Namespace) -> int:
 
 def worker(args: argparse.Namespace) -> int:
     """Run one RQ worker until SIGTERM/SIGINT (a warm shutdown: the current job finishes)."""
-    from gateway.runtime import Runtime
-    from workers.worker import run as run_worker
+    from workers.worker import main as run_worker
 
-    config = Config.from_env()
-    if not config.redis_url:
-        return _fail("REDIS_URL is not set: use `kabootar run` to start Redis as well, or set it")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    log = logging.getLogger("kabootar.worker")
-    log.info("worker %d started", os.getpid())
-    run_worker(Runtime.from_config(config))
-    log.info("worker %d stopped", os.getpid())
-    return 0
+    return run_worker()
+
+
+def _redis(config: Config) -> Redis:
+    """REDIS_URL's Redis or, when it is unset, the one `kabootar run` started for this
+    checkout: on its usual port, and only if its data directory is our var/redis."""
+    from gateway.box.supervisor import REDIS_PORT
+
+    if config.redis_url:
+        return Redis.from_url(config.redis_url, decode_responses=True, socket_connect_timeout=2)
+    redis = Redis(port=REDIS_PORT, decode_responses=True, socket_connect_timeout=2, socket_timeout=5)
+    expected = str((config.var_dir / "redis").resolve())
+    if redis.config_get("dir").get("dir") != expected:
+        raise RedisError(f"the Redis on port {REDIS_PORT} is not the one `kabootar run` started here")
+    return redis
 
 
 def ops_add_user(args: argparse.Namespace) -> int:
     """Create an operator for /ops, or set a new password (prompted, or one line of stdin)."""
-    from gateway.ops.accounts import add_user_command
+    from gateway.ops import accounts
 
-    return add_user_command(args.name, args.password_stdin)
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = getpass.getpass(f"Password for {args.name}: ")
+        if getpass.getpass("Again: ") != password:
+            return _fail("the passwords differ", 1)
+    try:
+        accounts.add_user(_redis(Config.from_env()), args.name, password)
+    except ValueError as e:
+        return _fail(str(e), 1)
+    except RedisError as e:
+        return _fail(f"{e}. Is `make run` running? Else set REDIS_URL to the URL it printed.")
+    print(f"operator {args.name.strip().lower()} can now log in at /ops/login")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:

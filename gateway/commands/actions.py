@@ -7,37 +7,17 @@ which there is no number left to answer. Bad input gets a usage hint, never sile
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from redis import Redis
-from rq import Queue, Retry
-
 from gateway import segments
-from gateway.commands import answers
-from gateway.commands import grammar as commands
-from gateway.commands import words as command_words
+from gateway.commands import answers, grammar
 from gateway.commands.grammar import Command, bare
 from gateway.microblog import account, follows, posts, subscribers
 from gateway.outbox import fanout, outbound
-from gateway.store import keys
-
-FORGET_OUTBOUND_JOB = "workers.jobs.forget_outbound"
-
-
-@dataclass(frozen=True)
-class Outbox:
-    """Where SMS go: Redis, the RQ queues, and what links and lengths need."""
-
-    redis: Redis
-    rq_queues: Mapping[str, Queue]
-    public_url: str = ""
-    max_segments: int = 2
-
-    def queue(self, messages: list[tuple[int, str]], intent: str, kind: str, force: bool = False) -> int:
-        return outbound.queue(
-            self.redis, dict(self.rq_queues), messages, intent=intent, kind=kind, even_if_stopped=force
-        )
+from gateway.outbox.outbound import Outbox
+from gateway.providers.twilio import vocabulary as twilio_words
+from gateway.store import keys, queues
 
 
 @dataclass(frozen=True)
@@ -73,7 +53,7 @@ def _help(r: Request) -> None:
 
 def _stop(r: Request) -> None:
     outbound.mark_stopped(r.out.redis, r.texter.id, True)
-    if r.command.keyword.upper() not in command_words.TWILIO_HANDLES:
+    if not twilio_words.answers_itself(r.command.keyword):
         r.answer("stopped", force=True)  # Twilio confirms only its own English keywords
 
 
@@ -188,16 +168,10 @@ def _stats(r: Request) -> None:
 
 
 def _forget(r: Request) -> None:
-    post_ids, handle = account.forget(r.out.redis, r.texter.id, r.texter.lookup_key, r.sid)
-    r.out.rq_queues[keys.QUEUE_FANOUT].enqueue(
-        FORGET_OUTBOUND_JOB,
-        r.texter.id,
-        post_ids,
-        handle,
-        description=f"forget subscriber {r.texter.id}",
-        result_ttl=0,
-        failure_ttl=7 * 24 * 3600,
-        retry=Retry(max=5, interval=[1, 5, 15, 60, 300]),
+    post_ids, handle = account.forget(r.out.redis, r.texter.id, r.texter.lookup_key)
+    description = f"forget subscriber {r.texter.id}"
+    queues.enqueue(
+        r.out.rq_queues, queues.FORGET_OUTBOUND, r.texter.id, post_ids, handle, description=description
     )
 
 
@@ -245,7 +219,7 @@ def run(out: Outbox, sid: str, texter: Texter, command: Command) -> None:
     """Carry out one command from `texter` (text `sid`) and queue its answer."""
     said = command.text if command.name in ("reply", "dm", "bio") else ""
     said = said or " ".join((command.keyword, *command.targets))  # "@sara" alone: the name's script
-    language = command.language or commands.language_of(said, texter.language)
+    language = command.language or grammar.language_of(said, texter.language)
     if language != texter.language:
         out.redis.hset(keys.subscriber(texter.id), "lang", language)
     HANDLERS[command.name](Request(out, sid, texter, command, language))

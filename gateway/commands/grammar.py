@@ -1,11 +1,11 @@
-"""Which texts are commands, and what they ask for (DESIGN.md's command table).
+"""Which texts are commands, and what they ask for (the README's command table).
 
 A text is a command only when it has a command's shape, so ordinary posts that happen
 to start with a command word stay posts: a word that takes nothing (STOP, HELP, OFF…)
 must be the whole text, as with Twilio's own keywords ("Stop the arrests" is a post);
 FOLLOW-like words take @handles, #tags or one bare name; NAME takes one word; `D` takes
 an @handle. A command word with nothing after it is still a command, answered with
-how to use it. The words themselves, in every language, are in `command_words.py`.
+how to use it. The words themselves, in every language, are in `words.py`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from gateway.commands import words as command_words
+from gateway.commands import words
 from gateway.microblog.text import MENTION_PATTERN
 
 NO_ARGUMENT = frozenset({"help", "off", "on", "delete", "stats", "forget", "stop", "start"})
@@ -27,7 +27,7 @@ _ARABIC_ONLY = frozenset("كيةى")
 class Command:
     """A parsed command. `problem` names what is missing when it cannot be carried out as is."""
 
-    name: str  # a key of command_words.WORDS, or "reply" for `@handle text`
+    name: str  # a key of words.WORDS, or "reply" for `@handle text`
     language: str | None  # en / fa / ar when the command word tells; None: decide from the text
     targets: tuple[str, ...] = ()  # "@handle", "#tag" or a bare name, as written
     text: str = ""  # a reply's or message's text, a bio, a new handle
@@ -72,10 +72,10 @@ def _reply(text: str) -> Command | None:
 def _split_command(text: str) -> tuple[str, frozenset[str], str, list[str]] | None:
     """The longest command word or phrase at the start, its languages, the word as typed, the rest."""
     tokens = text.split()
-    for n in range(min(command_words.LONGEST, len(tokens)), 0, -1):
+    for n in range(min(words.LONGEST, len(tokens)), 0, -1):
         typed = " ".join(tokens[:n])
         last = n == len(tokens)
-        found = command_words.lookup(typed.rstrip(_TRAILING) if last else typed)
+        found = words.lookup(typed.rstrip(_TRAILING) if last else typed)
         if found:
             return found[0], found[1], typed.rstrip(_TRAILING), tokens[n:]
     return None

@@ -40,9 +40,6 @@ WORDS: dict[str, dict[str, tuple[str, ...]]] = {
     "dm": {"en": ("D", "DM"), "fa": ("پیام", "خصوصی"), "ar": ("رسالة", "خاص")},
 }
 
-# Twilio answers these itself (its standard opt-out keywords), so we must not.
-TWILIO_HANDLES = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"})
-
 # Spelling variants people type interchangeably, mapped to one form for matching only.
 _SAME = str.maketrans(
     {

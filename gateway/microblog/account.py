@@ -7,19 +7,16 @@ still a copy. Hiding is for moderators (the `hidden` field that `posts.get_many`
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 from redis import Redis
 
 from gateway.microblog import follows, handles, posts, text
 from gateway.microblog.text import fold
-from gateway.outbox import erase
 from gateway.store import keys, scripts
 
-DONE_TTL_SECONDS = 7 * 24 * 3600  # as long as a MessageSid can come back (inbound.SEEN_TTL_SECONDS)
+DONE_TTL_SECONDS = 7 * 24 * 3600  # as long as a text can come back (pipeline/intake.py's SEEN_TTL_SECONDS)
 BIO_MAX = 160
-SCAN_COUNT = 1000
 
 # KEYS: handle index, subscriber.  ARGV: id, old folded, new folded, new as typed.
 _RENAME = """
@@ -100,68 +97,25 @@ def delete_latest(redis: Redis, sub_id: int, message_sid: str) -> posts.Post | N
     return latest
 
 
-def forget(redis: Redis, sub_id: int, lookup_key: str, forget_sid: str = "") -> tuple[list[int], str]:
-    """FORGET ME: erase the subscriber, their number, handle, bio, follows and posts, their
-    place in the throttle and the block list, and their texts still waiting to be posted
-    that arrived no later than the FORGET ME text `forget_sid` (see `erase.waiting_texts`).
+def forget(redis: Redis, sub_id: int, lookup_key: str) -> tuple[list[int], str]:
+    """FORGET ME: erase the subscriber, their number, handle, bio, follows and posts, and
+    their place in the block list. (What the pipeline and the outbox still hold of them,
+    they forget themselves: `pipeline.forget`, `outbox.forget`.)
 
     SMS queued to them are never sent from here on: the sender finds no number to send
-    to. Returns the erased post ids and the old handle, for `forget_outbound` (a slower
+    to. Returns the erased post ids and the old handle, for `outbox.forget` (a slower
     scan, run as a job).
     """
     handle = str(redis.hget(keys.subscriber(sub_id), "handle") or "")
     post_ids = [int(str(x)) for x in redis.zrange(keys.timeline_user(sub_id), 0, -1)]
     _unpublish(redis, post_ids)
     follows.forget(redis, sub_id)
-    minute = int(time.time() // 60)
     pipe = redis.pipeline(transaction=True)
     if handle and redis.hget(keys.HANDLE_INDEX, fold(handle)) == str(sub_id):
         pipe.hdel(keys.HANDLE_INDEX, fold(handle))
     if redis.hget(keys.PHONE_INDEX, lookup_key) == str(sub_id):
         pipe.hdel(keys.PHONE_INDEX, lookup_key)
     pipe.delete(keys.subscriber(sub_id), keys.timeline_user(sub_id))
-    # Throttle counters live two minutes (throttle.over_limit); a clock a minute off is covered.
-    pipe.delete(*(keys.post_rate(sub_id, m) for m in (minute - 2, minute - 1, minute, minute + 1)))
     pipe.srem(keys.BLOCKED_SUBSCRIBERS, sub_id)
     pipe.execute()
-    erase.waiting_texts(redis, lookup_key, forget_sid)
     return post_ids, handle
-
-
-def forget_outbound(redis: Redis, sub_id: int, post_ids: Sequence[int], handle: str = "") -> int:
-    """Erase the stored SMS of a forgotten subscriber: to them, their direct messages, their
-    posts' fan-out, and (given their old `handle`) others' SMS that name them.
-
-    Outbound SMS are stored by message id alone, so this scans them all: fine for a
-    rare request, and a job keeps it off the hot path. Returns how many were erased.
-    """
-    intents = {f"post:{p}" for p in post_ids}
-    dm_prefix = f"dm:{sub_id}:"
-    named = f"@{handle}".casefold() if handle else None
-    erased = 0
-    for batch in _scan_batches(redis, keys.outbound_message("") + "*"):
-        pipe = redis.pipeline(transaction=False)
-        for key in batch:
-            pipe.hmget(key, "r", "intent", "body")
-        doomed = [
-            key
-            for key, (recipient, intent, body) in zip(batch, pipe.execute(), strict=True)
-            if recipient == str(sub_id)
-            or intent in intents
-            or (intent or "").startswith(dm_prefix)
-            or (named is not None and named in (body or "").casefold())
-        ]
-        if doomed:
-            erased += int(redis.delete(*doomed))
-            erase.from_lanes(redis, [key.removeprefix(keys.outbound_message("")) for key in doomed])
-    return erased
-
-
-def _scan_batches(redis: Redis, match: str) -> Iterator[list[str]]:
-    cursor = 0
-    while True:
-        cursor, found = redis.scan(cursor, match=match, count=SCAN_COUNT)
-        if found:
-            yield [str(k) for k in found]
-        if cursor == 0:
-            return

@@ -79,7 +79,7 @@ class Post:
     hidden: bool = False
 
     def to_json(self) -> dict[str, object]:
-        """The public JSON shape (DESIGN.md): never a phone number."""
+        """The public JSON shape (the README's HTTP API): never a phone number."""
         return {
             "id": self.id,
             "handle": self.handle,

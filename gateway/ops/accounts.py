@@ -1,7 +1,7 @@
 """Operator accounts: salted password hashes in Redis, and lockout after failed logins.
 
-`kabootar ops add-user NAME` stores werkzeug's `generate_password_hash` of a password
-(read with getpass, or one line from stdin with `--password-stdin`). After
+`kabootar ops add-user NAME` (gateway/box/cli.py) stores werkzeug's `generate_password_hash`
+of a password. After
 `MAX_FAILURES` failed logins for a name, or from an address, within `LOCKOUT_SECONDS`,
 both are refused for `LOCKOUT_SECONDS` — without checking the password, so guessing
 on stops costing us hashing and teaches the guesser nothing. The "address" here is
@@ -11,14 +11,11 @@ on stops costing us hashing and teaches the guesser nothing. The "address" here 
 from __future__ import annotations
 
 import functools
-import getpass
 import re
-import sys
 from dataclasses import dataclass
 from typing import cast
 
 from redis import Redis
-from redis.exceptions import RedisError
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from gateway.store import keys
@@ -94,43 +91,3 @@ def verify(redis: Redis, name: str, password: str, address: str) -> LoginResult:
         pipe.expire(key, LOCKOUT_SECONDS)
     counts = pipe.execute()[::2]
     return LoginResult(ok=False, locked=any(c >= MAX_FAILURES for c in counts))
-
-
-def _redis() -> Redis:
-    """REDIS_URL's Redis or, when it is unset, the one `kabootar run` started for this
-    checkout: on its usual port, and only if its data directory is our var/redis."""
-    from gateway.box.supervisor import REDIS_PORT
-    from gateway.config import Config
-
-    config = Config.from_env()
-    if config.redis_url:
-        return Redis.from_url(config.redis_url, decode_responses=True, socket_connect_timeout=2)
-    redis = Redis(port=REDIS_PORT, decode_responses=True, socket_connect_timeout=2, socket_timeout=5)
-    expected = str((config.var_dir / "redis").resolve())
-    if redis.config_get("dir").get("dir") != expected:
-        raise RedisError(f"the Redis on port {REDIS_PORT} is not the one `kabootar run` started here")
-    return redis
-
-
-def add_user_command(name: str, password_stdin: bool, redis: Redis | None = None) -> int:
-    """`kabootar ops add-user NAME [--password-stdin]` (gateway.cli parses the arguments)."""
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    else:
-        password = getpass.getpass(f"Password for {name}: ")
-        if getpass.getpass("Again: ") != password:
-            print("kabootar: the passwords differ", file=sys.stderr)
-            return 1
-    try:
-        add_user(redis or _redis(), name, password)
-    except ValueError as e:
-        print(f"kabootar: {e}", file=sys.stderr)
-        return 1
-    except RedisError as e:
-        print(
-            f"kabootar: {e}. Is `make run` running? Else set REDIS_URL to the URL it printed.",
-            file=sys.stderr,
-        )
-        return 2
-    print(f"operator {_name(name)} can now log in at /ops/login")
-    return 0

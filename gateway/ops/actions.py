@@ -10,13 +10,13 @@ from __future__ import annotations
 import logging
 import re
 
-from flask import flash, g, jsonify, redirect, request, url_for
+from flask import current_app, flash, g, jsonify, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 
 from gateway.microblog import moderation
 from gateway.ops import failed
 from gateway.ops.blueprint import bp
-from gateway.web.extension import kabootar
+from gateway.runtime import Runtime
 
 log = logging.getLogger(__name__)
 JOB_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
@@ -35,7 +35,7 @@ def _done(ok: bool, message: str, anchor: str, status: int = 200) -> ResponseRet
 def job_action(job_id: str, action: str) -> ResponseReturnValue:
     if not JOB_ID.match(job_id):
         return _done(False, "No such job.", "failed", 404)
-    queues = kabootar().queues
+    queues = Runtime.of(current_app).queues
     ok = failed.retry(queues, job_id) if action == "retry" else failed.discard(queues, job_id)
     if not ok:
         return _done(False, f"Job {job_id} is no longer among the failed jobs.", "failed", 404)
@@ -45,7 +45,7 @@ def job_action(job_id: str, action: str) -> ResponseReturnValue:
 
 @bp.post("/api/jobs/<any(retry, discard):action>-all")
 def jobs_action_all(action: str) -> ResponseReturnValue:
-    queues = kabootar().queues
+    queues = Runtime.of(current_app).queues
     n = failed.retry_all(queues) if action == "retry" else failed.discard_all(queues)
     verb = "Retried" if action == "retry" else "Discarded"
     return _done(True, f"{verb} {n} failed job{'s' if n != 1 else ''}.", "failed")
@@ -59,7 +59,7 @@ def post_action(action: str) -> ResponseReturnValue:
             False, "A post id is a number (the end of the post's address, /posts/<id>).", "moderation", 400
         )
     post_id = int(raw)
-    redis = kabootar().runtime.redis
+    redis = Runtime.of(current_app).redis
     if not moderation.set_hidden(redis, post_id, action == "hide", operator=g.operator):
         return _done(False, f"There is no post {post_id}.", "moderation", 404)
     done = "hidden from every public page" if action == "hide" else "restored"
@@ -71,7 +71,7 @@ def handle_action(action: str) -> ResponseReturnValue:
     handle = request.form.get("handle", "").strip().lstrip("@")[:64]
     if not handle:
         return _done(False, "Give the handle to block, e.g. @quiet-falcon-27.", "moderation", 400)
-    redis = kabootar().runtime.redis
+    redis = Runtime.of(current_app).redis
     if moderation.set_blocked(redis, handle, action == "block", operator=g.operator) is None:
         return _done(False, f"There is no @{handle}.", "moderation", 404)
     done = "blocked: their texts no longer become posts" if action == "block" else "unblocked"

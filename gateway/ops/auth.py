@@ -17,7 +17,7 @@ from flask import abort, current_app, request, session
 from flask_wtf.csrf import ValidationError, validate_csrf
 
 from gateway.ops import accounts
-from gateway.web.extension import kabootar
+from gateway.runtime import Runtime
 
 SESSION_USER = "ops_user"
 SESSION_AT = "ops_at"
@@ -32,7 +32,7 @@ def client_address() -> str:
     itself, so a guesser cannot escape a lockout by making up addresses (and with no
     proxy configured, X-Forwarded-For is ignored altogether)."""
     address = request.remote_addr or "unknown"
-    hops = kabootar().runtime.config.trusted_proxies
+    hops = Runtime.of(current_app).config.trusted_proxies
     if hops > 0:
         forwarded = [a.strip() for a in ",".join(request.headers.getlist("X-Forwarded-For")).split(",")]
         forwarded = [a for a in forwarded if a]
@@ -67,7 +67,7 @@ def session_operator() -> str | None:
     started = session.get(SESSION_AT, 0)
     if not isinstance(name, str) or not isinstance(started, int) or time.time() - started > SESSION_SECONDS:
         return None
-    if not accounts.exists(kabootar().runtime.redis, name):
+    if not accounts.exists(Runtime.of(current_app).redis, name):
         return None
     return name
 
@@ -79,7 +79,7 @@ def basic_operator() -> str | None:
     auth = request.authorization
     if auth is None or auth.type != "basic" or not auth.username or auth.password is None:
         return None
-    result = accounts.verify(kabootar().runtime.redis, auth.username, auth.password, client_address())
+    result = accounts.verify(Runtime.of(current_app).redis, auth.username, auth.password, client_address())
     return auth.username.strip().lower() if result.ok else None
 
 

@@ -13,29 +13,16 @@ from dataclasses import dataclass
 from datetime import UTC
 
 from redis import Redis
-from rq import Queue
 from rq.job import Job
 from rq.utils import utcparse
 
-from gateway.outbox.outbound import LANES as SMS_LANES
 from gateway.store import keys, stats
-
-
-@dataclass(frozen=True)
-class QueueSpec:
-    id: str  # stable: used in counters, JSON and metrics labels
-    label: str
-    kind: str  # "texts", "sms" or "jobs"
-    key: str  # the Redis list that holds the waiting items
-    later_key: str | None  # a zset of items due later (SMS retries, scheduled jobs)
-    failed_key: str | None  # RQ's failed job registry
-    in_counter: str
-    out_counter: str
+from gateway.store.queues import Place
 
 
 @dataclass(frozen=True)
 class QueueFigures:
-    spec: QueueSpec
+    spec: Place
     depth: int
     later: int
     failed: int
@@ -58,21 +45,7 @@ class QueueFigures:
         }
 
 
-def specs(rq_queues: dict[str, Queue]) -> list[QueueSpec]:
-    """Every place work waits, in the order a text travels."""
-    found = [QueueSpec("inbox", "texts to post", "texts", keys.INBOX, None, None, "received", "drained")]
-    for lane in SMS_LANES:
-        qid = f"sms-{lane}"
-        later = keys.outbound_delayed(lane)
-        found.append(QueueSpec(qid, f"SMS to send: {lane}", "sms", keys.outbound_lane(lane), later, None,
-                               f"in:{qid}", f"out:{qid}"))  # fmt: skip
-    for name, q in rq_queues.items():
-        found.append(QueueSpec(name, f"jobs: {name}", "jobs", q.key, q.scheduled_job_registry.key,
-                               q.failed_job_registry.key, f"in:{name}", f"out:{name}"))  # fmt: skip
-    return found
-
-
-def _stamp_key(spec: QueueSpec, head: str) -> tuple[str, str]:
+def _stamp_key(spec: Place, head: str) -> tuple[str, str]:
     if spec.kind == "texts":
         return keys.inbound_message(head), "at"
     if spec.kind == "sms":
@@ -89,7 +62,7 @@ def _as_time(value: str | None) -> float | None:
         return utcparse(value).replace(tzinfo=UTC).timestamp()
 
 
-def read(redis: Redis, queue_specs: list[QueueSpec], window: stats.Window) -> list[QueueFigures]:
+def read(redis: Redis, queue_specs: list[Place], window: stats.Window) -> list[QueueFigures]:
     """The figures of every queue (two round trips)."""
     pipe = redis.pipeline(transaction=False)
     for spec in queue_specs:
@@ -123,22 +96,12 @@ def read(redis: Redis, queue_specs: list[QueueSpec], window: stats.Window) -> li
     return figures
 
 
-def _rate(window: stats.Window, spec: QueueSpec, counter: str) -> float | None:
+def _rate(window: stats.Window, spec: Place, counter: str) -> float | None:
     """Per second over the last minute; None for a job queue nothing counts (RQ keeps no
     per-queue totals; the flows that matter are the texts' and the SMS')."""
     if spec.kind == "jobs" and not window.seen(counter):
         return None
     return window.per_second(counter)
-
-
-def sample_now(redis: Redis, rq_queues: dict[str, Queue]) -> None:
-    """Note every queue's depth for the sparklines now (one round trip to read, one to
-    write): for a worker's watchdog, so the hour is drawn even while nobody watches."""
-    queue_specs = specs(rq_queues)
-    pipe = redis.pipeline(transaction=False)
-    for spec in queue_specs:
-        pipe.llen(spec.key)
-    stats.sample_depths(redis, {s.id: int(n) for s, n in zip(queue_specs, pipe.execute(), strict=True)})
 
 
 _last_sample: dict[int, float] = {}

@@ -1,4 +1,4 @@
-"""Outbound SMS: outcomes by status and Twilio error code, send rate, time to drain.
+"""Outbound SMS: outcomes by status and provider error code, send rate, time to drain.
 
 Totals come from the sender's own outcome counters (`keys.OUTBOUND_STATS`, fields
 "sent", "delivered", "undelivered:30003", "failed:21211", ...); the send rate from the
@@ -12,39 +12,21 @@ from typing import cast
 
 from redis import Redis
 
-from gateway.providers.twilio import PERMANENT_CODES, RETRYABLE_CODES, STOPPED_CODES
+from gateway.providers.records import NO_ANSWER
+from gateway.providers.twilio import vocabulary as twilio_words
 from gateway.store import keys, stats
 
-# Twilio's common error codes (https://www.twilio.com/docs/api/errors), for the operators.
-MEANINGS: dict[str, str] = {
-    "21211": "invalid 'To' number",
-    "21408": "region not enabled on the account",
-    "21610": "recipient unsubscribed (sent STOP)",
-    "21612": "'To' cannot be reached by SMS",
-    "21614": "'To' is not a mobile number",
-    "30001": "queue overflow",
-    "30002": "account suspended",
-    "30003": "unreachable handset (off or out of coverage)",
-    "30004": "message blocked by the recipient or carrier",
-    "30005": "unknown destination handset",
-    "30006": "landline or unreachable carrier",
-    "30007": "filtered by the carrier (spam)",
-    "30008": "unknown error",
-    "20429": "too many requests",
-    **{str(c): m for table in (RETRYABLE_CODES, PERMANENT_CODES, STOPPED_CODES) for c, m in table.items()},
-    "unconfirmed": "Twilio never confirmed taking it",
-    "0": "no answer from Twilio",
+# The sender's own codes, beside the provider's.
+OURS: dict[str, str] = {
+    "unconfirmed": "the provider never confirmed taking it",
+    NO_ANSWER: "no answer from the provider",
 }
 STATUSES = ("sent", "delivered", "undelivered", "failed", "cancelled", "retried")
 
 
 def meaning(code: str) -> str:
-    """What a Twilio error code (or one of ours) means, in a few words."""
-    if code in MEANINGS:
-        return MEANINGS[code]
-    if code.isdigit() and 400 <= int(code) < 600:
-        return f"HTTP {code} from the Twilio API"
-    return ""
+    """What an error code (the provider's, or one of ours) means, in a few words."""
+    return OURS.get(code) or twilio_words.describe(code)
 
 
 @dataclass(frozen=True)

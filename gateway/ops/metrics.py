@@ -12,14 +12,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, current_app
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from gateway.ops import auth, delivery, snapshot
+from gateway.runtime import Runtime
 from gateway.store import stats
-from gateway.web.extension import kabootar
 
 bp = Blueprint("metrics", __name__)
 
@@ -108,9 +108,9 @@ class KabootarCollector(Collector):
 
 def exposition() -> bytes:
     """The metrics text for this app's Redis, as of now."""
-    ext = kabootar()
-    figures = snapshot.take(ext.runtime, ext.rq_redis, ext.queues, detail=False)
-    redis = ext.runtime.redis
+    runtime = Runtime.of(current_app)
+    figures = snapshot.take(runtime, detail=False)
+    redis = runtime.redis
     registry = CollectorRegistry(auto_describe=False)
     registry.register(KabootarCollector(figures, stats.totals(redis), delivery.raw_outcomes(redis)))
     return generate_latest(registry)
@@ -118,7 +118,7 @@ def exposition() -> bytes:
 
 @bp.get("/metrics")
 def metrics() -> Response:
-    public = kabootar().runtime.config.metrics_public
+    public = Runtime.of(current_app).config.metrics_public
     if not public and auth.session_operator() is None and auth.basic_operator() is None:
         return Response(
             "log in at /ops/login, or scrape with an operator's name and password (HTTP Basic)\n",

@@ -8,13 +8,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from redis import Redis
-from rq import Queue
-
 from gateway.microblog import moderation
 from gateway.ops import backlog, delivery, failed, workers
 from gateway.runtime import Runtime
 from gateway.store import stats
+from gateway.store.queues import places
 
 # How long the oldest item may wait before the console turns red, by kind of queue.
 OLDEST_ALERT_SECONDS = {"texts": 60.0, "sms": 900.0, "jobs": 120.0}
@@ -66,20 +64,14 @@ def _alerts(queues: list[backlog.QueueFigures], rows: list[workers.WorkerRow]) -
     return alerts
 
 
-def take(
-    runtime: Runtime,
-    rq_redis: Redis,
-    rq_queues: dict[str, Queue],
-    now: float | None = None,
-    detail: bool = True,
-) -> dict[str, Any]:
+def take(runtime: Runtime, now: float | None = None, detail: bool = True) -> dict[str, Any]:
     """The console's figures. `detail` adds failed jobs and moderation lists (the page's)."""
-    redis = runtime.redis
+    redis, rq_queues = runtime.redis, runtime.queues
     now = time.time() if now is None else now
     window = stats.Window.read(redis, 60, now)
-    queues = backlog.read(redis, backlog.specs(rq_queues), window)
+    queues = backlog.read(redis, places(rq_queues), window)
     backlog.sample(redis, queues, now)
-    worker_rows = workers.read(redis, rq_redis, now)
+    worker_rows = workers.read(redis, runtime.rq_redis, now)
     sms = [q for q in queues if q.spec.kind == "sms"]
     outbound = delivery.read(
         redis, sum(q.depth for q in sms), sum(q.later for q in sms), window, runtime.config.sms_mps

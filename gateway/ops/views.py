@@ -4,19 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import g, jsonify, redirect, render_template, request, url_for
+from flask import current_app, g, jsonify, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import generate_csrf
 
 from gateway.ops import accounts, auth, snapshot
 from gateway.ops.blueprint import bp
-from gateway.web.extension import kabootar
+from gateway.runtime import Runtime
 
 
 def figures(detail: bool = True) -> dict[str, Any]:
     """The console's figures for this app's Redis."""
-    ext = kabootar()
-    return snapshot.take(ext.runtime, ext.rq_redis, ext.queues, detail=detail)
+    return snapshot.take(Runtime.of(current_app), detail=detail)
 
 
 @bp.get("")
@@ -26,7 +25,7 @@ def console() -> ResponseReturnValue:
         h=figures(),
         operator=g.operator,
         thresholds=snapshot.OLDEST_ALERT_SECONDS,
-        config=kabootar().runtime.config,
+        config=Runtime.of(current_app).config,
     )
 
 
@@ -55,7 +54,7 @@ def login() -> ResponseReturnValue:
     auth.check_csrf()
     name = request.form.get("name", "")[:64]
     result = accounts.verify(
-        kabootar().runtime.redis, name, request.form.get("password", ""), auth.client_key("login")
+        Runtime.of(current_app).redis, name, request.form.get("password", ""), auth.client_key("login")
     )
     if result.ok:
         auth.log_in(name)

@@ -2,52 +2,33 @@
 
 Each SMS is a small hash (recipient id, body, kind, status, attempts, error code; never
 the number) whose id is derived from its intent and recipient, so queuing the same
-intent twice is a no-op. Ids wait in one of two lists, "replies" (answers, direct
-messages) and "fanout" (bulk), which send jobs drain (see `gateway/sender.py`).
+intent twice is a no-op. Ids wait in one of two lanes, "replies" (answers, direct
+messages) and "fanout" (bulk), which send jobs drain (see `sender.py`).
 
 A message's status only moves forward, by rank: queued < sending < sent < delivered /
 undelivered / failed / cancelled. "sending" means our API call began and we do not know
-yet whether Twilio took it; only a status callback or a long silence resolves it.
+yet whether the provider took it; only its report or a long silence resolves it.
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import cast
 
-import rq
 from redis import Redis
-from rq import Retry
+from rq import Queue
 
-from gateway.store import keys, scripts, stats
+from gateway.providers.records import OPTED_OUT, DeliveryReport
+from gateway.runtime import Runtime
+from gateway.store import keys, queues, scripts, stats
 
 KINDS = ("answer", "direct", "fanout")
-LANES = ("replies", "fanout")
 LANE_OF_KIND = {"answer": "replies", "direct": "replies", "fanout": "fanout"}
-RQ_QUEUE_OF_LANE = {"replies": keys.QUEUE_REPLIES, "fanout": keys.QUEUE_FANOUT}
 RANK = {"queued": 0, "sending": 1, "sent": 2, "delivered": 3, "undelivered": 3, "failed": 3, "cancelled": 3}
-# Twilio's message statuses, as ours: anything Twilio reports means Twilio has taken it.
-FROM_TWILIO = {
-    "accepted": "sent",
-    "scheduled": "sent",
-    "queued": "sent",
-    "sending": "sent",
-    "sent": "sent",
-    "delivered": "delivered",
-    "read": "delivered",
-    "partially_delivered": "delivered",
-    "undelivered": "undelivered",
-    "failed": "failed",
-    "canceled": "failed",
-}
 
-SEND_JOB = "workers.jobs.send_sms"
-_ERROR_CODE = re.compile(r"[1-9][0-9]{0,5}")  # a Twilio error code in a status callback
 MESSAGE_TTL_SECONDS = 14 * 24 * 3600  # the window in which an intent is recognised as sent
 DRAIN_FLAG_TTL_MS = 60_000  # a send job that died frees its lane's slot after this
 QUEUE_CHUNK = 500  # messages per script call when queuing a large audience
@@ -79,14 +60,15 @@ if n > 0 and redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[7]) then schedule 
 return {n, schedule}
 """
 
-# KEYS: message, sending zset, stats.  ARGV: our status, MessageSid, error code, now, message id,
-# subscriber key prefix.  Returns -1 unknown message, 0 nothing newer, 1 recorded.
+# KEYS: message, sending zset, stats.  ARGV: our status, the provider's id, error code, now,
+# message id, subscriber key prefix, "1" if the recipient opted out.
+# Returns -1 unknown message, 0 nothing newer, 1 recorded.
 _CALLBACK = (
     _LUA_RANK
     + """
 local cur = redis.call('HMGET', KEYS[1], 'status', 'r', 'sid')
 if not cur[1] then return -1 end
--- Any callback proves Twilio took the message: it is no longer "outcome unknown".
+-- Any report proves the provider took the message: it is no longer "outcome unknown".
 redis.call('ZREM', KEYS[2], ARGV[5])
 if not cur[3] and ARGV[2] ~= '' then redis.call('HSET', KEYS[1], 'sid', ARGV[2]) end
 if rank[ARGV[1]] <= rank[cur[1]] then return 0 end
@@ -97,7 +79,7 @@ if rank[ARGV[1]] == 3 then
   if ARGV[3] ~= '' then outcome = outcome .. ':' .. ARGV[3] end
   redis.call('HINCRBY', KEYS[3], outcome, 1)
 end
-if ARGV[3] == '21610' then redis.call('HSET', ARGV[6] .. cur[2], 'stopped', '1') end
+if ARGV[7] == '1' then redis.call('HSET', ARGV[6] .. cur[2], 'stopped', '1') end
 return 1
 """
 )
@@ -115,7 +97,26 @@ class OutboundSMS:
     status: str
     attempts: int
     error: int | None
-    sid: str | None
+    provider_id: str | None  # the provider's id for it, once it took it
+
+
+@dataclass(frozen=True)
+class Outbox:
+    """Where SMS go: Redis, the RQ queues, and what links and lengths need."""
+
+    redis: Redis
+    rq_queues: Mapping[str, Queue]
+    public_url: str = ""
+    max_segments: int = 2
+
+    @classmethod
+    def of(cls, runtime: Runtime) -> Outbox:
+        """The outbox of a runtime: its Redis, its queues, its links and SMS lengths."""
+        config = runtime.config
+        return cls(runtime.redis, runtime.queues, config.public_url, config.sms_max_segments)
+
+    def queue(self, messages: list[tuple[int, str]], intent: str, kind: str, force: bool = False) -> int:
+        return queue(self.redis, self.rq_queues, messages, intent=intent, kind=kind, even_if_stopped=force)
 
 
 def message_id(intent: str, recipient: int) -> str:
@@ -123,25 +124,16 @@ def message_id(intent: str, recipient: int) -> str:
     return hashlib.sha256(f"{intent}\n{recipient}".encode()).hexdigest()[:32]
 
 
-def enqueue_send_job(rq_queue: rq.Queue, lane: str, at: float | None = None) -> None:
+def enqueue_send_job(rq_queues: Mapping[str, Queue], lane: str, at: float | None = None) -> None:
     """Ask a worker to send the lane's waiting SMS (at unix time `at`, or now)."""
-    options = dict(
-        description=f"send sms ({lane})",
-        result_ttl=0,
-        failure_ttl=7 * 24 * 3600,
-        job_timeout=300,
-        retry=Retry(max=5, interval=[1, 5, 15, 60, 300]),
-    )
     # A wait of a second or so is slept off inside the job: no need for RQ's scheduler.
-    if at is None or at <= time.time() + 2.0:
-        rq_queue.enqueue(SEND_JOB, lane, **options)
-    else:
-        rq_queue.enqueue_at(datetime.fromtimestamp(at, UTC), SEND_JOB, lane, **options)
+    later = at if at is not None and at > time.time() + 2.0 else None
+    queues.enqueue(rq_queues, queues.send_sms(lane), lane, description=f"send sms ({lane})", at=later)
 
 
 def queue(
     redis: Redis,
-    rq_queues: dict[str, rq.Queue],
+    rq_queues: Mapping[str, Queue],
     messages: Sequence[tuple[int, str]],
     *,
     intent: str,
@@ -180,12 +172,12 @@ def queue(
     if queued:
         stats.record(redis, f"in:sms-{lane}", queued)
     if schedule:
-        enqueue_send_job(rq_queues[RQ_QUEUE_OF_LANE[lane]], lane)
+        enqueue_send_job(rq_queues, lane)
     return queued
 
 
 def mark_stopped(redis: Redis, sub_id: int, stopped: bool) -> None:
-    """Record that a subscriber opted out (STOP, Twilio's 21610) or back in (START).
+    """Record that a subscriber opted out (STOP, or their provider says so) or back in (START).
 
     SMS already queued for them are dropped when their turn comes while they are stopped.
     """
@@ -214,24 +206,23 @@ def get(redis: Redis, message_id: str) -> OutboundSMS | None:
         status=h.get("status", ""),
         attempts=int(h.get("attempts", 0)),
         error=int(h["error"]) if h.get("error") else None,
-        sid=h.get("sid") or None,
+        provider_id=h.get("sid") or None,
     )
 
 
-def record_callback(redis: Redis, message_id: str, message_sid: str, twilio_status: str, error: str) -> str:
-    """Apply a Twilio status callback: "recorded", "stale" (nothing newer) or "unknown".
+def record_report(redis: Redis, message_id: str, report: DeliveryReport) -> str:
+    """Apply a provider's report on our SMS `message_id`: "recorded", "stale" (nothing newer)
+    or "unknown".
 
-    Repeats and callbacks out of order are harmless: a status never moves back (a late
-    "sent" leaves "delivered" alone). A callback for a message still "sending" settles it.
+    Repeats and reports out of order are harmless: a status never moves back (a late
+    "sent" leaves "delivered" alone). A report for a message still "sending" settles it.
     """
-    ours = FROM_TWILIO.get(twilio_status.lower())
-    if ours is None:
+    if not report.status:
         return "stale"
-    # Twilio's codes are a few ASCII digits; str.isdigit() also passes "²" and 5,000-digit
-    # strings, which int() then refuses wherever the code is read back (the console).
-    code = error.strip() if _ERROR_CODE.fullmatch(error.strip()) else ""
+    opted_out = "1" if report.outcome == OPTED_OUT else "0"
     result = scripts.load(redis, _CALLBACK)(
         keys=[keys.outbound_message(message_id), keys.OUTBOUND_SENDING, keys.OUTBOUND_STATS],
-        args=[ours, message_sid, code, f"{time.time():.3f}", message_id, keys.subscriber("")],
-    )
+        args=[report.status, report.provider_id, report.code, f"{time.time():.3f}", message_id,
+              keys.subscriber(""), opted_out],
+    )  # fmt: skip
     return {-1: "unknown", 0: "stale", 1: "recorded"}[int(result)]

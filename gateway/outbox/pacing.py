@@ -13,14 +13,17 @@ Slots reserved but never used are lost, never handed out twice, so a worker that
 holding some can only make the rate lower. Redis' own clock decides (TIME inside the
 script), so workers on machines whose clocks disagree still share one schedule.
 
-The schedule is kept where our calls start; Twilio counts where they arrive, after a
-delay of our own (the HTTP client, a process waiting for a CPU) and of the network that
-varies per call and now and then exceeds the headroom's ~110 ms. So each call also
-passes a guard on its way out (`admit`, then `release` when answered): a call counts in
-a one-second window from when it is let through until a second after its answer came
-back, and is let through only while the window holds under SMS_MPS segments. A request
-arrives after it was let through and before it was answered, so however late it arrives,
-any second at Twilio holds at most SMS_MPS segments. On schedule, the guard never waits.
+The schedule is kept where our calls start; the provider counts where they arrive, after
+a delay of our own (the HTTP client, a process waiting for a CPU) and of the network
+that varies per call (10–30 ms here, over 100 ms on a saturated box): bunched arrivals
+once broke the limit, and a schedule run 3–5% under the rate still let an SMS too many
+through a second under load. So each call also passes a guard on its way out (`admit`,
+then `release` when answered): a call counts in a one-second window from when it is let
+through until a second after its answer came back, and is let through only while the
+window holds under SMS_MPS segments. A request arrives after it was let through and
+before it was answered, so however late it arrives, any second at the provider holds at
+most SMS_MPS segments. So the schedule itself runs at the full rate, and on schedule the
+guard never waits.
 """
 
 from __future__ import annotations
@@ -32,14 +35,6 @@ from dataclasses import dataclass
 from redis import Redis
 
 from gateway.store import keys, scripts
-
-# The schedule spaces slots at 1/rate. It used to run 10% under the rate (HEADROOM 0.9),
-# because a request reaches Twilio some time after its slot (10–30 ms here, over 100 ms on
-# a saturated box) and bunched arrivals broke the limit: 0.97 and 0.95 each let one SMS
-# too many through a second under load. The guard below (`admit`) now holds the limit
-# wherever calls arrive, so the schedule runs at the full rate: 98/s of SMS_MPS=100 in
-# `make bench`, never over 100 in a second.
-HEADROOM = 1.0
 
 # KEYS: bucket.  ARGV: ms one segment costs, horizon ms, then each message's segments.
 # Grants the longest prefix of the messages whose slots start within the horizon.
@@ -87,7 +82,7 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
 return redis.call('ZADD', KEYS[1], 'XX', now + 1000, ARGV[1])
 """
-# Longer than any API call (twilio.API_TIMEOUT_SECONDS): a call still in flight keeps its
+# Longer than any API call (providers/twilio/api.py's API_TIMEOUT_SECONDS): a call still in flight keeps its
 # place this long, so one whose worker died frees it after this.
 IN_FLIGHT_SECONDS = 20.0
 
@@ -106,8 +101,8 @@ class Reservation:
 
 
 def seconds_per_segment(rate: float) -> float:
-    """The spacing of segments at `rate` (with the headroom)."""
-    return 1.0 / (rate * HEADROOM)
+    """The spacing of segments at `rate`."""
+    return 1.0 / rate
 
 
 def reserve(redis: Redis, segments: Sequence[int], rate: float, horizon: float = 5.0) -> Reservation:
@@ -131,29 +126,6 @@ def reserve(redis: Redis, segments: Sequence[int], rate: float, horizon: float =
         at.append(slot)
         slot += max(1, int(n)) * per_ms / 1000.0
     return Reservation(at=tuple(at), wait=wait)
-
-
-def acquire(redis: Redis, segments: int, rate: float) -> float:
-    """Take `segments` from the shared budget: 0.0 when granted, else seconds to wait first.
-
-    Nothing is taken when the answer is a wait: call again after sleeping. A rate of 0 or
-    less means unpaced.
-    """
-    got = reserve(redis, [segments], rate, horizon=0.0)
-    return 0.0 if got.granted else max(got.wait, 1e-3)
-
-
-def wait_for(redis: Redis, segments: int, rate: float, deadline: float | None = None) -> float:
-    """Block until `segments` are granted and return 0.0; or, if that would pass `deadline`
-    (a `time.monotonic()` value), take nothing and return how many seconds are still to wait.
-    """
-    while True:
-        wait = acquire(redis, segments, rate)
-        if wait <= 0:
-            return 0.0
-        if deadline is not None and time.monotonic() + wait > deadline:
-            return wait
-        time.sleep(wait)
 
 
 def _member(call_id: str, segments: int) -> str:

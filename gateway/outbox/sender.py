@@ -1,25 +1,25 @@
-"""The workers' side of outbound SMS: claim a batch, pace it, call Twilio once per message.
+"""The workers' side of outbound SMS: claim a batch, pace it, call the provider once per message.
 
 A batch costs two round trips to Redis whatever its size (read the messages, settle them
 all, each a pipeline of per-message scripts), plus three per message around its API call
 (the rate guard, begin, the guard again); the calls run SEND_CONCURRENCY at a time in a
 thread pool, one recipient's in the order queued. When paced, the batch reserves its
 slots of the shared rate at once (`pacing.reserve`), each call waits for its own slot and
-passes the send-rate guard (`pacing.admit`), which keeps the rate where Twilio counts it
-however late a call is.
+passes the send-rate guard (`pacing.admit`), which keeps the rate where the provider
+counts it however late a call is.
 
-Like the inbox, a send job claims a batch of ids by moving them into a claim list of its
-own, so a killed worker's batch goes back to its lane (`reclaim_stale`). Each message
-then moves queued → sending atomically right before its API call; only the job that made
-that move may call Twilio for it, so a message is never sent twice, however often its id
-reappears. A message left "sending" (the worker died mid-call, or Twilio never answered)
-waits for a status callback to settle it; after `UNCONFIRMED_GRACE_SECONDS` of silence it
+Each lane is a worklist (`gateway.store.worklist`): a send job claims a batch of ids, so
+a killed worker's batch goes back to its lane (`reclaim_stale`). Each message then moves
+queued → sending atomically right before its API call; only the job that made that move
+may call the provider for it, so a message is never sent twice, however often its id
+reappears. A message left "sending" (the worker died mid-call, or the provider never
+answered) waits for a delivery report to settle it; after `UNCONFIRMED_GRACE_SECONDS` of silence it
 is taken as never accepted and queued again (`reap_unconfirmed`). Marking each message
 just before its call keeps that slow path to the calls in flight when a worker dies.
 
 Retryable errors (429, 5xx, no connection) go to a per-lane delay zset with exponential
 backoff and jitter, and take their slot of the send rate again like a first try; they are
-retried for RETRY_WINDOW_SECONDS however many attempts that takes, so an outage at Twilio
+retried for RETRY_WINDOW_SECONDS however many attempts that takes, so an outage at the provider
 delays SMS but loses none. A job sleeps through short waits and otherwise schedules its
 successor for when the next retry is due. A job gives its worker back after
 `JOB_BUDGET_SECONDS`, so texts coming in are never stuck behind a long fan-out.
@@ -34,18 +34,20 @@ import uuid
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
 from redis import Redis
-from rq import Queue
 
 from gateway import segments
 from gateway.outbox import pacing
-from gateway.outbox.outbound import DRAIN_FLAG_TTL_MS, LANES, RQ_QUEUE_OF_LANE, enqueue_send_job
+from gateway.outbox.outbound import DRAIN_FLAG_TTL_MS, enqueue_send_job
 from gateway.outbox.sender_scripts import LUA
-from gateway.providers.twilio import SendError, SendResult
+from gateway.providers.records import OPTED_OUT, Sender, SendError
 from gateway.runtime import Runtime
 from gateway.store import keys, scripts, stats
+from gateway.store.queues import LANES
+from gateway.store.worklist import Worklist
+from gateway.store.worklist import promote_due as _promote
 
 log = logging.getLogger(__name__)
 
@@ -59,23 +61,19 @@ SEND_CONCURRENCY = 16  # API calls in flight per send job
 # the job budget) and an API call: an older claim is a dead job's. (Returning a live job's
 # ids early would cost nothing but time: "begin" lets only one job send each.)
 CLAIM_STALE_SECONDS = 30.0
-# Twilio's callbacks come within seconds: this long a silence means it never took the SMS.
+# A provider reports within seconds: this long a silence means it never took the SMS.
 UNCONFIRMED_GRACE_SECONDS = 600.0
 # Calls whose outcome stayed unknown before an SMS is failed as "unconfirmed" (refusals,
 # which certainly sent nothing, do not count).
 MAX_ATTEMPTS = 8
 RETRY_BASE_SECONDS = 1.0
-# The longest wait between two tries, which is also how late SMS resume once Twilio is
+# The longest wait between two tries, which is also how late SMS resume once a provider is
 # back after an outage: retries take slots of the send rate like first tries, so trying
-# often costs Twilio no more than SMS_MPS.
+# often costs the provider no more than SMS_MPS.
 RETRY_CAP_SECONDS = 30.0
-# Throttled or refused by a Twilio in trouble, an SMS is retried this long after it was
-# queued (DESIGN: "retried until a permanent outcome"); then it fails with the last code.
+# Throttled or refused by a provider in trouble, an SMS is retried this long after it was
+# queued ("retried until a permanent outcome"); then it fails with the last code.
 RETRY_WINDOW_SECONDS = 24 * 3600.0
-
-
-class Sender(Protocol):
-    def send(self, to: str, body: str, status_callback: str) -> SendResult: ...
 
 
 @dataclass(frozen=True)
@@ -94,22 +92,22 @@ def backoff(attempts: int) -> float:
     return delay / 2 + random.uniform(0, delay / 2)
 
 
+def lane_of(name: str) -> Worklist:
+    """The worklist of an outbound lane ("replies" or "fanout")."""
+    return Worklist(keys.outbound_lane(name), keys.outbound_claims(name), keys.outbound_claim)
+
+
 def reclaim_stale(redis: Redis, older_than: float | None = None) -> int:
     """Return the batches of dead send jobs to the head of their lanes; returns how many ids."""
     older_than = CLAIM_STALE_SECONDS if older_than is None else older_than
-    returned = 0
-    for lane in LANES:
-        stale = redis.zrangebyscore(keys.outbound_claims(lane), "-inf", time.time() - older_than)
-        for token in cast(list[str], stale):
-            claim = [keys.outbound_lane(lane), keys.outbound_claim(token), keys.outbound_claims(lane)]
-            returned += int(_script(redis, "return", claim, [token]))
+    returned = sum(lane_of(name).reclaim_stale(redis, older_than)[0] for name in LANES)
     if returned:
         log.warning("returned %d SMS from abandoned send batches to their lanes", returned)
     return returned
 
 
 def reap_unconfirmed(redis: Redis, grace: float | None = None) -> int:
-    """Queue again the SMS left "sending" with no word from Twilio for `grace` seconds
+    """Queue again the SMS left "sending" with no word from the provider for `grace` seconds
     (fail those whose calls had no known outcome MAX_ATTEMPTS times)."""
     grace = UNCONFIRMED_GRACE_SECONDS if grace is None else grace
     now = time.time()
@@ -119,18 +117,14 @@ def reap_unconfirmed(redis: Redis, grace: float | None = None) -> int:
         result = _script(redis, "reap", ks, [mid, f"{now:.3f}", MAX_ATTEMPTS, keys.outbound_lane("")])
         requeued += result == 1
     if requeued:
-        log.warning("%d SMS never confirmed by Twilio were queued again", requeued)
+        log.warning("%d SMS never confirmed by their provider were queued again", requeued)
     return requeued
 
 
 def promote_due(redis: Redis, lanes: Sequence[str] = LANES) -> int:
     """Move retries whose time has come back into their lanes."""
-    now = f"{time.time():.3f}"
-    moved = 0
-    for lane in lanes:
-        ks = [keys.outbound_delayed(lane), keys.outbound_lane(lane)]
-        moved += int(_script(redis, "promote", ks, [now, 1000]))
-    return moved
+    now = time.time()
+    return sum(_promote(redis, keys.outbound_delayed(name), keys.outbound_lane(name), now) for name in lanes)
 
 
 def _next_due(redis: Redis, lanes: Sequence[str]) -> float | None:
@@ -148,10 +142,11 @@ class _Attempt:
     mid: str
     created: float | None
     outcome: str = "sent"  # sent / retry / failed / unknown
-    sid: str = ""
+    provider_id: str = ""
     segments: int = 0
     code: str = ""
     due: float = 0.0
+    opted_out: bool = False
 
 
 @dataclass(frozen=True)
@@ -188,7 +183,7 @@ def _begin(batch: _Batch, mid: str) -> list[str]:
 
 
 def may_retry(created: float | None, attempts: int) -> bool:
-    """Whether a refused SMS (throttled, Twilio's trouble) is tried again: for as long as
+    """Whether a refused SMS (throttled, the provider's trouble) is tried again: for as long as
     RETRY_WINDOW_SECONDS since it was queued, however many attempts that takes."""
     if created is None:
         return attempts < MAX_ATTEMPTS
@@ -196,13 +191,13 @@ def may_retry(created: float | None, attempts: int) -> bool:
 
 
 def _call(batch: _Batch, call: _Call) -> _Attempt | None:
-    """Wait for the message's slot of the send rate, mark it sending, then call Twilio.
+    """Wait for the message's slot of the send rate, mark it sending, then call the provider.
     None when the message is no longer to be sent (cancelled, gone, taken by another job)."""
     delay = call.slot - time.monotonic()
     if delay > 0:
         time.sleep(delay)
     redis, rate = batch.runtime.redis, batch.runtime.config.sms_mps
-    # Through the send-rate guard (late calls must not bunch where Twilio counts), then
+    # Through the send-rate guard (late calls must not bunch where the provider counts), then
     # marked "sending" just before the request: a worker killed before that leaves the
     # message claimed (certainly unsent: it goes back to its lane), not "sending".
     call_id = f"{call.mid}:{uuid.uuid4().hex[:8]}"
@@ -220,12 +215,12 @@ def _call(batch: _Batch, call: _Call) -> _Attempt | None:
 
 def _request(batch: _Batch, call: _Call, got: list[str]) -> _Attempt:
     """The API call for a message just marked sending, and what came of it."""
-    mid, created, config = call.mid, call.created, batch.runtime.config
+    mid, created = call.mid, call.created
     body, attempts = got[1], int(got[3])
-    callback = f"{config.public_url}/twilio/status?m={mid}"
     try:
-        result = batch.sender.send(batch.runtime.vault.decrypt(got[2]), body, callback)
-        return _Attempt(mid, created, sid=result.sid, segments=result.num_segments or segments.segments(body))
+        result = batch.sender.send(batch.runtime.vault.decrypt(got[2]), body, mid)
+        cost = result.segments or segments.segments(body)
+        return _Attempt(mid, created, provider_id=result.provider_id, segments=cost)
     except SendError as e:
         if e.outcome_unknown:
             outcome, due = "unknown", 0.0
@@ -234,7 +229,7 @@ def _request(batch: _Batch, call: _Call, got: list[str]) -> _Attempt:
         else:
             outcome, due = "failed", 0.0
         log.info("SMS %s attempt %d: %s (%s)", mid, attempts, outcome, e.message)
-        return _Attempt(mid, created, outcome=outcome, code=str(e.code), due=due)
+        return _Attempt(mid, created, outcome=outcome, code=e.code, due=due, opted_out=e.outcome == OPTED_OUT)
     except Exception as e:  # never a crash: the outcome is simply unknown
         log.error("SMS %s attempt %d: unexpected %s", mid, attempts, type(e).__name__)
         return _Attempt(mid, created, outcome="unknown", code="0")
@@ -255,8 +250,8 @@ def _settle_all(redis: Redis, lane: str, done: Sequence[_Attempt]) -> None:
     pipe = redis.pipeline(transaction=False)
     for a in done:
         ks = [keys.outbound_message(a.mid), keys.OUTBOUND_SENDING, keys.OUTBOUND_STATS, delayed]
-        args: list[str | int] = [a.outcome, a.mid, now, a.sid, a.segments, a.code, f"{a.due:.3f}"]
-        args.append(keys.subscriber(""))
+        args: list[str | int] = [a.outcome, a.mid, now, a.provider_id, a.segments, a.code, f"{a.due:.3f}"]
+        args += [keys.subscriber(""), "1" if a.opted_out else "0"]
         script(keys=ks, args=args, client=pipe)
         if a.outcome in ("sent", "failed"):
             stats.record(pipe, f"out:sms-{lane}")
@@ -322,8 +317,7 @@ def _send_batch(
     _settle_all(redis, lane, done)
     if killed is not None:
         raise killed
-    claim = [keys.outbound_lane(lane), keys.outbound_claim(token), keys.outbound_claims(lane)]
-    _script(redis, "return", claim, [token])
+    lane_of(lane).give_back(redis, token)
     return resume_at
 
 
@@ -369,11 +363,9 @@ def _drain(
         if time.monotonic() >= deadline:
             return _leftover(redis, lanes)
         for lane in lanes:  # the replies lane first, at every batch
-            token = uuid.uuid4().hex
-            claim = [keys.outbound_lane(lane), keys.outbound_claim(token), keys.outbound_claims(lane)]
-            ids: list[str] = _script(redis, "claim", claim, [batch, token, f"{time.time():.3f}"])
-            if ids:
-                resume_at = _send_batch(runtime, sender, pool, lane, token, ids, deadline)
+            claim = lane_of(lane).claim(redis, batch)
+            if claim.ids:
+                resume_at = _send_batch(runtime, sender, pool, lane, claim.token, claim.ids, deadline)
                 if resume_at is not None:
                     return _leftover(redis, lanes, resume_at)
                 break
@@ -387,22 +379,22 @@ def _drain(
             time.sleep(max(0.0, min(wait, 1.0)))
 
 
-def run_job(runtime: Runtime, sender: Sender, rq_queues: dict[str, Queue], lane: str) -> None:
+def run_job(runtime: Runtime, sender: Sender, lane: str) -> None:
     """One send job: recover, drain, then hand over to a successor or free the lane's slot."""
     redis = runtime.redis
     reclaim_stale(redis)
     reap_unconfirmed(redis)
     out = drain(runtime, sender, ("replies",) if lane == "replies" else ("replies", "fanout"))
-    flag, queue = keys.outbound_drain_scheduled(lane), rq_queues[RQ_QUEUE_OF_LANE[lane]]
+    flag = keys.outbound_drain_scheduled(lane)
     if out.more or out.next_due is not None:
         later = max(0.0, (out.next_due or 0) - time.time())
         redis.set(flag, "1", px=int(later * 1000) + DRAIN_FLAG_TTL_MS)
-        enqueue_send_job(queue, lane, at=out.next_due)
+        enqueue_send_job(runtime.queues, lane, at=out.next_due)
     else:
         # Free the slot, then look once more: an SMS queued meanwhile saw the slot taken.
         redis.delete(flag)
         if has_work(redis, lane) and redis.set(flag, "1", nx=True, px=DRAIN_FLAG_TTL_MS):
-            enqueue_send_job(queue, lane)
+            enqueue_send_job(runtime.queues, lane)
 
 
 def needs_drain(redis: Redis) -> list[str]:

@@ -1,27 +1,11 @@
-"""The Lua scripts behind `gateway/sender.py`: each state change of an outbound SMS is one
-atomic step in Redis, so two jobs holding the same id can never both call Twilio for it.
+"""The Lua scripts behind `sender.py`: each state change of an outbound SMS is one atomic
+step in Redis, so two jobs holding the same id can never both call the provider for it.
 
 Statuses rank queued < sending < sent < delivered / undelivered / failed / cancelled; only
 "begin" moves a message out of "queued", and only to "sending".
 """
 
 LUA: dict[str, str] = {}
-# KEYS: lane, claim list, claims zset.  ARGV: batch size, token, now.
-LUA["claim"] = """
-local ids = redis.call('LPOP', KEYS[1], ARGV[1])
-if not ids then return {} end
-redis.call('RPUSH', KEYS[2], unpack(ids))
-redis.call('ZADD', KEYS[3], ARGV[3], ARGV[2])
-return ids
-"""
-# KEYS: lane, claim list, claims zset.  ARGV: token.  Back to the head, in their order.
-LUA["return"] = """
-local ids = redis.call('LRANGE', KEYS[2], 0, -1)
-for i = #ids, 1, -1 do redis.call('LPUSH', KEYS[1], ids[i]) end
-redis.call('DEL', KEYS[2])
-redis.call('ZREM', KEYS[3], ARGV[1])
-return #ids
-"""
 # KEYS: message, sending zset, claim list, claims zset, stats.  ARGV: now, id, subscriber prefix, token.
 LUA["begin"] = """
 redis.call('LREM', KEYS[3], 1, ARGV[2])
@@ -41,7 +25,8 @@ redis.call('ZADD', KEYS[2], ARGV[1], ARGV[2])
 return {'go', m[3], s[1], tostring(attempts)}
 """
 # KEYS: message, sending zset, stats, delayed zset.
-# ARGV: outcome (sent/retry/failed/unknown), id, now, sid, segments, error code, due, subscriber prefix.
+# ARGV: outcome (sent/retry/failed/unknown), id, now, the provider's id, segments, error code,
+# due, subscriber prefix, "1" if the recipient opted out.
 LUA["settle"] = """
 local cur = redis.call('HMGET', KEYS[1], 'status', 'r')
 if ARGV[1] == 'sent' then
@@ -66,7 +51,7 @@ if ARGV[1] == 'retry' then
 else
   redis.call('HSET', KEYS[1], 'status', 'failed')
   redis.call('HINCRBY', KEYS[3], 'failed:' .. ARGV[6], 1)
-  if ARGV[6] == '21610' then redis.call('HSET', ARGV[8] .. cur[2], 'stopped', '1') end
+  if ARGV[9] == '1' then redis.call('HSET', ARGV[8] .. cur[2], 'stopped', '1') end
 end
 return 1
 """
@@ -75,7 +60,7 @@ LUA["reap"] = """
 local m = redis.call('HMGET', KEYS[1], 'status', 'kind', 'attempts', 'refused')
 redis.call('ZREM', KEYS[2], ARGV[1])
 if m[1] ~= 'sending' then return 0 end
--- Attempts Twilio refused sent nothing: only those with no known outcome count here.
+-- Attempts the provider refused sent nothing: only those with no known outcome count here.
 if tonumber(m[3] or '0') - tonumber(m[4] or '0') >= tonumber(ARGV[3]) then
   redis.call('HSET', KEYS[1], 'status', 'failed', 'updated', ARGV[2])
   redis.call('HINCRBY', KEYS[3], 'failed:unconfirmed', 1)
@@ -86,12 +71,4 @@ local lane = 'replies'
 if m[2] == 'fanout' then lane = 'fanout' end
 redis.call('RPUSH', ARGV[4] .. lane, ARGV[1])
 return 1
-"""
-# KEYS: delayed zset, lane.  ARGV: now, limit.
-LUA["promote"] = """
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
-if #ids == 0 then return 0 end
-redis.call('ZREM', KEYS[1], unpack(ids))
-redis.call('RPUSH', KEYS[2], unpack(ids))
-return #ids
 """

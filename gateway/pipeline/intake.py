@@ -1,28 +1,37 @@
-"""Received texts: parsed from Twilio's webhook, stored durably, queued for the workers.
+"""Received texts, accepted: stored durably and queued for the workers.
 
-The webhook's only Redis work is one script call: it records the MessageSid (so a
-repeat is recognised), stores the text with the number already encrypted, and appends
-the sid to the inbox. Turning texts into posts is the workers' job (see `inbox.py`).
+Whatever provider a text came through, its webhook hands it over here as a neutral
+`InboundText`. Storing it is one script call: it records the message id (so a repeat is
+recognised), stores the text with the number already encrypted, and appends the id to
+the inbox; only then may the webhook say "got it". Turning texts into posts is the
+workers' job (see `inbox.py`).
 """
 
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+import logging
 
 from redis import Redis
+from redis.exceptions import RedisError
+from rq import Queue
 
 from gateway.phones import PhoneVault
-from gateway.store import keys, scripts, stats
+from gateway.providers.records import InboundText
+from gateway.runtime import Runtime
+from gateway.store import keys, queues, scripts, stats
+from gateway.store.worklist import Worklist
 
-MAX_MEDIA = 10  # Twilio sends at most 10 media items per MMS
-SEEN_TTL_SECONDS = 7 * 24 * 3600  # Twilio's retries and our replays arrive well within this
+log = logging.getLogger(__name__)
+
+SEEN_TTL_SECONDS = 7 * 24 * 3600  # a provider's retries and our replays arrive well within this
 DRAIN_SCHEDULE_TTL_MS = 30_000  # a drain job that died frees the slot after this
 
+# The texts waiting to become posts or commands, by message id.
+INBOX = Worklist(keys.INBOX, keys.INBOX_CLAIMS, keys.inbox_claim)
+
 # KEYS: seen marker, message hash, inbox, drain-scheduled flag, stats total, stats minute
-# ARGV: sid, seen ttl, flag ttl ms, stats ttl, field/value pairs…
+# ARGV: message id, seen ttl, flag ttl ms, stats ttl, field/value pairs…
 # Returns 0 for a repeat, 1 for stored, 2 for stored and "please enqueue a drain job".
 # The console's counters ride along in the same call (no extra round trip per text).
 _INGEST = (
@@ -41,60 +50,28 @@ return 1
 )
 
 
-class MalformedMessage(ValueError):
-    """The webhook's form lacks what every Twilio message has."""
-
-
-@dataclass(frozen=True)
-class InboundSMS:
-    """A text as Twilio delivered it; `sender` is the plain number and never leaves memory."""
-
-    message_sid: str
-    sender: str
-    body: str
-    media: tuple[str, ...] = ()
-    received_at: float = field(default_factory=time.time)
-
-    @classmethod
-    def from_twilio(cls, form: Mapping[str, str]) -> InboundSMS:
-        """Read Twilio's fields (MessageSid, From, Body, NumMedia, MediaUrl<n>)."""
-        sid = (form.get("MessageSid") or form.get("SmsSid") or "").strip()
-        sender = (form.get("From") or "").strip()
-        if not sid or not sender:
-            raise MalformedMessage("MessageSid and From are required")
-        if len(sid) > 64 or not sid.isascii() or not sid.isprintable():
-            raise MalformedMessage("MessageSid is not a Twilio message id")
-        try:
-            num_media = min(int(form.get("NumMedia") or 0), MAX_MEDIA)
-        except ValueError:
-            raise MalformedMessage("NumMedia is not a number") from None
-        media = tuple(url for n in range(max(num_media, 0)) if (url := form.get(f"MediaUrl{n}", "").strip()))
-        return cls(message_sid=sid, sender=sender, body=form.get("Body") or "", media=media)
-
-
-def store(redis: Redis, vault: PhoneVault, sms: InboundSMS) -> str:
+def store(redis: Redis, vault: PhoneVault, text: InboundText) -> str:
     """Store and queue a text in one round trip. Returns "duplicate", "stored" or "schedule"."""
-    from_key, from_encrypted = vault.protect(sms.sender)
+    from_key, from_encrypted = vault.protect(text.sender)
     fields = {
-        "sid": sms.message_sid,
+        "sid": text.message_id,
         "from_key": from_key,
         "from": from_encrypted,
-        "body": sms.body,
-        "at": f"{sms.received_at:.3f}",
+        "body": text.body,
+        "at": f"{text.received_at:.3f}",
     }
-    if sms.media:
-        fields["media"] = json.dumps(sms.media)
-    script = scripts.load(redis, _INGEST)
-    result = script(
+    if text.media:
+        fields["media"] = json.dumps(text.media)
+    result = scripts.load(redis, _INGEST)(
         keys=[
-            keys.seen_message(sms.message_sid),
-            keys.inbound_message(sms.message_sid),
+            keys.seen_message(text.message_id),
+            keys.inbound_message(text.message_id),
             keys.INBOX,
             keys.INBOX_DRAIN_SCHEDULED,
-            *stats.lua_keys(sms.received_at),
+            *stats.lua_keys(text.received_at),
         ],
         args=[
-            sms.message_sid,
+            text.message_id,
             SEEN_TTL_SECONDS,
             DRAIN_SCHEDULE_TTL_MS,
             stats.MINUTE_TTL_SECONDS,
@@ -102,3 +79,21 @@ def store(redis: Redis, vault: PhoneVault, sms: InboundSMS) -> str:
         ],
     )
     return {0: "duplicate", 1: "stored", 2: "schedule"}[int(result)]
+
+
+def schedule_drain(rq_queues: dict[str, Queue]) -> None:
+    """Ask a worker to turn the waiting texts into posts."""
+    queues.enqueue(rq_queues, queues.DRAIN_INBOX, description="drain inbox")
+
+
+def accept(runtime: Runtime, text: InboundText) -> str:
+    """Store a checked text in the inbox and see that a drain job will post it; returns
+    `store`'s outcome. Raises RedisError when the text may not have been stored."""
+    outcome = store(runtime.redis, runtime.vault, text)
+    if outcome == "schedule":
+        try:
+            schedule_drain(runtime.queues)
+        except RedisError:
+            # The text is safe in the inbox; a worker's watchdog schedules the drain.
+            log.warning("stored %s but could not enqueue its drain job", text.message_id)
+    return outcome

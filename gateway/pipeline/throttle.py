@@ -15,16 +15,7 @@ from typing import cast
 
 from redis import Redis
 
-from gateway.store import keys, scripts, stats
-
-# KEYS: deferred zset, inbox.  ARGV: now, most to move
-_PROMOTE = """
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
-if #due == 0 then return 0 end
-redis.call('ZREM', KEYS[1], unpack(due))
-redis.call('RPUSH', KEYS[2], unpack(due))
-return #due
-"""
+from gateway.store import keys, stats, worklist
 
 
 def over_limit(redis: Redis, candidates: Sequence[tuple[str, int]], limit: int, now: float) -> list[str]:
@@ -64,6 +55,11 @@ def over_limit(redis: Redis, candidates: Sequence[tuple[str, int]], limit: int, 
 
 def promote_due(redis: Redis, now: float | None = None, most: int = 1000) -> int:
     """Return texts whose wait is over to the inbox; returns how many."""
-    now = time.time() if now is None else now
-    script = scripts.load(redis, _PROMOTE)
-    return int(script(keys=[keys.INBOX_DEFERRED, keys.INBOX], args=[f"{now:.3f}", most]))
+    return worklist.promote_due(redis, keys.INBOX_DEFERRED, keys.INBOX, now, most)
+
+
+def forget(redis: Redis, sub_id: int) -> None:
+    """Drop a texter's counters (FORGET ME)."""
+    minute = int(time.time() // 60)
+    # Counters live two minutes (`over_limit`); a clock a minute off is covered.
+    redis.delete(*(keys.post_rate(sub_id, m) for m in (minute - 2, minute - 1, minute, minute + 1)))

@@ -1,16 +1,11 @@
-"""Every Redis key and queue name Kabootar uses. Nothing else spells "kb:".
+"""Every Redis key Kabootar uses. Nothing else spells "kb:" (RQ's queue names are in
+`queues.py`).
 
 Keys that name a subscriber use its numeric id or the keyed hash of its number,
 never the number itself.
 """
 
 PREFIX = "kb:"
-
-# RQ queues, highest priority first: a worker drains them in this order.
-QUEUE_INBOUND = "kb-inbound"  # drain jobs that turn stored texts into posts
-QUEUE_REPLIES = "kb-replies"  # answers to a texter's own command, direct messages
-QUEUE_FANOUT = "kb-fanout"  # bulk: a post to its followers
-QUEUES = (QUEUE_INBOUND, QUEUE_REPLIES, QUEUE_FANOUT)
 
 # Inbound pipeline
 INBOX = PREFIX + "inbox"  # list of MessageSids waiting to become posts
@@ -70,7 +65,7 @@ def replies(post_id: int | str) -> str:
 WORKER_HEARTBEAT = PREFIX + "workers:heartbeat"  # zset: worker name -> last beat (unix time)
 
 
-# Outbound SMS (gateway/outbound.py). A lane is "replies" (answers, DMs) or "fanout" (bulk).
+# Outbound SMS (gateway/outbox/). A lane is "replies" (answers, DMs) or "fanout" (bulk).
 OUTBOUND_SENDING = PREFIX + "out:sending"  # zset: message id -> when its API call began
 OUTBOUND_PACING = PREFIX + "out:pacing"  # the shared token bucket's theoretical arrival time (ms)
 OUTBOUND_STATS = PREFIX + "out:stats"  # hash: outcome ("sent", "retried", "failed:21211", …) -> count
@@ -110,7 +105,7 @@ def outbound_drain_scheduled(lane: str) -> str:
 SIMULATOR_PREFIX = "sim:"
 
 
-# Follows, commands, fan-out and web replies (gateway/follows.py, actions.py, web_replies.py)
+# Follows, commands, fan-out and web replies (microblog/follows.py, commands/actions.py, web/replies.py)
 def following(sub_id: int | str) -> str:
     """Set: ids of the subscribers this subscriber follows."""
     return f"{PREFIX}fol:{sub_id}:users"
@@ -141,7 +136,7 @@ def web_reply_rate(client: str, window: int) -> str:
     return f"{PREFIX}web:replies:{client}:{window}"
 
 
-# Operator console: counters, moderation, accounts (gateway/stats.py, gateway/moderation.py, gateway/ops/)
+# Operator console: counters, moderation, accounts (store/stats.py, microblog/moderation.py, ops/)
 STATS_TOTAL = PREFIX + "stats:total"  # hash: counter name -> count since the data began
 BLOCKED_SUBSCRIBERS = PREFIX + "mod:blocked"  # set of subscriber ids whose texts make no post
 MODERATION_LOG = PREFIX + "mod:log"  # capped list of JSON lines: who hid/blocked what, when
@@ -158,7 +153,7 @@ def ops_login_failures(kind: str, value: str) -> str:
     return f"{PREFIX}ops:fail:{kind}:{value}"
 
 
-# Sender throttling (gateway/throttle.py)
+# Sender throttling (pipeline/throttle.py)
 INBOX_DEFERRED = PREFIX + "inbox:deferred"  # zset: MessageSid -> when it may be posted
 
 
@@ -177,5 +172,5 @@ def worker_popped(name: str) -> str:
     return f"{PREFIX}worker:{name}:popped"
 
 
-# Send rate guard (gateway/pacing.py)
+# Send rate guard (outbox/pacing.py)
 OUTBOUND_WINDOW = PREFIX + "out:window"  # zset: "<message id>|<segments>" -> leaves the window at (ms)

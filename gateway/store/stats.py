@@ -31,7 +31,7 @@ LATENCY_BOUNDS: tuple[float, ...] = (
 )  # fmt: skip
 LATENCIES = ("webhook_to_post", "post_to_sms")
 
-# A Lua helper for scripts that already write at the webhook (see gateway/inbound.py):
+# A Lua helper for scripts that already write at the webhook (see pipeline/intake.py):
 # KEYS of the caller's script must include the total and minute hashes.
 LUA_COUNT = """
 local function kb_count(total, minute, ttl, name, n)

@@ -5,12 +5,12 @@ for every SMS received, two or three status callbacks for every SMS sent. Flask'
 request machinery (context locals, the form parser, the Response object) costs more CPU
 than storing a text or a status does. So an ordinary one (a urlencoded form, validly
 signed, with the fields it needs) is read, checked and stored here, with the same
-functions the Flask views use (`webhook.store_text`, `status_callback.record`), and answered without
-entering Flask.
+functions the Flask views use (`intake.accept`, `webhooks.record_status`), and answered
+without entering Flask.
 
 Anything else (a bad signature, a malformed or oversized form, Redis trouble, any other
 path) goes to the Flask app unchanged, with the body it sent still readable, so refusals,
-their counting and their logging live in one place: `webhook.py`, `status_callback.py`.
+their counting and their logging live in one place: `webhooks.py`.
 """
 
 from __future__ import annotations
@@ -22,28 +22,28 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from gateway.pipeline import intake as inbound
-from gateway.web import status_callback
-from gateway.web import webhooks as webhook
-from gateway.web.extension import Kabootar
+from gateway.pipeline import intake
+from gateway.providers.records import MalformedWebhook
+from gateway.providers.twilio import webhooks as twilio
+from gateway.runtime import Runtime
+from gateway.web import webhooks
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
-SMS_PATH = "/twilio/sms"
-STATUS_PATH = "/twilio/status"
 _FORM = "application/x-www-form-urlencoded"
 
 
 class FastWebhook:
     """WSGI middleware: answers ordinary signed webhooks itself, passes everything else on."""
 
-    def __init__(self, app: WSGIApp, ext: Kabootar, extra_headers: Callable[[], list[tuple[str, str]]]):
+    def __init__(self, app: WSGIApp, runtime: Runtime, extra_headers: Callable[[], list[tuple[str, str]]]):
         self._app = app
-        self._ext = ext
+        self._runtime = runtime
+        self._signatures = twilio.checker(runtime.config)
         self._extra_headers = extra_headers
         # What each path does with a signed form; its answer (content type and body) when it could.
         self._handlers: dict[str, tuple[Callable[[dict[str, Any], dict[str, str]], bool], str, bytes]] = {
-            SMS_PATH: (self._store_text, "application/xml", webhook.empty_twiml_bytes()),
-            STATUS_PATH: (self._record_status, "text/html; charset=utf-8", b""),
+            twilio.SMS_PATH: (self._store_text, "application/xml", twilio.EMPTY_TWIML),
+            twilio.STATUS_PATH: (self._record_status, "text/html; charset=utf-8", b""),
         }
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -71,7 +71,7 @@ class FastWebhook:
             length = int(environ.get("CONTENT_LENGTH") or -1)
         except ValueError:
             return None
-        if not 0 <= length <= webhook.MAX_BODY_BYTES:
+        if not 0 <= length <= webhooks.MAX_BODY_BYTES:
             return None
         body: bytes = environ["wsgi.input"].read(length)
         environ["wsgi.input"] = io.BytesIO(body)
@@ -86,13 +86,13 @@ class FastWebhook:
         path = environ["PATH_INFO"]
         full_path = path + "?" + query if query else path
         signature = environ.get("HTTP_X_TWILIO_SIGNATURE", "")
-        return form if self._ext.signatures.is_valid(full_path, form, signature) else None
+        return form if self._signatures.is_valid(full_path, form, signature) else None
 
     def _store_text(self, environ: dict[str, Any], form: dict[str, str]) -> bool:
         """Store an ordinary text; False when Flask must answer instead."""
         try:
-            webhook.store_text(self._ext, inbound.InboundSMS.from_twilio(form))
-        except (inbound.MalformedMessage, RedisError):
+            intake.accept(self._runtime, twilio.parse_text(form))
+        except (MalformedWebhook, RedisError):
             return False  # Flask refuses it, or tries once more and answers 503 if Redis is still away
         return True
 
@@ -101,6 +101,6 @@ class FastWebhook:
         try:
             query = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""), errors="strict")
             message_id = query.get("m", [""])[0]  # the first, as Flask's request.args.get
-            return status_callback.record(self._ext.runtime.redis, message_id, form)
+            return webhooks.record_status(self._runtime, message_id, form)
         except (UnicodeError, RedisError):
             return False

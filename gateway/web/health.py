@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import time
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, current_app, jsonify
 from flask.typing import ResponseReturnValue
 from redis.exceptions import RedisError
 
+from gateway.runtime import Runtime
 from gateway.store import keys
-from gateway.web.extension import kabootar
 
 bp = Blueprint("health", __name__)
 
@@ -23,7 +23,7 @@ def healthz() -> ResponseReturnValue:
 
 @bp.get("/readyz")
 def readyz() -> ResponseReturnValue:
-    redis = kabootar().runtime.redis
+    redis = Runtime.of(current_app).redis
     try:
         alive = redis.zcount(keys.WORKER_HEARTBEAT, time.time() - WORKER_ALIVE_SECONDS, "+inf")
     except RedisError:

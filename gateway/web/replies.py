@@ -1,6 +1,6 @@
 """POST /posts/<id>/replies: a reader on the web replies to a post, and its author gets it by SMS.
 
-The form (`feed/_reply_form.html` on the post page) carries a Flask-WTF CSRF token tied
+The form (`feed/templates/feed/_reply_form.html` on the post page) carries a Flask-WTF CSRF token tied
 to the reader's session. A client address (`auth.client_address`, which believes
 X-Forwarded-For only from TRUSTED_PROXIES) may send REPLIES_PER_MINUTE replies a minute,
 invalid ones included; it is counted under a keyed hash, so no address is stored. The
@@ -22,8 +22,8 @@ from wtforms.validators import DataRequired, Length
 from gateway.microblog import posts
 from gateway.ops import auth
 from gateway.outbox import fanout
+from gateway.runtime import Runtime
 from gateway.store import keys
-from gateway.web.extension import kabootar
 from gateway.web.feed.views import error_page
 
 bp = Blueprint("web_replies", __name__)
@@ -70,7 +70,7 @@ def _over_limit() -> int:
     """Count this request; seconds until the client may reply again, or 0 when within the limit."""
     now = clock()
     window = int(now // 60)
-    pipe = kabootar().runtime.redis.pipeline(transaction=False)
+    pipe = Runtime.of(current_app).redis.pipeline(transaction=False)
     key = keys.web_reply_rate(auth.client_key("web-reply"), window)
     pipe.incr(key)
     pipe.expire(key, 120)
@@ -81,7 +81,7 @@ def _over_limit() -> int:
 @bp.post("/posts/<int:post_id>/replies")
 def create_reply(post_id: int) -> ResponseReturnValue:
     """Make a web reply to a post; back to the post on success."""
-    runtime = kabootar().runtime
+    runtime = Runtime.of(current_app)
     if posts.get(runtime.redis, post_id) is None:
         return error_page(404, "No such post.")
     wait = _over_limit()
@@ -104,5 +104,5 @@ def create_reply(post_id: int) -> ResponseReturnValue:
         runtime.redis,
         posts.NewPost(body=form.body.data or "", source="web", display_name=name, reply_to=post_id),
     )
-    fanout.enqueue(kabootar().queues, [reply_id])
+    fanout.enqueue(Runtime.of(current_app).queues, [reply_id])
     return redirect(url_for("feed.post_page", post_id=post_id), code=303)

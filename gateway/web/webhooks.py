@@ -1,87 +1,97 @@
-"""POST /twilio/sms: Twilio's inbound webhook. Thin on purpose.
+"""The providers' webhooks: POST /twilio/sms (a text received) and POST /twilio/status (a
+report on an SMS we sent). Thin on purpose: the provider's module checks and reads the
+request into a neutral record, the pipeline or the outbox takes it from there.
 
-It answers 200 only once the text is stored and queued in Redis, so Twilio never
-hears "got it" for a text we could lose; when Redis cannot be reached it answers 503
-and Twilio's fallback URL takes over. It never sends SMS and never makes posts.
+A text is answered 200 only once it is stored and queued in Redis, so the provider never
+hears "got it" for a text we could lose; when Redis cannot be reached the answer is 503
+and the provider's fallback URL takes over. Nothing here sends SMS or makes posts.
+
+Reports repeat and arrive out of order; `outbound.record_report` only moves a message
+forward. Reports on unknown messages still get 200, or the provider would retry them
+forever. The ordinary case of both is answered in `fast_webhooks.py` before Flask is
+entered, with the same `intake.accept` and `record_status`; these views answer the
+rest (bad signatures, malformed forms, Redis away), so refusals and their counting live
+here alone.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 from flask import Blueprint, Response, abort, current_app, request
 from redis.exceptions import RedisError
 
+from gateway.outbox import outbound
 from gateway.phones import mask
-from gateway.pipeline import intake as inbound
-from gateway.providers.twilio import empty_twiml
-from gateway.store import keys, queues, stats
-from gateway.web.extension import Kabootar, kabootar
+from gateway.pipeline import intake
+from gateway.providers.records import MalformedWebhook
+from gateway.providers.twilio import webhooks as twilio
+from gateway.runtime import Runtime
+from gateway.store import stats
 
 log = logging.getLogger(__name__)
-bp = Blueprint("webhook", __name__)
+bp = Blueprint("webhooks", __name__)
 
 MAX_BODY_BYTES = 64 * 1024
-_TWIML = empty_twiml()
 
 
-def empty_twiml_bytes() -> bytes:
-    """The answer to every accepted text: empty TwiML, "received, nothing to send back"."""
-    return _TWIML.encode()
+def record_status(runtime: Runtime, message_id: str, form: Mapping[str, str]) -> bool:
+    """Settle our SMS `message_id` (the `m` of the URL) with a signed status callback; False,
+    recording nothing, when MessageSid or MessageStatus is missing."""
+    report = twilio.parse_report(form)
+    if report is None:
+        return False
+    if not (message_id.isascii() and message_id.isalnum() and len(message_id) <= 64):
+        return True  # not one of ours: our ids are short hex strings
+    if outbound.record_report(runtime.redis, message_id, report) == "unknown":
+        log.info("status callback for unknown message %s", message_id[:64])
+    return True
 
 
-def _twiml() -> Response:
-    return Response(_TWIML, 200, content_type="application/xml")
+def _signed(runtime: Runtime) -> bool:
+    checker = twilio.checker(runtime.config)
+    return checker.is_valid(request.full_path, request.form, request.headers.get("X-Twilio-Signature", ""))
 
 
-def _check_signature() -> None:
-    ext = kabootar()
-    if not ext.signatures.is_valid(
-        request.full_path, request.form, request.headers.get("X-Twilio-Signature", "")
-    ):
-        log.warning("rejected a webhook with a bad or missing signature")
-        _count("rejected")
-        abort(403)
-
-
-def _count(name: str) -> None:
+def _count(runtime: Runtime, name: str) -> None:
     """Count a refused request for the console; never fail the answer over it."""
     try:
-        stats.record(kabootar().runtime.redis, name)
+        stats.record(runtime.redis, name)
     except RedisError:
         pass
 
 
-def store_text(ext: Kabootar, sms: inbound.InboundSMS) -> str:
-    """Store a checked text in the inbox and see that a drain job will post it; returns
-    `inbound.store`'s outcome. Raises RedisError when the text may not be stored."""
-    outcome = inbound.store(ext.runtime.redis, ext.runtime.vault, sms)
-    if outcome == "schedule":
-        try:
-            queues.enqueue_drain(ext.queues[keys.QUEUE_INBOUND])
-        except RedisError:
-            # The text is safe in the inbox; a worker's watchdog schedules the drain.
-            log.warning("stored %s but could not enqueue its drain job", sms.message_sid)
-    return outcome
-
-
-@bp.post("/twilio/sms")
-def receive_sms() -> Response:
+@bp.post(twilio.SMS_PATH)
+def twilio_sms() -> Response:
+    runtime = Runtime.of(current_app)
     if (request.content_length or 0) > MAX_BODY_BYTES:
         abort(413)
-    _check_signature()
+    if not _signed(runtime):
+        log.warning("rejected a webhook with a bad or missing signature")
+        _count(runtime, "rejected")
+        abort(403)
     try:
-        sms = inbound.InboundSMS.from_twilio(request.form)
-    except inbound.MalformedMessage as e:
-        _count("malformed")
+        text = twilio.parse_text(request.form)
+    except MalformedWebhook as e:
+        _count(runtime, "malformed")
         abort(400, str(e))
     try:
-        outcome = store_text(kabootar(), sms)
+        intake.accept(runtime, text)
     except RedisError as e:
         # Stored or not, we cannot promise it: make Twilio use the fallback URL. One line,
         # not a traceback: an outage refuses every text, and the cause is all that helps.
-        log.warning("could not store %s from %s: %s", sms.message_sid, mask(sms.sender), type(e).__name__)
+        log.warning("could not store %s from %s: %s", text.message_id, mask(text.sender), type(e).__name__)
         abort(503)
-    if current_app.debug:
-        log.debug("%s %s from %s", outcome, sms.message_sid, mask(sms.sender))
-    return _twiml()
+    return Response(twilio.EMPTY_TWIML, 200, content_type="application/xml")
+
+
+@bp.post(twilio.STATUS_PATH)
+def twilio_status() -> Response:
+    runtime = Runtime.of(current_app)
+    if not _signed(runtime):
+        log.warning("rejected a status callback with a bad or missing signature")
+        abort(403)
+    if not record_status(runtime, request.args.get("m", ""), request.form):
+        abort(400, "MessageSid and MessageStatus are required")
+    return Response("", 200)

@@ -1,13 +1,11 @@
 """GET /dev/phone and POST /dev/phone/send: a phone in a web page, for development.
 
-Sending goes through the real webhook: the page builds the form Twilio would send,
-signs it with the auth token exactly as Twilio does, and delivers it to
-/twilio/sms, so the signature check, storage, queue and workers all run.
+Sending goes through the real webhook: the simulator builds the request its provider
+would send, signed exactly as the provider signs it, and the page delivers it to the
+webhook, so the signature check, storage, queue and workers all run.
 """
 
 from __future__ import annotations
-
-import secrets
 
 from flask import Blueprint, current_app, jsonify, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
@@ -15,8 +13,9 @@ from flask_wtf.csrf import generate_csrf
 
 from gateway import phones
 from gateway.ops import auth
-from gateway.providers.twilio import simstore
-from gateway.web.extension import kabootar
+from gateway.providers.twilio.simulator import phones as simulated_phones
+from gateway.providers.twilio.simulator import store as simstore
+from gateway.runtime import Runtime
 
 bp = Blueprint(
     "devphone",
@@ -35,31 +34,20 @@ def _number(raw: str) -> str:
     return phones.normalize(raw if raw.startswith("+") or not raw else "+" + raw)
 
 
-def deliver_as_twilio(number: str, body: str) -> int:
-    """Send `body` from `number` to our webhook as a signed Twilio request; returns the HTTP status."""
-    config = kabootar().runtime.config
-    form = {
-        "MessageSid": "SM" + secrets.token_hex(16),
-        "AccountSid": config.twilio_account_sid,
-        "From": number,
-        "To": config.twilio_from or "",
-        "Body": body,
-        "NumMedia": "0",
-        "NumSegments": "1",
-        "SmsStatus": "received",
-        "ApiVersion": "2010-04-01",
-    }
-    signature = kabootar().signatures.sign("/twilio/sms", form)
+def deliver(number: str, body: str) -> int:
+    """Text `body` from `number` to our webhook, signed as the provider would; returns the HTTP status."""
+    runtime = Runtime.of(current_app)
+    path, form, headers = simulated_phones.text_webhook(runtime.config, number, body)
     # In-process dispatch: the full request cycle runs (signature, store, queue) without
     # the web worker waiting on itself over the network.
     with current_app.test_client() as client:
-        response = client.post("/twilio/sms", data=form, headers={"X-Twilio-Signature": signature})
-    simstore.record_texted(kabootar().runtime.redis, number, body, response.status_code)
+        response = client.post(path, data=form, headers=headers)
+    simstore.record_texted(runtime.redis, number, body, response.status_code)
     return response.status_code
 
 
 def _conversation(number: str) -> list[dict[str, object]]:
-    return simstore.conversation(kabootar().runtime.redis, number)
+    return simstore.conversation(Runtime.of(current_app).redis, number)
 
 
 @bp.get("/dev/phone")
@@ -69,7 +57,7 @@ def phone() -> ResponseReturnValue:
         "devphone/phone.html",
         number=number,
         status=request.args.get("status"),
-        gateway_number=kabootar().runtime.config.twilio_from,
+        gateway_number=Runtime.of(current_app).config.twilio_from,
         messages=_conversation(number),
         csrf_token=generate_csrf,
     )
@@ -90,5 +78,5 @@ def send() -> ResponseReturnValue:
     body = request.form.get("body", "")
     if not number or not body.strip():
         return redirect(url_for("devphone.phone", number=number, status="empty"), code=303)
-    status = deliver_as_twilio(number, body)
+    status = deliver(number, body)
     return redirect(url_for("devphone.phone", number=number, status=str(status)), code=303)

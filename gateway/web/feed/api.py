@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import json
 
-from flask import Response, request
+from flask import Response, current_app, request
 from flask.typing import ResponseReturnValue
 
 from gateway.microblog import posts
-from gateway.web.extension import kabootar
+from gateway.runtime import Runtime
 from gateway.web.feed import cache, query
 from gateway.web.feed.blueprint import bp
 
@@ -41,7 +41,7 @@ def api_posts() -> ResponseReturnValue:
         return _error(400, str(e))
     if handle and tag:
         return _error(400, "give handle or tag, not both")
-    redis = kabootar().runtime.redis
+    redis = Runtime.of(current_app).redis
     if handle:
         timeline = query.by_handle(redis, handle)
     elif tag:
@@ -62,7 +62,7 @@ def _page_json(found: posts.Page) -> str:
 @bp.get("/api/v1/posts/<post_id>")
 def api_post(post_id: str) -> ResponseReturnValue:
     """One post with its replies, oldest first."""
-    found = query.thread(kabootar().runtime.redis, post_id)
+    found = query.thread(Runtime.of(current_app).redis, post_id)
     if found is None:
         return _error(404, "no such post")
     post, replies = found

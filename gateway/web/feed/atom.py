@@ -8,11 +8,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import request, url_for
+from flask import current_app, request, url_for
 from flask.typing import ResponseReturnValue
 
 from gateway.microblog import posts
-from gateway.web.extension import kabootar
+from gateway.runtime import Runtime
 from gateway.web.feed import cache, query, render
 from gateway.web.feed.blueprint import bp
 from gateway.web.feed.query import Timeline
@@ -79,8 +79,8 @@ def _serve(timeline: Timeline | None, page_endpoint: str, **params: Any) -> Resp
     """The newest page of a timeline as Atom; the same 404 page as the HTML when unknown."""
     if timeline is None:
         return error_page(404, "Nothing here: no such handle or tag.")
-    found = posts.read_page(kabootar().runtime.redis, timeline.key, None, query.PAGE_SIZE)
-    public_url = kabootar().runtime.config.public_url
+    found = posts.read_page(Runtime.of(current_app).redis, timeline.key, None, query.PAGE_SIZE)
+    public_url = Runtime.of(current_app).config.public_url
 
     def make() -> bytes:
         return build(
@@ -110,10 +110,10 @@ def atom_all() -> ResponseReturnValue:
 
 @bp.get("/@<handle>/feed.atom")
 def atom_handle(handle: str) -> ResponseReturnValue:
-    timeline = query.by_handle(kabootar().runtime.redis, handle)
+    timeline = query.by_handle(Runtime.of(current_app).redis, handle)
     return _serve(timeline, "feed.handle_page", handle=timeline.name if timeline else handle)
 
 
 @bp.get("/tags/<tag>/feed.atom")
 def atom_tag(tag: str) -> ResponseReturnValue:
-    return _serve(query.by_tag(kabootar().runtime.redis, tag), "feed.tag_page", tag=tag)
+    return _serve(query.by_tag(Runtime.of(current_app).redis, tag), "feed.tag_page", tag=tag)

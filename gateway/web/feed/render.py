@@ -10,7 +10,7 @@ from markupsafe import Markup, escape
 
 from gateway.microblog import text
 
-# The same patterns that index a post (gateway/text.py), so a link goes exactly where
+# The same patterns that index a post (gateway/microblog/text.py), so a link goes exactly where
 # the post was filed.
 _TAG = text.TAG_PATTERN
 _MENTION = text.MENTION_PATTERN

@@ -6,10 +6,9 @@ from typing import Any
 
 from flask import current_app, make_response, render_template, request, url_for
 from flask.typing import ResponseReturnValue
-from werkzeug.exceptions import HTTPException
 
 from gateway.microblog import posts
-from gateway.web.extension import kabootar
+from gateway.runtime import Runtime
 from gateway.web.feed import cache, query, render
 from gateway.web.feed.blueprint import bp
 from gateway.web.feed.query import Timeline
@@ -35,7 +34,7 @@ def _timeline_page(timeline: Timeline | None, endpoint: str, **params: Any) -> R
         before = query.parse_before(request.args.get("before"))
     except query.BadRequest as e:
         return error_page(400, str(e))
-    found = posts.read_page(kabootar().runtime.redis, timeline.key, before, query.PAGE_SIZE)
+    found = posts.read_page(Runtime.of(current_app).redis, timeline.key, before, query.PAGE_SIZE)
 
     def make() -> str:
         return render_template(
@@ -59,42 +58,26 @@ def index() -> ResponseReturnValue:
 
 @bp.get("/@<handle>")
 def handle_page(handle: str) -> ResponseReturnValue:
-    timeline = query.by_handle(kabootar().runtime.redis, handle)
+    timeline = query.by_handle(Runtime.of(current_app).redis, handle)
     return _timeline_page(timeline, "feed.handle_page", handle=timeline.name if timeline else handle)
 
 
 @bp.get("/tags/<tag>")
 def tag_page(tag: str) -> ResponseReturnValue:
-    return _timeline_page(query.by_tag(kabootar().runtime.redis, tag), "feed.tag_page", tag=tag)
-
-
-def _reply_form_action(post_id: int) -> str | None:
-    """Where the reply form posts, once some blueprint serves POST /posts/<id>/replies (issue 3)."""
-    path = f"/posts/{post_id}/replies"
-    try:
-        current_app.url_map.bind("").match(path, method="POST")
-    except HTTPException:
-        return None
-    return path
+    return _timeline_page(query.by_tag(Runtime.of(current_app).redis, tag), "feed.tag_page", tag=tag)
 
 
 @bp.get("/posts/<post_id>")
 def post_page(post_id: str) -> ResponseReturnValue:
-    found = query.thread(kabootar().runtime.redis, post_id)
+    found = query.thread(Runtime.of(current_app).redis, post_id)
     if found is None:
         return error_page(404, "No such post.")
     post, replies = found
-    reply_action = _reply_form_action(post.id)
+    reply_action = url_for("web_replies.create_reply", post_id=post.id)
     response = make_response(
-        render_template(
-            "feed/post.html",
-            post=post,
-            replies=replies,
-            reply_action=reply_action,
-        )
+        render_template("feed/post.html", post=post, replies=replies, reply_action=reply_action)
     )
-    if reply_action:
-        # The form carries a CSRF token tied to this reader's session.
-        response.cache_control.private = True
-        response.cache_control.no_cache = True
+    # The reply form carries a CSRF token tied to this reader's session: no shared cache.
+    response.cache_control.private = True
+    response.cache_control.no_cache = True
     return response

@@ -13,49 +13,24 @@ a phone number is never stored: a phone's inbox is keyed by a SHA-256 of its num
 
 from __future__ import annotations
 
-import heapq
-import http.client
-import itertools
-import logging
-import os
 import re
 import secrets
-import threading
 import time
-import urllib.parse
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request
-from redis import Redis
+from flask import Blueprint, Response, current_app, jsonify, request
 
 from gateway import segments
-from gateway.providers.twilio import sign_url, simstore
-from gateway.providers.twilio.simstore import (  # noqa: F401 - the simulator's test helpers, re-exported
-    arrivals,
-    inbox_for,
-    received_count,
-    requests_log,
-    requests_received,
-    sent_count_by_recipient,
-)
-from gateway.web.extension import kabootar
+from gateway.config import Config
+from gateway.providers.twilio.simulator import callbacks, store
+from gateway.runtime import Runtime
 
-log = logging.getLogger(__name__)
 bp = Blueprint("twilio_simulator", __name__, url_prefix="/dev/twilio")
 
 API_VERSION = "2010-04-01"
-SENT_AFTER_SECONDS = 0.05  # when the simulated carrier reports `sent`, then `delivered`
-DELIVERED_AFTER_SECONDS = 0.2
-# Callback senders per web process. Twilio's callbacks cost Twilio nothing of ours; the
-# simulator's share the web process with the API it serves, so few of them let the API
-# go first in a burst and the callbacks catch up after (10,000 SMS: all handed over in
-# 14 s, all reported delivered at 31 s; with 4 threads 18 s and 27 s).
-CALLBACK_THREADS = 1
-CALLBACK_TIMEOUT_SECONDS = 5.0
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 ERRORS = {
     20003: (401, "Authenticate"),
@@ -102,8 +77,7 @@ def twilio_error(code: int, status: int | None = None, message: str | None = Non
     return response
 
 
-def _authorised(account_sid: str) -> bool:
-    config = kabootar().runtime.config
+def _authorised(account_sid: str, config: Config) -> bool:
     auth = request.authorization
     return bool(
         auth
@@ -144,140 +118,14 @@ def _message_json(account_sid: str, sid: str, form: Mapping[str, str], created: 
     }
 
 
-class _Poster:
-    """Form POSTs over kept-alive connections, one per host (one thread's own).
-
-    Plain http.client: requests costs several times its CPU per call, and the web
-    process that serves the API also posts two callbacks for every SMS.
-    """
-
-    def __init__(self) -> None:
-        self._conns: dict[tuple[str, str], http.client.HTTPConnection] = {}
-
-    def post(self, url: str, form: Mapping[str, str], headers: Mapping[str, str]) -> int:
-        parts = urllib.parse.urlsplit(url)
-        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        body = urllib.parse.urlencode(form)
-        sent = {"Content-Type": "application/x-www-form-urlencoded", **headers}
-        key = (parts.scheme, parts.netloc)
-        for retry in (False, True):  # a kept-alive connection the server closed: once more on a new one
-            conn = self._conns.get(key)
-            if conn is None:
-                kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-                conn = self._conns[key] = kind(parts.netloc, timeout=CALLBACK_TIMEOUT_SECONDS)
-            try:
-                conn.request("POST", path, body, sent)
-                response = conn.getresponse()
-                response.read()
-            except (http.client.HTTPException, OSError):
-                conn.close()
-                del self._conns[key]
-                if retry:
-                    raise
-                continue
-            if response.will_close:
-                conn.close()
-                del self._conns[key]
-            return response.status
-        raise AssertionError("unreachable")
-
-    def close(self) -> None:
-        for conn in self._conns.values():
-            conn.close()
-        self._conns.clear()
-
-
-@dataclass
-class _Report:
-    """The status callbacks still to post for one message, in order (`sent`, then the final one)."""
-
-    redis: Redis
-    token: str
-    url: str
-    form: dict[str, str]
-    steps: list[tuple[str, int | None]]
-
-    def post_next(self, session: _Poster) -> bool:
-        """Post the next status, signed like Twilio; True while more are to come."""
-        status, code = self.steps.pop(0)
-        try:
-            simstore.set_status(self.redis, self.form["MessageSid"], status)
-            data = dict(self.form, MessageStatus=status, SmsStatus=status)
-            if code:
-                data["ErrorCode"] = str(code)
-            signature = sign_url(self.token, self.url, data)
-            session.post(self.url, data, {"X-Twilio-Signature": signature})
-        except Exception as e:  # a simulator thread must never take anything down with it
-            log.warning("simulator could not deliver a status callback: %s", type(e).__name__)
-        return bool(self.steps)
-
-
-class _Reporter:
-    """Posts status callbacks when they are due, from a few threads per process.
-
-    A thread per message (and a new connection per callback) cost the web process more
-    than the API calls did during a large fan-out; a heap of due times served by at most
-    CALLBACK_THREADS threads, each with its own kept-alive session, does the same work.
-    A message's next status is scheduled only once the previous one was posted, so they
-    stay in order. The threads end when nothing is left to post (tests wait for them).
-    """
-
-    def __init__(self) -> None:
-        self._due: list[tuple[float, int, _Report]] = []
-        self._ready = threading.Condition()
-        self._order = itertools.count()
-        self._threads = 0
-
-    def schedule(self, delay: float, report: _Report) -> None:
-        with self._ready:
-            heapq.heappush(self._due, (time.monotonic() + delay, next(self._order), report))
-            self._ready.notify()
-            if self._threads < CALLBACK_THREADS:
-                self._threads += 1
-                threading.Thread(target=self._run, daemon=True, name="sim-callbacks").start()
-
-    def _next(self) -> _Report | None:
-        """The next report when it is due; None (and this thread ends) when none is left."""
-        with self._ready:
-            while self._due:
-                wait = self._due[0][0] - time.monotonic()
-                if wait <= 0:
-                    return heapq.heappop(self._due)[2]
-                self._ready.wait(wait)
-            self._threads -= 1
-            return None
-
-    def _run(self) -> None:
-        session = _Poster()
-        try:
-            while (report := self._next()) is not None:
-                if report.post_next(session):
-                    self.schedule(DELIVERED_AFTER_SECONDS, report)
-        finally:
-            session.close()
-
-
-_reporters: dict[int, _Reporter] = {}
-_reporters_lock = threading.Lock()
-
-
-def _reporter() -> _Reporter:
-    """This process's reporter (gunicorn forks its workers: each needs its own threads)."""
-    with _reporters_lock:
-        pid = os.getpid()
-        if pid not in _reporters:
-            _reporters[pid] = _Reporter()
-        return _reporters[pid]
-
-
 @bp.post(f"/{API_VERSION}/Accounts/<account_sid>/Messages.json")
 def create_message(account_sid: str) -> Response:
     arrived = time.time()  # what a rate limit counts: when the request came, not when we got to it
-    ext = kabootar()
-    redis, config = ext.runtime.redis, ext.runtime.config
-    authorised = _authorised(account_sid)
+    runtime = Runtime.of(current_app)
+    redis, config = runtime.redis, runtime.config
+    authorised = _authorised(account_sid, config)
     cost = segments.segments(request.form.get("Body", ""))
-    failure, stall = simstore.arrive(redis, authorised, arrived, cost)
+    failure, stall = store.arrive(redis, authorised, arrived, cost)
     if not authorised:
         return twilio_error(20003)
     if failure and failure[0]:
@@ -302,7 +150,7 @@ def create_message(account_sid: str) -> Response:
     created = datetime.now(UTC)
     message = _message_json(account_sid, sid, form, created)
     num_segments = int(message["num_segments"]) or segments.segments(body)
-    simstore.record(redis, sid, to, body, num_segments, arrived)
+    store.record(redis, sid, to, body, num_segments, arrived)
     # Delivery errors (30003-30008 …) come from the carrier: accepted now, reported later.
     outcome = (
         ("undelivered" if code in range(30003, 30009) else "failed", code) if code else ("delivered", None)
@@ -318,10 +166,10 @@ def create_message(account_sid: str) -> Response:
             "ApiVersion": API_VERSION,
         }
         steps: list[tuple[str, int | None]] = [("sent", None), outcome]
-        report = _Report(redis, config.twilio_auth_token, callback, fields, steps)
-        _reporter().schedule(stall + SENT_AFTER_SECONDS, report)
+        report = callbacks.Report(redis, config.twilio_auth_token, callback, fields, steps)
+        callbacks.reporter().schedule(stall + callbacks.SENT_AFTER_SECONDS, report)
     else:
-        simstore.set_status(redis, sid, outcome[0])
+        store.set_status(redis, sid, outcome[0])
     if stall:
         time.sleep(stall)  # accepted, but the answer is slow: a client may give up or die meanwhile
     response = jsonify(message)
@@ -340,7 +188,7 @@ def control_fail() -> Response:
         return Response("count, status and code are numbers\n", 400, content_type="text/plain")
     if not (status or code):
         return Response("give status=429|500 or code=<Twilio error code>\n", 400, content_type="text/plain")
-    simstore.set_failure(kabootar().runtime.redis, count, status, code)
+    store.set_failure(Runtime.of(current_app).redis, count, status, code)
     return Response("ok\n", 200, content_type="text/plain")
 
 
@@ -351,7 +199,7 @@ def control_outage() -> Response:
     try:
         seconds = min(3600.0, max(0.0, float(request.form.get("seconds", "60"))))
         statuses = [int(s) for s in request.form.get("statuses", "429,500").split(",") if s.strip()]
-        simstore.set_outage(kabootar().runtime.redis, seconds, statuses)
+        store.set_outage(Runtime.of(current_app).redis, seconds, statuses)
     except ValueError:
         return Response("seconds is a number, statuses HTTP error statuses\n", 400, content_type="text/plain")
     return Response("ok\n", 200, content_type="text/plain")
@@ -364,12 +212,12 @@ def control_delay() -> Response:
         seconds = min(30.0, max(0.0, float(request.form.get("seconds", "0"))))
     except ValueError:
         return Response("seconds is a number\n", 400, content_type="text/plain")
-    simstore.set_delay(kabootar().runtime.redis, seconds)
+    store.set_delay(Runtime.of(current_app).redis, seconds)
     return Response("ok\n", 200, content_type="text/plain")
 
 
 @bp.post("/control/reset")
 def control_reset() -> Response:
     """Forget every simulated message, counter, pending failure and outage."""
-    simstore.reset(kabootar().runtime.redis)
+    store.reset(Runtime.of(current_app).redis)
     return Response("ok\n", 200, content_type="text/plain")

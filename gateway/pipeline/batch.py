@@ -1,0 +1,143 @@
+"""A batch of stored texts becomes posts and commands (a drain job's work, see `inbox.py`).
+
+Everything here is idempotent per message id: a post records the text it came from, and
+every SMS it queues is keyed by an intent (`answer:<sid>`, `welcome:<id>`, `post:<id>`),
+so a batch that runs again (its worker died mid-way) makes nothing twice.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+
+from redis import Redis
+
+from gateway.commands import conversation
+from gateway.microblog import moderation, posts, subscribers
+from gateway.outbox import fanout
+from gateway.outbox.outbound import Outbox
+from gateway.pipeline import forget, sort, throttle
+from gateway.runtime import Runtime
+from gateway.store import keys, stats
+
+
+@dataclass(frozen=True)
+class StoredText:
+    """A text read back from Redis: the sender only as keyed hash and ciphertext."""
+
+    sid: str
+    from_key: str
+    from_encrypted: str
+    body: str
+    media: tuple[str, ...]
+    received_at: float
+
+
+def _read(redis: Redis, sids: list[str]) -> list[StoredText]:
+    pipe = redis.pipeline(transaction=False)
+    for sid in sids:
+        pipe.hgetall(keys.inbound_message(sid))
+    texts = []
+    for sid, h in zip(sids, pipe.execute(), strict=True):
+        if not h:  # already posted and cleaned up by an earlier run of this batch
+            continue
+        texts.append(
+            StoredText(
+                sid=sid,
+                from_key=h["from_key"],
+                from_encrypted=h["from"],
+                body=h.get("body", ""),
+                media=tuple(json.loads(h["media"])) if h.get("media") else (),
+                received_at=float(h.get("at", "0")),
+            )
+        )
+    return texts
+
+
+def _authors(redis: Redis, texts: list[StoredText]) -> dict[str, subscribers.Subscriber]:
+    """The subscriber behind each sender, registering first-time texters."""
+    lookup_keys = list(dict.fromkeys(t.from_key for t in texts))
+    found = dict(zip(lookup_keys, subscribers.find_ids(redis, lookup_keys), strict=True))
+    authors: dict[str, subscribers.Subscriber] = {}
+    encrypted = {t.from_key: t.from_encrypted for t in texts}
+    for key, sub_id in found.items():
+        if sub_id is None:
+            authors[key] = subscribers.register(redis, key, encrypted[key])
+        else:
+            authors[key] = subscribers.Subscriber(sub_id, "")
+    return authors
+
+
+def process(runtime: Runtime, sids: list[str]) -> list[int]:
+    """Turn stored texts into posts and commands (each once per message id, however often this runs).
+
+    Posts are made in one round trip and fanned out by one job per batch; commands are
+    carried out and answered; a first-time texter is welcomed. Every SMS this queues is
+    keyed by an intent (`answer:<sid>`, `welcome:<id>`, `post:<id>`), so running a batch
+    again queues nothing twice. Returns the ids of the posts made.
+    """
+    redis, config = runtime.redis, runtime.config
+    texts = _read(redis, sids)
+    if not texts:
+        return []
+    out = Outbox.of(runtime)
+    authors = _authors(redis, texts)
+    sorted_ = sort.sort(redis, [(t.sid, t.body) for t in texts])
+    # A blocked handle's texts make no post (they are counted); its commands still run,
+    # so a blocked texter can still opt out or ask to be forgotten.
+    blocked = moderation.blocked_among(redis, [a.id for a in authors.values()])
+    held = [t for t in texts if t.sid in sorted_.posts and authors[t.from_key].id in blocked]
+    if held:
+        moderation.count_blocked(redis, len(held))
+    # Over SENDER_POSTS_PER_MINUTE: kept, and posted once the minute has passed.
+    deferred = set(
+        throttle.over_limit(
+            redis,
+            [
+                (t.sid, authors[t.from_key].id)
+                for t in texts
+                if t.sid in sorted_.posts and authors[t.from_key].id not in blocked
+            ],
+            config.sender_posts_per_minute,
+            time.time(),
+        )
+    )
+    new_posts = [
+        posts.NewPost(
+            body=t.body,
+            source="sms",
+            author_id=authors[t.from_key].id,
+            reply_to=sorted_.posts[t.sid],
+            media=t.media,
+            message_sid=t.sid,
+            created_at=t.received_at,
+        )
+        for t in texts
+        if t.sid in sorted_.posts and authors[t.from_key].id not in blocked and t.sid not in deferred
+    ]
+    post_ids = posts.create_many(redis, new_posts) if new_posts else []
+    first_texts: dict[str, StoredText] = {}
+    for t in texts:
+        first_texts.setdefault(t.from_key, t)
+    for key, t in first_texts.items():
+        if authors[key].is_new:
+            conversation.welcome(out, authors[key].id, authors[key].handle, t.body)
+    commands = [
+        (t.sid, authors[t.from_key].id, t.from_key, sorted_.commands[t.sid])
+        for t in texts
+        if t.sid in sorted_.commands
+    ]
+    conversation.run(out, commands)
+    for sid, sub_id, lookup_key, command in commands:
+        if command.name == "forget":  # what the pipeline itself still holds of them
+            forget.texter(redis, sub_id, lookup_key, sid)
+    fanout.enqueue(out.rq_queues, post_ids)  # before the texts go: a rerun must still fan out
+    pipe = redis.pipeline(transaction=False)
+    done = [t for t in texts if t.sid not in deferred]
+    if done:
+        pipe.delete(*(keys.inbound_message(t.sid) for t in done))
+    now = time.time()
+    stats.observe_latencies(pipe, "webhook_to_post", (now - t.received_at for t in done))
+    pipe.execute()
+    return post_ids

@@ -1,0 +1,54 @@
+"""A batch of received texts, sorted into posts and commands (for `batch.process`).
+
+One lookup answers every `@handle` the batch's replies name, so sorting costs a round
+trip per batch, not per text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from redis import Redis
+
+from gateway.commands import grammar
+from gateway.commands.grammar import Command, bare
+from gateway.microblog import account
+from gateway.microblog.text import fold
+from gateway.store import keys
+
+
+@dataclass(frozen=True)
+class Sorted:
+    """`posts`: MessageSid -> the post it replies to (None: not a reply); `commands`: the rest."""
+
+    posts: dict[str, int | None]
+    commands: dict[str, Command]
+
+
+def sort(redis: Redis, texts: Sequence[tuple[str, str]]) -> Sorted:
+    """Decide, for each (MessageSid, body), whether it makes a post or runs a command.
+
+    `@handle text` makes a reply post when the handle exists, replying to their latest
+    post (or to nothing, if they have none: it still mentions them); otherwise it is a
+    command, answered with why nothing was posted.
+    """
+    parsed = {sid: grammar.parse(body) for sid, body in texts}
+    wanted = {fold(bare(c.targets[0])) for c in parsed.values() if c and c.name == "reply" and not c.problem}
+    targets: dict[str, int | None] = {}
+    if wanted:
+        names = sorted(wanted)
+        for name, sub_id in zip(names, redis.hmget(keys.HANDLE_INDEX, names), strict=True):
+            if sub_id:
+                latest = account.latest_post(redis, int(sub_id))
+                targets[name] = latest.id if latest else None
+    sorted_posts: dict[str, int | None] = {}
+    sorted_commands: dict[str, Command] = {}
+    for sid, command in parsed.items():
+        if command is None:
+            sorted_posts[sid] = None
+        elif command.name == "reply" and not command.problem and fold(bare(command.targets[0])) in targets:
+            sorted_posts[sid] = targets[fold(bare(command.targets[0]))]
+        else:
+            sorted_commands[sid] = command
+    return Sorted(sorted_posts, sorted_commands)
