@@ -22,7 +22,7 @@ style: $(STAMP)
 	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy gateway workers
+	$(BIN)/mypy  # --strict, over gateway and workers (pyproject.toml)
 
 # The benchmarks (bench/): wrk is installed by the bench itself; py-spy comes with the `bench` extra.
 bench: $(STAMP)

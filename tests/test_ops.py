@@ -310,7 +310,7 @@ def test_blocked_handles_texts_make_no_post(client, operator, twilio, runtime, r
         "/ops/api/handles/block", data={"handle": f"@{post.handle}", "csrf_token": operator}
     )
     assert response.status_code == 303
-    assert moderation.is_blocked(redis, post.author_id or 0)
+    assert moderation.blocked_among(redis, [post.author_id or 0]) == {post.author_id}
 
     twilio.text(sender=SECRET_NUMBER, body="after the block")
     work(runtime)

@@ -68,7 +68,11 @@ def test_delivery_error_code_is_recorded(app: Flask, runtime: Runtime, twilio: T
     callback(twilio, mid, "undelivered", ErrorCode="30006")
 
     stored = outbound.get(runtime.redis, mid)
-    assert stored is not None and (stored.status, stored.error, stored.provider_id) == ("undelivered", 30006, SID)
+    assert stored is not None and (stored.status, stored.error, stored.provider_id) == (
+        "undelivered",
+        30006,
+        SID,
+    )
     assert runtime.redis.hget(keys.OUTBOUND_STATS, "undelivered:30006") == "1"
 
 

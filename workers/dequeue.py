@@ -47,7 +47,7 @@ class PoppingQueue(Queue):
     popped_key: ClassVar[str] = ""
 
     @classmethod
-    def dequeue_any(  # type: ignore[override]
+    def dequeue_any(
         cls,
         queues: Iterable[Queue],
         timeout: int | None,

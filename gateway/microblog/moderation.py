@@ -58,11 +58,6 @@ def set_blocked(redis: Redis, handle: str, blocked: bool, operator: str = "") ->
     return sub_id
 
 
-def is_blocked(redis: Redis, sub_id: int) -> bool:
-    """Whether this subscriber's texts are kept off the feed."""
-    return bool(redis.sismember(keys.BLOCKED_SUBSCRIBERS, str(sub_id)))
-
-
 def blocked_among(redis: Redis, sub_ids: Iterable[int]) -> set[int]:
     """Which of these subscribers are blocked, in one round trip (for a drain batch)."""
     unique = list(dict.fromkeys(sub_ids))

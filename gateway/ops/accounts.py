@@ -53,11 +53,6 @@ def add_user(redis: Redis, name: str, password: str) -> None:
     redis.delete(keys.ops_login_failures("name", name))
 
 
-def remove_user(redis: Redis, name: str) -> bool:
-    """Delete an operator; their open sessions end at their next request."""
-    return bool(redis.hdel(keys.OPS_USERS, _name(name)))
-
-
 def exists(redis: Redis, name: str) -> bool:
     return bool(redis.hexists(keys.OPS_USERS, _name(name)))
 

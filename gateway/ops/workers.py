@@ -1,7 +1,7 @@
 """Workers: RQ's own registry of workers, joined with Kabootar's watchdog heartbeats.
 
-A worker counts as alive when its watchdog beat within `ALIVE_SECONDS` (what /readyz
-uses too): RQ's heartbeat only moves between jobs, the watchdog's every few seconds.
+A worker counts as alive when its watchdog beat within `heartbeats.ALIVE_SECONDS` (what
+/readyz uses too): RQ's heartbeat only moves between jobs, the watchdog's every second.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from rq.worker import BaseWorker
 
 from gateway.phones import redact
 from gateway.store import keys
-from gateway.web.health import WORKER_ALIVE_SECONDS as ALIVE_SECONDS
+from gateway.store.heartbeats import ALIVE_SECONDS
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ MESSAGE_TTL_SECONDS = 14 * 24 * 3600  # the window in which an intent is recogni
 DRAIN_FLAG_TTL_MS = 60_000  # a send job that died frees its lane's slot after this
 QUEUE_CHUNK = 500  # messages per script call when queuing a large audience
 
-_LUA_RANK = "local rank = {queued=0, sending=1, sent=2, delivered=3, undelivered=3, failed=3, cancelled=3}\n"
+_LUA_RANK = "local rank = {" + ", ".join(f"{status}={n}" for status, n in RANK.items()) + "}\n"
 
 # KEYS: lane list, lane drain flag.  ARGV: kind, force ("1": even if stopped), now, message key
 # prefix, subscriber key prefix, ttl, flag ttl ms, intent, then (recipient, id, body) triples.

@@ -88,7 +88,7 @@ def _script(redis: Redis, name: str, keys_: Sequence[str], args: Sequence[Any]) 
 
 def backoff(attempts: int) -> float:
     """Seconds before retry number `attempts`: exponential, capped, with "equal jitter"."""
-    delay = min(RETRY_CAP_SECONDS, RETRY_BASE_SECONDS * 2 ** max(0, attempts - 1))
+    delay = min(RETRY_CAP_SECONDS, RETRY_BASE_SECONDS * 2.0 ** max(0, attempts - 1))
     return delay / 2 + random.uniform(0, delay / 2)
 
 

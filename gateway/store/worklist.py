@@ -74,7 +74,7 @@ class Worklist:
         token = uuid.uuid4().hex
         now = time.time() if now is None else now
         ids = scripts.load(redis, _CLAIM)(
-            keys=[self.key, self.claim_key_of(token), self.claims_key], args=[most, token, f"{now:.3f}"]
+            keys=[self.key, self.claim_key_of(token), self.claims_key], args=[most, token, now]
         )
         return Claim(token, [str(i) for i in ids])
 

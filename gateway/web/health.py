@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import time
-
 from flask import Blueprint, current_app, jsonify
 from flask.typing import ResponseReturnValue
 from redis.exceptions import RedisError
 
 from gateway.runtime import Runtime
-from gateway.store import keys
+from gateway.store import heartbeats
 
 bp = Blueprint("health", __name__)
-
-WORKER_ALIVE_SECONDS = 30
 
 
 @bp.get("/healthz")
@@ -25,7 +21,7 @@ def healthz() -> ResponseReturnValue:
 def readyz() -> ResponseReturnValue:
     redis = Runtime.of(current_app).redis
     try:
-        alive = redis.zcount(keys.WORKER_HEARTBEAT, time.time() - WORKER_ALIVE_SECONDS, "+inf")
+        alive = heartbeats.alive(redis)
     except RedisError:
         return jsonify(status="unavailable", redis=False, workers=0), 503
     if not alive:

@@ -49,7 +49,7 @@ def _strip_lines(value: str | None) -> str | None:
     return value.replace("\r\n", "\n").strip() if value is not None else None
 
 
-class ReplyForm(FlaskForm):
+class ReplyForm(FlaskForm):  # type: ignore[misc]  # Flask-WTF ships no type hints
     name = StringField(
         filters=[_strip],
         validators=[

@@ -1,4 +1,5 @@
-"""Atom 1.0 feeds (RFC 4287): /feed.atom, /@<handle>/feed.atom, /tags/<tag>/feed.atom."""
+"""Atom 1.0 feeds (RFC 4287) of the timelines: /feed.atom, /@<handle>/feed.atom,
+/tags/<tag>/feed.atom (routed in views.py, beside their pages)."""
 
 from __future__ import annotations
 
@@ -14,9 +15,7 @@ from flask.typing import ResponseReturnValue
 from gateway.microblog import posts
 from gateway.runtime import Runtime
 from gateway.web.feed import cache, query, render
-from gateway.web.feed.blueprint import bp
 from gateway.web.feed.query import Timeline
-from gateway.web.feed.views import error_page
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
 ATOM_TYPE = "application/atom+xml; charset=utf-8"
@@ -72,15 +71,16 @@ def build(
             if render.safe_url(media_url):
                 _add(entry, "link", rel="enclosure", href=_clean(media_url))
         _add(entry, "content", post.body, type="text")
-    return ET.tostring(feed, encoding="utf-8", xml_declaration=True)
+    document: bytes = ET.tostring(feed, encoding="utf-8", xml_declaration=True)
+    return document
 
 
-def _serve(timeline: Timeline | None, page_endpoint: str, **params: Any) -> ResponseReturnValue:
-    """The newest page of a timeline as Atom; the same 404 page as the HTML when unknown."""
-    if timeline is None:
-        return error_page(404, "Nothing here: no such handle or tag.")
-    found = posts.read_page(Runtime.of(current_app).redis, timeline.key, None, query.PAGE_SIZE)
-    public_url = Runtime.of(current_app).config.public_url
+def serve(timeline: Timeline, params: dict[str, Any]) -> ResponseReturnValue:
+    """The newest page of a timeline as Atom (`params` name the timeline in its links)."""
+    runtime = Runtime.of(current_app)
+    found = posts.read_page(runtime.redis, timeline.key, None, query.PAGE_SIZE)
+    public_url = runtime.config.public_url
+    page_endpoint = query.PAGE_ENDPOINTS[timeline.kind]
 
     def make() -> bytes:
         return build(
@@ -91,29 +91,6 @@ def _serve(timeline: Timeline | None, page_endpoint: str, **params: Any) -> Resp
             html_path=url_for(page_endpoint, **params),
         )
 
-    key = (
-        "atom",
-        public_url,
-        request.script_root,
-        page_endpoint,
-        tuple(sorted(params.items())),
-        timeline,
-        found,
-    )
+    # The links depend on where the app is mounted and on the timeline's parameters.
+    key = ("atom", public_url, request.script_root, tuple(sorted(params.items())), timeline, found)
     return cache.response(key, make, ATOM_TYPE)
-
-
-@bp.get("/feed.atom")
-def atom_all() -> ResponseReturnValue:
-    return _serve(query.everything(), "feed.index")
-
-
-@bp.get("/@<handle>/feed.atom")
-def atom_handle(handle: str) -> ResponseReturnValue:
-    timeline = query.by_handle(Runtime.of(current_app).redis, handle)
-    return _serve(timeline, "feed.handle_page", handle=timeline.name if timeline else handle)
-
-
-@bp.get("/tags/<tag>/feed.atom")
-def atom_tag(tag: str) -> ResponseReturnValue:
-    return _serve(query.by_tag(Runtime.of(current_app).redis, tag), "feed.tag_page", tag=tag)

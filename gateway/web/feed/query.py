@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from redis import Redis
 
@@ -64,6 +65,21 @@ def by_tag(redis: Redis, tag: str) -> Timeline | None:
     if not redis.exists(key):
         return None
     return Timeline(key, "tag", tag)
+
+
+# The HTML page of each kind of timeline (its Atom feed's endpoint is "feed.atom_<kind>").
+PAGE_ENDPOINTS = {"all": "feed.index", "handle": "feed.handle_page", "tag": "feed.tag_page"}
+
+
+def named(redis: Redis, kind: str, name: str = "") -> tuple[Timeline | None, dict[str, Any]]:
+    """The timeline a URL names ("all", a "handle" or a "tag", None if there is none), and
+    the URL parameters that name it in links (a handle as it is now spelled)."""
+    if kind == "handle":
+        timeline = by_handle(redis, name)
+        return timeline, {"handle": timeline.name if timeline else name}
+    if kind == "tag":
+        return by_tag(redis, name), {"tag": name}
+    return everything(), {}
 
 
 def parse_before(raw: str | None) -> int | None:

@@ -9,6 +9,7 @@ from flask.typing import ResponseReturnValue
 
 from gateway.microblog import posts
 from gateway.runtime import Runtime
+from gateway.web.feed import atom as atom_feed
 from gateway.web.feed import cache, query, render
 from gateway.web.feed.blueprint import bp
 from gateway.web.feed.query import Timeline
@@ -26,10 +27,37 @@ def error_page(status: int, message: str) -> ResponseReturnValue:
     return render_template("feed/error.html", status=status, message=message), status
 
 
-def _timeline_page(timeline: Timeline | None, endpoint: str, **params: Any) -> ResponseReturnValue:
-    """One page of a timeline, `before` the reader's cursor, with a link to the next."""
+# Each timeline has a page and an Atom feed ("feed.atom_<kind>"): one view serves both.
+@bp.get("/", endpoint="index")
+@bp.get("/feed.atom", endpoint="atom_all")
+def everything() -> ResponseReturnValue:
+    return _timeline("all")
+
+
+@bp.get("/@<handle>", endpoint="handle_page")
+@bp.get("/@<handle>/feed.atom", endpoint="atom_handle")
+def by_handle(handle: str) -> ResponseReturnValue:
+    return _timeline("handle", handle)
+
+
+@bp.get("/tags/<tag>", endpoint="tag_page")
+@bp.get("/tags/<tag>/feed.atom", endpoint="atom_tag")
+def by_tag(tag: str) -> ResponseReturnValue:
+    return _timeline("tag", tag)
+
+
+def _timeline(kind: str, name: str = "") -> ResponseReturnValue:
+    timeline, params = query.named(Runtime.of(current_app).redis, kind, name)
     if timeline is None:
         return error_page(404, "Nothing here: no such handle or tag.")
+    if request.endpoint == f"feed.atom_{kind}":
+        return atom_feed.serve(timeline, params)
+    return _page(timeline, params)
+
+
+def _page(timeline: Timeline, params: dict[str, Any]) -> ResponseReturnValue:
+    """One page of a timeline, `before` the reader's cursor, with a link to the next."""
+    endpoint = query.PAGE_ENDPOINTS[timeline.kind]
     try:
         before = query.parse_before(request.args.get("before"))
     except query.BadRequest as e:
@@ -46,25 +74,9 @@ def _timeline_page(timeline: Timeline | None, endpoint: str, **params: Any) -> R
             atom_url=url_for(f"feed.atom_{timeline.kind}", **params),
         )
 
-    # The links depend on where the app is mounted, the endpoint and its parameters.
-    key = ("page", request.script_root, endpoint, tuple(sorted(params.items())), timeline, before, found)
+    # The links depend on where the app is mounted and on the timeline's parameters.
+    key = ("page", request.script_root, tuple(sorted(params.items())), timeline, before, found)
     return cache.response(key, make, HTML_TYPE)
-
-
-@bp.get("/")
-def index() -> ResponseReturnValue:
-    return _timeline_page(query.everything(), "feed.index")
-
-
-@bp.get("/@<handle>")
-def handle_page(handle: str) -> ResponseReturnValue:
-    timeline = query.by_handle(Runtime.of(current_app).redis, handle)
-    return _timeline_page(timeline, "feed.handle_page", handle=timeline.name if timeline else handle)
-
-
-@bp.get("/tags/<tag>")
-def tag_page(tag: str) -> ResponseReturnValue:
-    return _timeline_page(query.by_tag(Runtime.of(current_app).redis, tag), "feed.tag_page", tag=tag)
 
 
 @bp.get("/posts/<post_id>")

@@ -75,10 +75,6 @@ def _inbox(h: str) -> str:
     return f"{P}inbox:{h}"
 
 
-def count_request(redis: Redis) -> None:
-    redis.incr(REQUESTS)
-
-
 def set_failure(redis: Redis, count: int, status: int, code: int) -> None:
     redis.hset(FAILURE, mapping={"remaining": count, "status": status, "code": code})
 
