@@ -74,7 +74,7 @@ def area(frame: str) -> str:
 
 def _entry(frame: str) -> bool:
     return any(
-        f"({path})" in frame for path in ("gateway/cli.py", "workers/worker.py", "workers/__main__.py")
+        f"({path})" in frame for path in ("gateway/box/cli.py", "workers/worker.py", "workers/__main__.py")
     )
 
 

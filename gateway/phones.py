@@ -21,10 +21,10 @@ _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 
 
 def normalize(number: str) -> str:
-    """E.164 form of a number Twilio gave us; short codes and sender ids stay as they are."""
+    """E.164 form of a number a provider gave us; short codes and sender ids stay as they are."""
     raw = number.strip()
     if _E164.match(raw):
-        return raw  # what Twilio sends: already normal, and phonenumbers is slow to say so
+        return raw  # what providers send: already normal, and phonenumbers is slow to say so
     try:
         parsed = phonenumbers.parse(raw, None)
     except phonenumbers.NumberParseException:

@@ -1,7 +1,7 @@
 """Carrying out a texter's commands, and answering them in the language they used.
 
-Every command gets a short answer (intent `answer:<MessageSid>`, so a drain that runs
-twice answers once), except the STOP words Twilio itself answers and FORGET ME, after
+Every command gets a short answer (intent `answer:<message id>`, so a drain that runs
+twice answers once), except the STOP words a provider answers itself and FORGET ME, after
 which there is no number left to answer. Bad input gets a usage hint, never silence.
 """
 
@@ -54,7 +54,9 @@ def _help(r: Request) -> None:
 def _stop(r: Request) -> None:
     outbound.mark_stopped(r.out.redis, r.texter.id, True)
     if not twilio_words.answers_itself(r.command.keyword):
-        r.answer("stopped", force=True)  # Twilio confirms only its own English keywords
+        r.answer(
+            "stopped", force=True
+        )  # Twilio confirms only its own English keywords (providers/twilio/vocabulary.py)
 
 
 def _start(r: Request) -> None:

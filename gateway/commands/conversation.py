@@ -24,7 +24,7 @@ def welcome(out: Outbox, sub_id: int, handle: str, first_text: str) -> None:
 
 
 def run(out: Outbox, items: Sequence[tuple[str, int, str, Command]]) -> None:
-    """Carry out commands: (MessageSid, texter id, keyed hash of their number, command), in order."""
+    """Carry out commands: (message id, texter id, keyed hash of their number, command), in order."""
     if not items:
         return
     ids = list(dict.fromkeys(sub_id for _, sub_id, _, _ in items))

@@ -2,7 +2,7 @@
 
 A text is a command only when it has a command's shape, so ordinary posts that happen
 to start with a command word stay posts: a word that takes nothing (STOP, HELP, OFF…)
-must be the whole text, as with Twilio's own keywords ("Stop the arrests" is a post);
+must be the whole text, as with the carriers' own keywords ("Stop the arrests" is a post);
 FOLLOW-like words take @handles, #tags or one bare name; NAME takes one word; `D` takes
 an @handle. A command word with nothing after it is still a command, answered with
 how to use it. The words themselves, in every language, are in `words.py`.
@@ -32,7 +32,7 @@ class Command:
     targets: tuple[str, ...] = ()  # "@handle", "#tag" or a bare name, as written
     text: str = ""  # a reply's or message's text, a bio, a new handle
     problem: str = ""  # "" when well formed, else the usage answer to give
-    keyword: str = ""  # the command word as typed, for answers and Twilio's own keywords
+    keyword: str = ""  # the command word as typed, for answers and a provider's own keywords
 
 
 def language_of(text: str, fallback: str | None = None) -> str:

@@ -86,7 +86,7 @@ def _unpublish(redis: Redis, post_ids: Sequence[int], extra: Sequence[tuple[str,
 
 def delete_latest(redis: Redis, sub_id: int, message_sid: str) -> posts.Post | None | bool:
     """DELETE: erase the newest post. The post; None if there was none; True if this
-    MessageSid already deleted one (a drain that runs twice must not delete two)."""
+    text already deleted one (a drain that runs twice must not delete two)."""
     done = keys.command_done(message_sid)
     if redis.exists(done):
         return True

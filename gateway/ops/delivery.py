@@ -33,7 +33,7 @@ def meaning(code: str) -> str:
 class Delivery:
     waiting: int  # in the lanes now
     retry_later: int  # waiting for a retry
-    sending: int  # handed to Twilio, answer not yet known
+    sending: int  # handed to the provider, answer not yet known
     by_status: dict[str, int]
     by_code: list[dict[str, object]]  # status, code, meaning, count; most frequent first
     send_rate: float  # segments per second over the last minute

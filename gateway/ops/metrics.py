@@ -2,7 +2,7 @@
 
 A custom collector reads Redis at scrape time, so every gunicorn process answers with
 the same numbers (nothing is counted in process memory: no multiprocess directory to
-manage). Labels are queue ids, outcomes, Twilio error codes and stage names — never a
+manage). Labels are queue ids, outcomes, provider error codes and stage names — never a
 phone number or a handle. Login: an operator's session, HTTP Basic with an operator's
 name and password (Prometheus's `basic_auth`), or none when METRICS_PUBLIC=1.
 """
@@ -68,7 +68,9 @@ class KabootarCollector(Collector):
             return family
 
         yield counter("kabootar_texts_received", "Texts stored from the webhook", "received")
-        yield counter("kabootar_texts_duplicate", "Repeated deliveries of a MessageSid", "duplicate")
+        yield counter(
+            "kabootar_texts_duplicate", "Repeated deliveries of a text (same message id)", "duplicate"
+        )
         yield counter("kabootar_texts_blocked", "Texts from blocked handles (no post)", "blocked")
         yield counter("kabootar_texts_throttled", "Texts held back by SENDER_POSTS_PER_MINUTE", "throttled")
         yield counter("kabootar_posts", "Posts made from texts", "posts")
@@ -79,13 +81,13 @@ class KabootarCollector(Collector):
 
     def _sms(self) -> Iterator[Metric]:
         family = CounterMetricFamily(
-            "kabootar_sms", "SMS outcomes by status and Twilio error code", labels=["outcome", "error_code"]
+            "kabootar_sms", "SMS outcomes by status and provider error code", labels=["outcome", "error_code"]
         )
         for field, value in sorted(self.outcomes.items()):
             status, _, code = field.partition(":")
             family.add_metric([status, code], float(value))
         yield family
-        waiting = GaugeMetricFamily("kabootar_sms_waiting", "SMS queued and not yet handed to Twilio")
+        waiting = GaugeMetricFamily("kabootar_sms_waiting", "SMS queued and not yet handed to a provider")
         out = self.figures["outbound"]
         waiting.add_metric([], out["waiting"] + out["retry_later"])
         yield waiting
@@ -93,7 +95,7 @@ class KabootarCollector(Collector):
     def _latency(self) -> Iterator[Metric]:
         family = HistogramMetricFamily(
             "kabootar_latency_seconds",
-            "Webhook to post, and post to SMS accepted by Twilio",
+            "Webhook to post, and post to SMS accepted by the provider",
             labels=["stage"],
         )
         for name in stats.LATENCIES:

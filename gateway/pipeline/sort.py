@@ -20,14 +20,14 @@ from gateway.store import keys
 
 @dataclass(frozen=True)
 class Sorted:
-    """`posts`: MessageSid -> the post it replies to (None: not a reply); `commands`: the rest."""
+    """`posts`: message id -> the post it replies to (None: not a reply); `commands`: the rest."""
 
     posts: dict[str, int | None]
     commands: dict[str, Command]
 
 
 def sort(redis: Redis, texts: Sequence[tuple[str, str]]) -> Sorted:
-    """Decide, for each (MessageSid, body), whether it makes a post or runs a command.
+    """Decide, for each (message id, body), whether it makes a post or runs a command.
 
     `@handle text` makes a reply post when the handle exists, replying to their latest
     post (or to nothing, if they have none: it still mentions them); otherwise it is a

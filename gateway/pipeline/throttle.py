@@ -19,7 +19,7 @@ from gateway.store import keys, stats, worklist
 
 
 def over_limit(redis: Redis, candidates: Sequence[tuple[str, int]], limit: int, now: float) -> list[str]:
-    """The MessageSids of would-be posts beyond each author's limit this minute.
+    """The message ids of would-be posts beyond each author's limit this minute.
 
     `candidates` are (sid, author id) in arrival order; an author's earliest texts pass.
     A limit of 0 or less means no limit.

@@ -8,7 +8,7 @@ never the number itself.
 PREFIX = "kb:"
 
 # Inbound pipeline
-INBOX = PREFIX + "inbox"  # list of MessageSids waiting to become posts
+INBOX = PREFIX + "inbox"  # list of message ids of texts waiting to become posts
 INBOX_DRAIN_SCHEDULED = PREFIX + "inbox:drain-scheduled"  # set while a drain job is queued or running
 INBOX_CLAIMS = PREFIX + "inbox:claims"  # zset: claim token -> time it was taken
 
@@ -19,12 +19,12 @@ def inbound_message(sid: str) -> str:
 
 
 def seen_message(sid: str) -> str:
-    """MessageSid dedupe marker: "0" while queued, then the id of the post it made."""
+    """Dedupe marker of a text's message id: "0" while queued, then the id of the post it made."""
     return f"{PREFIX}seen:{sid}"
 
 
 def inbox_claim(token: str) -> str:
-    """List of MessageSids one drain job has taken from the inbox and not yet finished."""
+    """List of message ids one drain job has taken from the inbox and not yet finished."""
     return f"{PREFIX}inbox:claim:{token}"
 
 
@@ -101,7 +101,7 @@ def outbound_drain_scheduled(lane: str) -> str:
     return f"{PREFIX}out:drain-scheduled:{lane}"
 
 
-# The Twilio simulator is "Twilio", not us: its data lives under its own prefix.
+# The provider simulators are the providers, not us: its data lives under its own prefix.
 SIMULATOR_PREFIX = "sim:"
 
 
@@ -127,7 +127,7 @@ def tag_followers(tag: str) -> str:
 
 
 def command_done(sid: str) -> str:
-    """What a command that must not run twice (DELETE) did for a MessageSid."""
+    """What a command that must not run twice (DELETE) did for a text (its message id)."""
     return f"{PREFIX}cmd:{sid}"
 
 
@@ -154,7 +154,7 @@ def ops_login_failures(kind: str, value: str) -> str:
 
 
 # Sender throttling (pipeline/throttle.py)
-INBOX_DEFERRED = PREFIX + "inbox:deferred"  # zset: MessageSid -> when it may be posted
+INBOX_DEFERRED = PREFIX + "inbox:deferred"  # zset: message id -> when it may be posted
 
 
 def post_rate(sub_id: int | str, minute: int | str) -> str:

@@ -9,7 +9,7 @@ whichever process wrote them. Any web process can draw the page; none keeps stat
 Writers pass the pipeline they already send, so a counter adds commands, not round
 trips: `record(pipe, "received")`, `observe_latency(pipe, "webhook_to_post", 0.8)`.
 A plain client works too (the functions then send one pipeline of their own).
-Counter names are fixed words, queue ids and Twilio codes: never a number or handle.
+Counter names are fixed words, queue ids and provider error codes: never a number or handle.
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def record_sms(
     r: Redis | Pipeline, status: str, error_code: int | str | None = None, segments: int = 0
 ) -> None:
     """Count one SMS outcome: status "sent"/"delivered"/"undelivered"/"failed"/..., with
-    Twilio's error code when there is one; `segments` for an SMS Twilio accepted (send rate)."""
+    the provider's error code when there is one; `segments` for an SMS it accepted (send rate)."""
     counts = {f"sms:{status}": 1}
     if error_code not in (None, "", 0, "0"):
         counts[f"sms:{status}:{error_code}"] = 1

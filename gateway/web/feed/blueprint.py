@@ -37,7 +37,7 @@ def cache_headers(response: Response) -> Response:
     elif not (response.cache_control.private or response.cache_control.no_store):
         response.cache_control.public = True
         response.cache_control.max_age = MAX_AGE_SECONDS
-    response.add_etag()  # keeps an ETag the view already set (gateway/feed/cache.py)
+    response.add_etag()  # keeps an ETag the view already set (cache.py)
     if any(name in request.environ for name in _CONDITIONAL):
         response.make_conditional(request)  # turns it into a 304 in place when the copy is current
     return response
