@@ -1,8 +1,8 @@
 """Starting the systems under test: Kabootar as `make run` runs it, and the baseline peers.
 
-Kabootar: redis-server started the way `kabootar run` starts it (gateway.embedded_redis,
+Kabootar: redis-server started the way `kabootar run` starts it (gateway/box/embedded_redis.py,
 append-only file fsynced on every write unless a scenario says otherwise), `kabootar web`
-(gunicorn as gateway/gunicorn_conf.py sets it up) and `kabootar worker` processes. The peers run from
+(gunicorn as gateway/box/gunicorn_conf.py sets it up) and `kabootar worker` processes. The peers run from
 ../shared/baseline as its README says: `gunicorn -w 2 app:app` / `noop_app:app`, and
 `rq worker` (forking by default, or SimpleWorker), against the same kind of redis-server.
 """
@@ -127,7 +127,7 @@ def start_kabootar(
         SMS_MPS=sms_mps,
         KABOOTAR_VAR_DIR=str(var_dir),
     )
-    cli = [sys.executable, "-m", "gateway.cli"]
+    cli = [sys.executable, "-m", "gateway.box.cli"]
     kb = Kabootar(base, env, server)
     kb.web = fleet.start("web", "kabootar-web", [*cli, "web"], env)
     kb.workers = [
