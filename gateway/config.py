@@ -17,22 +17,63 @@ from typing import Any
 SIMULATOR_ACCOUNT_SID = "AC" + "0" * 31 + "1"
 SIMULATOR_AUTH_TOKEN = "kabootar-simulator-token"
 SIMULATOR_FROM = "+15005550006"
+# The built-in Android phone simulator's, likewise.
+ANDROID_SIMULATOR_USER = "kabootar"
+ANDROID_SIMULATOR_PASSWORD = "kabootar-simulator-password"
+ANDROID_SIMULATOR_SIGNING_KEY = "kabootar-simulator-signing-key"
+
+PROVIDERS = ("twilio", "android")  # every SMS provider Kabootar can use
+
+
+def _providers(raw: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(n.strip().lower() for n in raw.split(",") if n.strip()))
+    unknown = [n for n in names if n not in PROVIDERS]
+    if unknown or not names:
+        raise ValueError(f"SMS_PROVIDERS={raw!r}: name one or more of {', '.join(PROVIDERS)}")
+    return names
+
+
+def _rates(raw: str) -> tuple[float, tuple[tuple[str, float], ...]]:
+    """SMS_MPS: "10" (every provider), or "twilio:10,android:1" (others: 1)."""
+    if ":" not in raw:
+        return float(raw), ()
+    rates: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in raw.split(","))):
+        name, _, rate = part.partition(":")
+        if name.strip().lower() not in PROVIDERS:
+            raise ValueError(f"SMS_MPS={raw!r}: {name!r} is no provider (choose from {', '.join(PROVIDERS)})")
+        rates[name.strip().lower()] = float(rate)
+    return 1.0, tuple(rates.items())
 
 
 @dataclass(frozen=True)
 class Config:
     host: str = "127.0.0.1"  # where `make run` serves
     port: int = 5000
-    public_url: str = ""  # the URL Twilio calls; webhook signatures are checked against it
+    public_url: str = ""  # the URL providers call; webhook signatures are checked against it
     redis_url: str | None = None  # None: `kabootar run` starts the embedded Redis under var_dir
     twilio_account_sid: str = SIMULATOR_ACCOUNT_SID
     twilio_auth_token: str = SIMULATOR_AUTH_TOKEN  # also signs and verifies webhooks
     twilio_from: str | None = None  # sender number, or …
     twilio_messaging_service_sid: str | None = None  # … a Messaging Service
     twilio_api_base_url: str = ""  # Twilio REST base; the simulator's when no credentials
-    simulator: bool = True  # no Twilio credentials: serve /dev/phone and the simulator
+    # The providers that are on (SMS_PROVIDERS); a texter new to Kabootar is answered through
+    # the one they texted, SMS without a known channel go through the first.
+    sms_providers: tuple[str, ...] = ("twilio",)
+    twilio_simulated: bool = True  # Twilio is on without credentials: its simulator serves
+    android_gateway_url: str = ""  # the phone's local-server API; the simulator's when unset
+    android_gateway_user: str = ANDROID_SIMULATOR_USER  # its Basic auth
+    android_gateway_password: str = ANDROID_SIMULATOR_PASSWORD
+    android_webhook_signing_key: str = ANDROID_SIMULATOR_SIGNING_KEY  # set in the app's settings
+    android_simulated: bool = False  # android is on without ANDROID_GATEWAY_URL: its simulator serves
+    android_country: str = ""  # ISO country of the phone's SIM, to read numbers it reports without one
     secret_key: str = ""  # sessions, and the root of the keys that protect phone numbers
-    sms_mps: float = 1.0  # message segments per second the sender may use
+    sms_mps: float = 1.0  # message segments per second each provider may be sent (SMS_MPS)
+    sms_mps_by_provider: tuple[tuple[str, float], ...] = ()  # SMS_MPS=twilio:10,android:1
+    # SMS that a provider keeps refusing with a retryable error for SMS_FAILOVER_AFTER seconds
+    # go through another provider that is on (off by default: a second sender number appears).
+    sms_failover: bool = False
+    sms_failover_after: float = 300.0
     workers: int = 2  # worker processes `make run` starts
     sms_max_segments: int = 2  # longest fan-out SMS, in segments
     sender_posts_per_minute: int = 20  # posts one number may make per minute
@@ -52,24 +93,39 @@ class Config:
         port = int(env.get("PORT", "5000"))
         sid = env.get("TWILIO_ACCOUNT_SID", "")
         token = env.get("TWILIO_AUTH_TOKEN", "")
-        simulator = not (sid and token)
-        public_url = env.get("PUBLIC_URL") or f"http://{host}:{port}"
+        providers = _providers(env.get("SMS_PROVIDERS", "twilio"))
+        twilio_simulated = "twilio" in providers and not (sid and token)
+        android_url = env.get("ANDROID_GATEWAY_URL", "").rstrip("/")
+        android_simulated = "android" in providers and not android_url
+        public_url = (env.get("PUBLIC_URL") or f"http://{host}:{port}").rstrip("/")
+        default_mps, mps_by_provider = _rates(env.get("SMS_MPS", "1"))
         cfg = cls(
             host=host,
             port=port,
-            public_url=public_url.rstrip("/"),
+            public_url=public_url,
             redis_url=env.get("REDIS_URL") or None,
             twilio_account_sid=sid or SIMULATOR_ACCOUNT_SID,
             twilio_auth_token=token or SIMULATOR_AUTH_TOKEN,
-            twilio_from=env.get("TWILIO_FROM") or (SIMULATOR_FROM if simulator else None),
+            twilio_from=env.get("TWILIO_FROM") or (SIMULATOR_FROM if twilio_simulated else None),
             twilio_messaging_service_sid=env.get("TWILIO_MESSAGING_SERVICE_SID") or None,
             twilio_api_base_url=(
                 env.get("TWILIO_API_BASE_URL")
-                or (f"{public_url.rstrip('/')}/dev/twilio" if simulator else "https://api.twilio.com")
+                or (f"{public_url}/dev/twilio" if twilio_simulated else "https://api.twilio.com")
             ),
-            simulator=simulator,
+            sms_providers=providers,
+            twilio_simulated=twilio_simulated,
+            android_gateway_url=android_url or f"{public_url}/dev/android",
+            android_gateway_user=env.get("ANDROID_GATEWAY_USER") or ANDROID_SIMULATOR_USER,
+            android_gateway_password=env.get("ANDROID_GATEWAY_PASSWORD") or ANDROID_SIMULATOR_PASSWORD,
+            android_webhook_signing_key=env.get("ANDROID_WEBHOOK_SIGNING_KEY")
+            or ANDROID_SIMULATOR_SIGNING_KEY,
+            android_simulated=android_simulated,
+            android_country=env.get("ANDROID_COUNTRY", "").strip().upper(),
             secret_key=env.get("SECRET_KEY") or "",
-            sms_mps=float(env.get("SMS_MPS", "1")),
+            sms_mps=default_mps,
+            sms_mps_by_provider=mps_by_provider,
+            sms_failover=env.get("SMS_FAILOVER") == "1",
+            sms_failover_after=float(env.get("SMS_FAILOVER_AFTER", "300")),
             workers=int(env.get("WORKERS", "2")),
             sms_max_segments=int(env.get("SMS_MAX_SEGMENTS", "2")),
             sender_posts_per_minute=int(env.get("SENDER_POSTS_PER_MINUTE", "20")),
@@ -78,6 +134,15 @@ class Config:
             var_dir=var_dir,
         )
         return replace(cfg, **overrides) if overrides else cfg
+
+    @property
+    def simulator(self) -> bool:
+        """Whether a provider's simulator serves (then /dev/phone does too)."""
+        return self.twilio_simulated or self.android_simulated
+
+    def mps(self, provider: str) -> float:
+        """The segments per second `provider` may be sent (0 or less: unpaced)."""
+        return dict(self.sms_mps_by_provider).get(provider, self.sms_mps)
 
     def with_secret_key(self) -> Config:
         """Return a config whose secret key is set: SECRET_KEY, or one kept in var_dir for dev.
@@ -97,13 +162,17 @@ class Config:
 
     def as_env(self) -> dict[str, str]:
         """The environment that makes child processes build this same config."""
+        rates = ",".join(f"{name}:{rate}" for name, rate in self.sms_mps_by_provider)
         env = {
             "HOST": self.host,
             "PORT": str(self.port),
             "PUBLIC_URL": self.public_url,
             "TWILIO_API_BASE_URL": self.twilio_api_base_url,
             "SECRET_KEY": self.secret_key,
-            "SMS_MPS": str(self.sms_mps),
+            "SMS_PROVIDERS": ",".join(self.sms_providers),
+            "SMS_MPS": rates or str(self.sms_mps),
+            "SMS_FAILOVER": "1" if self.sms_failover else "0",
+            "SMS_FAILOVER_AFTER": str(self.sms_failover_after),
             "WORKERS": str(self.workers),
             "SMS_MAX_SEGMENTS": str(self.sms_max_segments),
             "SENDER_POSTS_PER_MINUTE": str(self.sender_posts_per_minute),
@@ -111,13 +180,20 @@ class Config:
         }
         if self.redis_url:
             env["REDIS_URL"] = self.redis_url
-        if not self.simulator:
+        if not self.twilio_simulated:
             env["TWILIO_ACCOUNT_SID"] = self.twilio_account_sid
             env["TWILIO_AUTH_TOKEN"] = self.twilio_auth_token
-        if self.twilio_from and not self.simulator:
+        if self.twilio_from and not self.twilio_simulated:
             env["TWILIO_FROM"] = self.twilio_from
         if self.twilio_messaging_service_sid:
             env["TWILIO_MESSAGING_SERVICE_SID"] = self.twilio_messaging_service_sid
+        if not self.android_simulated and "android" in self.sms_providers:
+            env["ANDROID_GATEWAY_URL"] = self.android_gateway_url
+            env["ANDROID_GATEWAY_USER"] = self.android_gateway_user
+            env["ANDROID_GATEWAY_PASSWORD"] = self.android_gateway_password
+            env["ANDROID_WEBHOOK_SIGNING_KEY"] = self.android_webhook_signing_key
+        if self.android_country:
+            env["ANDROID_COUNTRY"] = self.android_country
         if self.metrics_public:
             env["METRICS_PUBLIC"] = "1"
         if self.trusted_proxies:

@@ -32,6 +32,27 @@ def normalize(number: str) -> str:
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
+def to_e164(raw: str, region: str | None = None) -> str | None:
+    """The E.164 form of a number a provider reported in whatever format ("+98 912 …",
+    "09121234567" with its `region`, "00989…"); None when it is not a possible phone number."""
+    try:
+        parsed = phonenumbers.parse(raw.strip(), (region or "").upper() or None)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_possible_number(parsed):
+        return None
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def region_of(number: str) -> str | None:
+    """The ISO country of an international number (`+98…` -> "IR"), None when unknown."""
+    try:
+        found = phonenumbers.region_code_for_number(phonenumbers.parse(number.strip(), None))
+    except phonenumbers.NumberParseException:
+        return None
+    return found if found and found != "ZZ" else None
+
+
 HIDDEN_DIGITS = 3  # a masked number always hides at least this many of its digits
 
 

@@ -39,7 +39,12 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture
 def config(redis_server: str, tmp_path: Path) -> Config:
     return Config.from_env(
-        {"PUBLIC_URL": TEST_PUBLIC_URL, "REDIS_URL": redis_server, "SECRET_KEY": "test-secret-key"},
+        {
+            "PUBLIC_URL": TEST_PUBLIC_URL,
+            "REDIS_URL": redis_server,
+            "SECRET_KEY": "test-secret-key",
+            "SMS_PROVIDERS": "twilio,android",  # both simulated: every route of either is served
+        },
         var_dir=tmp_path / "var",
     )
 

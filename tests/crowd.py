@@ -24,6 +24,7 @@ from rq import Worker
 from gateway.config import Config
 from gateway.microblog import follows, subscribers
 from gateway.outbox import outbound
+from gateway.providers.simulated import handsets
 from gateway.providers.twilio.simulator import store as simstore
 from gateway.runtime import Runtime
 from gateway.store import keys
@@ -41,8 +42,8 @@ class Crowd:
 
     def received(self, runtime: Runtime) -> Counter[str]:
         """How many SMS the simulator accepted for each follower (by number)."""
-        by_hash = simstore.sent_count_by_recipient(runtime.redis)
-        return Counter({n: by_hash.get(simstore.number_hash(n), 0) for n in self.followers})
+        by_hash = handsets.sent_count_by_recipient(runtime.redis)
+        return Counter({n: by_hash.get(handsets.number_hash(n), 0) for n in self.followers})
 
     def statuses(self, runtime: Runtime, intent: str) -> Counter[str]:
         """Our own record of the followers' SMS for `intent`, by status."""

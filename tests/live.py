@@ -28,6 +28,8 @@ SETTINGS = [
     "HOST", "PORT", "PUBLIC_URL", "REDIS_URL", "SECRET_KEY", "WORKERS", "KABOOTAR_VAR_DIR",
     "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_FROM", "TWILIO_MESSAGING_SERVICE_SID",
     "TWILIO_API_BASE_URL", "WEB_CONCURRENCY", "TRUSTED_PROXIES", "METRICS_PUBLIC",
+    "SMS_PROVIDERS", "SMS_MPS", "SMS_FAILOVER", "SMS_FAILOVER_AFTER", "ANDROID_GATEWAY_URL",
+    "ANDROID_GATEWAY_USER", "ANDROID_GATEWAY_PASSWORD", "ANDROID_WEBHOOK_SIGNING_KEY", "ANDROID_COUNTRY",
 ]  # fmt: skip
 
 
@@ -110,6 +112,7 @@ class Gateway:
 
     def __init__(self, config: Config, procs: Processes) -> None:
         self.base = f"http://127.0.0.1:{config.port}"
+        self.config = config
         self.signer = SignatureChecker(config.twilio_auth_token, config.public_url)
         self.procs = procs
 
@@ -134,6 +137,15 @@ class Gateway:
             data=urllib.parse.urlencode(form).encode(),
             headers={"X-Twilio-Signature": self.signer.sign("/twilio/sms", form)},
         )
+        with urllib.request.urlopen(request, timeout=5) as r:
+            return int(r.status)
+
+    def text_by_phone(self, sender: str, body: str) -> int:
+        """Text the gateway from `sender` through the (simulated) Android phone's webhook."""
+        from gateway.providers.android.simulator import phones
+
+        path, data, headers = phones.text_webhook(self.config, sender, body)
+        request = urllib.request.Request(self.base + path, data=data, headers=headers)
         with urllib.request.urlopen(request, timeout=5) as r:
             return int(r.status)
 

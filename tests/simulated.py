@@ -23,6 +23,8 @@ from gateway.box import embedded_redis
 from gateway.config import Config
 from gateway.microblog import subscribers
 from gateway.outbox import outbound, sender
+from gateway.providers import registry
+from gateway.providers.records import Sender
 from gateway.providers.twilio.api import TwilioSender
 from gateway.runtime import Runtime
 from gateway.store import queues
@@ -69,14 +71,20 @@ class Live:
         """Send until nothing waits (retries included), in this process."""
         deadline = time.monotonic() + budget
         while time.monotonic() < deadline:
-            out = sender.drain(self.runtime, self.sender, queues.LANES, budget=deadline - time.monotonic())
+            out = sender.drain(self.runtime, self.senders, queues.LANES, budget=deadline - time.monotonic())
             if not out.more and out.next_due is None:
                 return
         raise AssertionError("outbound SMS still waiting after the budget")
 
-    def control(self, action: str, **form: Any) -> None:
+    def control(self, action: str, provider: str = "twilio", **form: Any) -> None:
+        """Tell a provider's simulator to misbehave (or stop): its /control/<action> hook."""
         with self.app.test_client() as client:
-            assert client.post(f"/dev/twilio/control/{action}", data=form).status_code == 200
+            assert client.post(f"/dev/{provider}/control/{action}", data=form).status_code == 200
+
+    @property
+    def senders(self) -> dict[str, Sender]:
+        """A sender for every provider that is on (Twilio's is this Live's own)."""
+        return {**registry.senders(self.config), "twilio": self.sender}
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
@@ -109,7 +117,7 @@ def running(redis_server: str, tmp_path: Path, **env: str) -> Iterator[Live]:
     finally:
         # Let the simulator's status callbacks in flight land before the server goes.
         for t in threading.enumerate():
-            if t.name == "sim-callbacks":
+            if t.name == "sim-reports":
                 t.join(timeout=2)
         server.shutdown()
         thread.join(timeout=5)

@@ -37,6 +37,13 @@ def test_empty_message_is_not_sent(client, redis: Redis):
 
 
 def test_dev_phone_is_absent_with_real_twilio_credentials(config):
-    real = replace(config, simulator=False, twilio_account_sid="AC" + "1" * 32, twilio_auth_token="real")
+    real = replace(
+        config,
+        sms_providers=("twilio",),
+        android_simulated=False,
+        twilio_simulated=False,
+        twilio_account_sid="AC" + "1" * 32,
+        twilio_auth_token="real",
+    )
     app = create_app(real, {"TESTING": True})
     assert app.test_client().get("/dev/phone").status_code == 404

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from gateway.outbox import sender
-from gateway.providers.twilio.simulator import store as simstore
+from gateway.providers.simulated import handsets
 from gateway.store import keys, queues
 from tests.crowd import gather, simulator_settled, start_fleet, wait_for
 from tests.live import Processes
@@ -45,7 +45,7 @@ def test_each_follower_gets_the_post_once_while_workers_are_killed(
         redis_server, processes, tmp_path / "var", WORKERS, SMS_MPS=str(SMS_MPS)
     )
     crowd = gather(runtime, FOLLOWERS)
-    simstore.reset(runtime.redis)
+    handsets.reset(runtime.redis)
     rng = random.Random(6)
 
     start = time.monotonic()
@@ -98,7 +98,7 @@ def test_each_follower_gets_the_post_once_while_workers_are_killed(
         f"{done - last_kill:.1f} s after the last kill",
     )
     assert (missing, duplicates) == (0, 0)
-    assert simstore.received_count(runtime.redis, crowd.author) == 0
+    assert handsets.received_count(runtime.redis, crowd.author) == 0
     # Nothing is left claimed, queued or waiting for a retry.
     for lane in queues.LANES:
         assert runtime.redis.llen(keys.outbound_lane(lane)) == 0

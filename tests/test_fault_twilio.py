@@ -17,6 +17,7 @@ from redis import Redis
 from rq import Queue
 
 from gateway.config import SIMULATOR_ACCOUNT_SID, SIMULATOR_AUTH_TOKEN, SIMULATOR_FROM
+from gateway.providers.simulated import handsets
 from gateway.providers.twilio.simulator import store as simstore
 from gateway.store import keys, queues
 from tests.crowd import gather, start_fleet, wait_for
@@ -68,7 +69,7 @@ def test_an_outage_fails_every_request_with_its_statuses_in_turn_until_it_ends(
     log = simstore.requests_log(redis)
     assert [status for _, _, status in log] == [429, 500, 503, 429, 401, 0]
     assert simstore.requests_received(redis) == 6
-    assert simstore.received_count(redis, "+989121234567") == 1
+    assert handsets.received_count(redis, "+989121234567") == 1
     assert client.post("/dev/twilio/control/outage", data={"statuses": "200"}).status_code == 400
 
 
@@ -79,7 +80,7 @@ def test_a_minute_of_429s_and_500s_delays_sms_but_each_is_sent_once_within_the_r
 ):
     fleet, gateway, runtime = start_fleet(redis_server, processes, tmp_path / "var", 2, SMS_MPS=str(SMS_MPS))
     crowd = gather(runtime, FOLLOWERS)
-    simstore.reset(runtime.redis)
+    handsets.reset(runtime.redis)
 
     storm_end = simstore.set_outage(runtime.redis, STORM_SECONDS, (429, 500))
     started = time.time()

@@ -25,7 +25,7 @@ from redis import Redis
 from gateway.microblog import posts
 from gateway.outbox import outbound, sender
 from gateway.pipeline import inbox, throttle
-from gateway.providers.twilio.simulator import store as simulator
+from gateway.providers.simulated import handsets
 from gateway.store import keys, queues
 from tests.conftest import Twilio, run_workers
 from tests.privacy import leaks, redis_values_url, unkeyed_hashes, url_of
@@ -74,7 +74,7 @@ class Texters:
         return all(s in FINAL for s in statuses)
 
     def received(self, number: str) -> list[str]:
-        return [m["body"] for m in simulator.inbox_for(self.redis, number)]
+        return [m["body"] for m in handsets.inbox_for(self.redis, number)]
 
     def sub_id(self, number: str) -> int | None:
         found = self.redis.hget(keys.PHONE_INDEX, self.live.runtime.vault.lookup_key(number))
@@ -111,6 +111,8 @@ def explain(key: str, others: set[int], ali_sids: set[str]) -> str | None:
         return "counters"
     if key.startswith(keys.PREFIX + "web:replies:"):
         return "a web reader's reply rate counter (keyed hash of an address)"
+    if key.startswith(keys.PREFIX + "prov:"):
+        return "a provider's health (when it last took an SMS)"
     if key in (keys.INBOX_DRAIN_SCHEDULED, keys.PHONE_INDEX, keys.HANDLE_INDEX, keys.TIMELINE_ALL):
         return "indexes and flags, Ali's entries gone (checked below)"
     if key.startswith(
@@ -186,7 +188,7 @@ def test_forget_me_erases_the_texter_and_leaves_nothing_of_them(texters: Texters
     received_before = len(t.received(ALI))
     t.live.control("delay", seconds=1.5)
     in_flight = threading.Thread(
-        target=sender.drain, args=(t.live.runtime, t.live.sender, queues.LANES, 0.3), daemon=True
+        target=sender.drain, args=(t.live.runtime, {"twilio": t.live.sender}, queues.LANES, 0.3), daemon=True
     )
     in_flight.start()
     dm_sid = t.forms[-1]["MessageSid"]

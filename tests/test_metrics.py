@@ -67,8 +67,10 @@ def test_metrics_parse_and_count_what_happened(
     assert m["kabootar_posts_total"][()] == 2
     assert m["kabootar_webhooks_refused_total"][(("reason", "signature"),)] == 1
     assert m["kabootar_queue_depth"][(("queue", "inbox"),)] == 0
-    assert m["kabootar_sms_total"][(("error_code", ""), ("outcome", "delivered"))] == 4
-    assert m["kabootar_sms_total"][(("error_code", "30003"), ("outcome", "undelivered"))] == 1
+    assert m["kabootar_sms_total"][(("error_code", ""), ("outcome", "delivered"), ("provider", ""))] == 4
+    assert (
+        m["kabootar_sms_total"][(("error_code", "30003"), ("outcome", "undelivered"), ("provider", ""))] == 1
+    )
     assert m["kabootar_workers_alive"][()] == 0
     stage = (("le", "+Inf"), ("stage", "webhook_to_post"))
     assert m["kabootar_latency_seconds_bucket"][stage] == 2

@@ -19,6 +19,7 @@ import rq
 
 from gateway.outbox import outbound, sender
 from gateway.providers.records import OPTED_OUT, SendError, SendResult
+from gateway.providers.simulated import handsets
 from gateway.providers.twilio import api as twilio
 from gateway.providers.twilio.api import TwilioSender
 from gateway.providers.twilio.simulator import store as simulator
@@ -57,7 +58,7 @@ def test_an_answer_reaches_the_phone_and_is_delivered(live: Live):
     live.send_all()
 
     wait_until(lambda: status(live, "welcome", ali) == "delivered")
-    [sms] = simulator.inbox_for(live.redis, ALI)
+    [sms] = handsets.inbox_for(live.redis, ALI)
     assert sms["body"] == "Welcome, @quiet-falcon-27! Text HELP."
     assert sms["status"] == "delivered"
     stored = outbound.get(live.redis, outbound.message_id("welcome", ali))
@@ -72,7 +73,7 @@ def test_queuing_the_same_intent_twice_sends_one_sms(live: Live):
     assert live.queue([(ali, "after sending")], intent="post:7:follow") == 0
     live.send_all()
 
-    assert [m["body"] for m in simulator.inbox_for(live.redis, ALI)] == ["first"]
+    assert [m["body"] for m in handsets.inbox_for(live.redis, ALI)] == ["first"]
 
 
 def test_stopped_and_paused_recipients(live: Live):
@@ -87,8 +88,8 @@ def test_stopped_and_paused_recipients(live: Live):
     assert live.queue([(ali, "HELP text")], intent="help", kind="answer", even_if_stopped=True) == 1
     live.send_all()
 
-    assert [m["body"] for m in simulator.inbox_for(live.redis, ALI)] == ["HELP text"]
-    assert [m["body"] for m in simulator.inbox_for(live.redis, SARA)] == ["ok"]
+    assert [m["body"] for m in handsets.inbox_for(live.redis, ALI)] == ["HELP text"]
+    assert [m["body"] for m in handsets.inbox_for(live.redis, SARA)] == ["ok"]
 
     outbound.mark_stopped(live.redis, ali, False)
     assert live.queue([(ali, "back")], intent="dm2", kind="direct") == 1
@@ -100,7 +101,7 @@ def test_stop_between_queuing_and_sending_drops_the_sms(live: Live):
     outbound.mark_stopped(live.redis, ali, True)
     live.send_all()
 
-    assert simulator.received_count(live.redis, ALI) == 0
+    assert handsets.received_count(live.redis, ALI) == 0
     assert status(live, "post:1", ali) == "cancelled"
 
 
@@ -112,7 +113,7 @@ def test_answers_go_before_bulk_fanout(live: Live):
     live.send_all()
 
     first = min(
-        (m for n in range(20) for m in simulator.inbox_for(live.redis, f"+98912000{n:04d}")),
+        (m for n in range(20) for m in handsets.inbox_for(live.redis, f"+98912000{n:04d}")),
         key=lambda m: m["time"],
     )
     assert first["body"] == "your answer"
@@ -145,7 +146,7 @@ def test_throttling_and_server_errors_are_retried_until_each_sms_is_sent_once(
     live.queue([(s, "hello") for s in subs], intent="burst", kind="fanout")
     live.send_all()
 
-    assert [simulator.received_count(live.redis, n) for n in numbers] == [1] * 6
+    assert [handsets.received_count(live.redis, n) for n in numbers] == [1] * 6
     assert simulator.requests_received(live.redis) == 14
     assert all(status(live, "burst", s) in ("sent", "delivered") for s in subs)
     assert int(live.redis.hget(keys.OUTBOUND_STATS, "retried") or 0) == 8
@@ -161,9 +162,9 @@ def test_retries_stop_once_the_retry_window_has_passed_with_the_code(
     live.send_all()
 
     stored = outbound.get(live.redis, outbound.message_id("doomed", ali))
-    assert stored is not None and (stored.status, stored.error) == ("failed", 20500)
+    assert stored is not None and (stored.status, stored.error) == ("failed", "20500")
     assert simulator.requests_received(live.redis) == stored.attempts >= 3
-    assert simulator.received_count(live.redis, ALI) == 0
+    assert handsets.received_count(live.redis, ALI) == 0
 
 
 def test_an_outage_longer_than_eight_tries_loses_nothing(live: Live, monkeypatch: pytest.MonkeyPatch):
@@ -176,7 +177,7 @@ def test_an_outage_longer_than_eight_tries_loses_nothing(live: Live, monkeypatch
 
     stored = outbound.get(live.redis, outbound.message_id("outage", ali))
     assert stored is not None and stored.attempts == 3 * sender.MAX_ATTEMPTS + 1
-    assert simulator.received_count(live.redis, ALI) == 1
+    assert handsets.received_count(live.redis, ALI) == 1
 
 
 def test_refused_tries_do_not_count_against_an_unconfirmed_sms(live: Live):
@@ -199,7 +200,7 @@ def test_permanent_errors_are_not_retried_and_keep_their_code(live: Live, code: 
     live.send_all()
 
     stored = outbound.get(live.redis, outbound.message_id("bad", ali))
-    assert stored is not None and (stored.status, stored.error) == ("failed", code)
+    assert stored is not None and (stored.status, stored.error) == ("failed", str(code))
     assert simulator.requests_received(live.redis) == 1
     assert live.redis.hget(keys.OUTBOUND_STATS, f"failed:{code}") == "1"
 
@@ -223,7 +224,7 @@ def test_delivery_errors_reported_later_are_recorded(live: Live):
 
     wait_until(lambda: status(live, "landline", ali) == "undelivered")
     stored = outbound.get(live.redis, outbound.message_id("landline", ali))
-    assert stored is not None and stored.error == 30006
+    assert stored is not None and stored.error == "30006"
 
 
 class WorkerKilled(BaseException):
@@ -249,7 +250,7 @@ def test_a_job_killed_after_twilio_accepted_is_rerun_without_a_second_api_call(l
     mid = outbound.message_id("reply:5", ali)
     live.queue([(ali, "@sara replied: hi")], intent="reply:5", kind="direct")
     with pytest.raises(WorkerKilled):
-        sender.drain(live.runtime, DiesAfterTwilioAccepts(live.sender), queues.LANES)
+        sender.drain(live.runtime, {"twilio": DiesAfterTwilioAccepts(live.sender)}, queues.LANES)
     assert simulator.requests_received(live.redis) == 1
 
     # The watchdog returns the dead job's batch, and the job runs again.
@@ -261,7 +262,7 @@ def test_a_job_killed_after_twilio_accepted_is_rerun_without_a_second_api_call(l
     wait_until(lambda: outbound.message_status(live.redis, mid) == "delivered")
     assert sender.reap_unconfirmed(live.redis, grace=0) == 0
     live.send_all()
-    assert simulator.received_count(live.redis, ALI) == 1
+    assert handsets.received_count(live.redis, ALI) == 1
 
 
 def test_an_sms_never_confirmed_is_sent_again_only_after_the_grace_period(live: Live):
@@ -269,7 +270,7 @@ def test_an_sms_never_confirmed_is_sent_again_only_after_the_grace_period(live: 
     mid = outbound.message_id("reply:6", ali)
     live.queue([(ali, "hi")], intent="reply:6", kind="direct")
     with pytest.raises(WorkerKilled):
-        sender.drain(live.runtime, DiesBeforeCallingTwilio(), queues.LANES)
+        sender.drain(live.runtime, {"twilio": DiesBeforeCallingTwilio()}, queues.LANES)
     sender.reclaim_stale(live.redis, older_than=0)
 
     live.send_all()  # outcome unknown: no call yet
@@ -280,7 +281,7 @@ def test_an_sms_never_confirmed_is_sent_again_only_after_the_grace_period(live: 
     assert sender.reap_unconfirmed(live.redis, grace=0) == 1
     live.send_all()
 
-    assert simulator.received_count(live.redis, ALI) == 1
+    assert handsets.received_count(live.redis, ALI) == 1
     stored = outbound.get(live.redis, mid)
     assert stored is not None and stored.attempts == 2
 
@@ -315,7 +316,7 @@ def test_a_worker_process_killed_after_twilio_accepted_never_sends_twice(live: L
 
     wait_until(lambda: outbound.message_status(live.redis, mid) == "delivered", timeout=10)
     assert sender.reap_unconfirmed(live.redis, grace=0) == 0
-    assert simulator.received_count(live.redis, ALI) == 1
+    assert handsets.received_count(live.redis, ALI) == 1
 
 
 def test_a_real_worker_sends_the_queued_sms(live: Live):
@@ -324,7 +325,7 @@ def test_a_real_worker_sends_the_queued_sms(live: Live):
 
     run_worker(live)
 
-    assert [m["body"] for m in simulator.inbox_for(live.redis, ALI)] == ["via rq"]
+    assert [m["body"] for m in handsets.inbox_for(live.redis, ALI)] == ["via rq"]
     assert not live.redis.exists(keys.outbound_drain_scheduled("replies"))
 
 
@@ -335,7 +336,7 @@ def test_no_phone_number_is_stored_or_logged(live: Live, caplog: pytest.LogCaptu
     live.queue([(s, "hello") for s in subs], intent="privacy")
     run_worker(live)
     # One of the three (whichever call came first: they go concurrently) was refused.
-    wait_until(lambda: sum(simulator.received_count(live.redis, n) for n in (ALI, SARA, REZA)) == 2)
+    wait_until(lambda: sum(handsets.received_count(live.redis, n) for n in (ALI, SARA, REZA)) == 2)
 
     assert leaks(redis_dump(live.redis), [ALI, SARA, REZA]) == []
     assert leaks(caplog.text, [ALI, SARA, REZA]) == []

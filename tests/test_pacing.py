@@ -33,7 +33,7 @@ def _drain_in_threads(live: Live, workers: int) -> None:
         own = TwilioSender(live.config)
         try:
             while True:
-                out = sender.drain(live.runtime, own, queues.LANES, budget=5.0)
+                out = sender.drain(live.runtime, {"twilio": own}, queues.LANES, budget=5.0)
                 if not out.more and out.next_due is None:
                     return
         except BaseException as e:  # re-raised in the test thread below
@@ -76,15 +76,19 @@ def test_long_sms_spend_their_segments_from_the_budget(redis_server: str, tmp_pa
 
 
 def test_a_slot_is_granted_then_the_next_asks_to_wait(redis: Redis):
-    assert pacing.reserve(redis, [1], rate=2, horizon=0).granted == 1
-    refused = pacing.reserve(redis, [1], rate=2, horizon=0)
+    assert pacing.reserve(redis, [1], rate=2, horizon=0, provider="twilio").granted == 1
+    refused = pacing.reserve(redis, [1], rate=2, horizon=0, provider="twilio")
     assert refused.granted == 0 and 0.4 < refused.wait <= 1 / 2
-    assert pacing.reserve(redis, [1], rate=2, horizon=0).granted == 0  # a refusal takes nothing
+    assert (
+        pacing.reserve(redis, [1], rate=2, horizon=0, provider="twilio").granted == 0
+    )  # a refusal takes nothing
 
 
 @pytest.mark.parametrize("rate", [0, -1])
 def test_zero_or_negative_rate_means_unpaced(redis: Redis, rate: float):
-    assert all(pacing.reserve(redis, [10], rate, horizon=0).granted == 1 for _ in range(100))
+    assert all(
+        pacing.reserve(redis, [10], rate, horizon=0, provider="twilio").granted == 1 for _ in range(100)
+    )
 
 
 def test_a_send_job_hands_over_to_a_successor_and_frees_its_slot(
@@ -113,42 +117,48 @@ def test_a_send_job_hands_over_to_a_successor_and_frees_its_slot(
 
 def test_a_reserved_batch_is_spaced_at_the_rate_and_the_next_one_queues_behind_it(redis: Redis):
     spacing = 1 / 10
-    first = pacing.reserve(redis, [1, 2, 1], rate=10)
+    first = pacing.reserve(redis, [1, 2, 1], rate=10, provider="twilio")
     assert first.granted == 3 and first.wait == 0
     gaps = [b - a for a, b in zip(first.at, first.at[1:], strict=False)]
     assert gaps == pytest.approx([spacing, 2 * spacing], abs=1e-6)  # a long SMS costs two slots
 
-    second = pacing.reserve(redis, [1], rate=10)
+    second = pacing.reserve(redis, [1], rate=10, provider="twilio")
     # The next slot comes after the first batch's four segments, never among them.
     assert second.at[0] - first.at[0] == pytest.approx(4 * spacing, abs=0.01)
 
 
 def test_only_slots_within_the_horizon_are_granted_and_a_refusal_takes_nothing(redis: Redis):
     spacing = 1 / 4  # 0.25 s
-    got = pacing.reserve(redis, [1] * 10, rate=4, horizon=0.9)
+    got = pacing.reserve(redis, [1] * 10, rate=4, horizon=0.9, provider="twilio")
     assert got.granted == 4  # slots at 0, 0.25, 0.5 and 0.75 s; the fifth would start after 0.9 s
 
-    refused = pacing.reserve(redis, [1], rate=4, horizon=0.5)
+    refused = pacing.reserve(redis, [1], rate=4, horizon=0.5, provider="twilio")
     assert refused.granted == 0 and refused.wait == pytest.approx(4 * spacing, abs=0.02)
-    again = pacing.reserve(redis, [1], rate=4, horizon=5.0)
+    again = pacing.reserve(redis, [1], rate=4, horizon=5.0, provider="twilio")
     assert again.wait == pytest.approx(4 * spacing, abs=0.02)  # the refusal moved nothing on
 
 
 def test_the_guard_counts_a_call_from_its_start_until_a_second_after_its_answer(redis: Redis):
-    assert [pacing.admit(redis, f"call-{n}", 1, rate=3) for n in range(3)] == [0, 0, 0]
-    assert pacing.admit(redis, "call-3", 1, rate=3) > 0  # three in flight: the window is full
-    pacing.release(redis, "call-0", 1, rate=3, made=False)  # never went out: it leaves at once
-    assert pacing.admit(redis, "call-3", 1, rate=3) == 0
+    assert [pacing.admit(redis, f"call-{n}", 1, rate=3, provider="twilio") for n in range(3)] == [0, 0, 0]
+    assert (
+        pacing.admit(redis, "call-3", 1, rate=3, provider="twilio") > 0
+    )  # three in flight: the window is full
+    pacing.release(
+        redis, "call-0", 1, rate=3, made=False, provider="twilio"
+    )  # never went out: it leaves at once
+    assert pacing.admit(redis, "call-3", 1, rate=3, provider="twilio") == 0
     for n in (1, 2, 3):
-        pacing.release(redis, f"call-{n}", 1, rate=3)
+        pacing.release(redis, f"call-{n}", 1, rate=3, provider="twilio")
 
-    wait = pacing.admit(redis, "call-4", 1, rate=3)
+    wait = pacing.admit(redis, "call-4", 1, rate=3, provider="twilio")
     assert 0.9 < wait <= 1.0  # answered calls count for one more second
     time.sleep(wait)
-    assert pacing.admit(redis, "call-4", 1, rate=3) == 0
-    assert pacing.admit(redis, "long", 5, rate=3) > 0
-    pacing.release(redis, "call-4", 1, rate=3, made=False)
-    assert pacing.admit(redis, "long", 5, rate=3) == 0  # alone, a message longer than the rate goes
+    assert pacing.admit(redis, "call-4", 1, rate=3, provider="twilio") == 0
+    assert pacing.admit(redis, "long", 5, rate=3, provider="twilio") > 0
+    pacing.release(redis, "call-4", 1, rate=3, made=False, provider="twilio")
+    assert (
+        pacing.admit(redis, "long", 5, rate=3, provider="twilio") == 0
+    )  # alone, a message longer than the rate goes
 
 
 class LateOnTheWay:
@@ -174,7 +184,7 @@ def test_calls_held_up_on_their_way_never_bunch_past_the_rate_where_twilio_count
         late = LateOnTheWay(live.sender, seed=6)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            out = sender.drain(live.runtime, late, queues.LANES, budget=5.0)
+            out = sender.drain(live.runtime, {"twilio": late}, queues.LANES, budget=5.0)
             if not out.more and out.next_due is None:
                 break
 

@@ -31,6 +31,8 @@ from werkzeug.routing import AnyConverter, Rule
 from gateway.config import Config
 from gateway.microblog import posts
 from gateway.ops import accounts
+from gateway.providers.android import webhooks as android
+from gateway.providers.android.simulator import reports as android_sim
 from gateway.store import keys
 from gateway.web import create_app, security
 from gateway.web import replies as web_replies
@@ -42,10 +44,12 @@ from tests.test_ops import PASSWORD, csrf_of, log_in
 # token (the blueprint's guard checks it); any other new POST route must be added here.
 CSRF_FORMS = {"web_replies.create_reply", "devphone.send"}
 SIGNED_BY_TWILIO = {"webhooks.twilio_sms", "webhooks.twilio_status"}
-SIMULATOR_API = {"twilio_simulator.create_message"}  # Basic auth: the account sid and token
-# The simulator's test hooks (make the fake Twilio fail or slow down). They exist only
-# while there are no Twilio credentials, i.e. no real SMS can be at stake.
-SIMULATOR_HOOKS = "twilio_simulator.control_"  # every endpoint whose name starts so
+SIGNED_BY_THE_PHONE = {"webhooks.android_webhook"}  # HMAC of body and timestamp, 5 minutes
+# Basic auth: Twilio's account sid and token; the phone's user and password.
+SIMULATOR_API = {"twilio_simulator.create_message", "android_simulator.send_message"}
+# The simulators' test hooks (make the fake Twilio or phone fail or slow down). They exist
+# only while a provider has no credentials, i.e. no real SMS can be at stake.
+SIMULATOR_HOOKS = ("twilio_simulator.control_", "android_simulator.control_")  # names starting so
 PUBLIC_CONSOLE = {"ops.login", "ops.static"}
 STATIC_FILES = {"ops.static": "ops.js", "devphone.static": "phone.js", "static": "nothing-here.css"}
 SECURE = {"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer"}
@@ -129,7 +133,14 @@ def operator(app: Flask, redis: Redis) -> FlaskClient:
 
 
 def real_twilio(config: Config) -> Config:
-    return replace(config, simulator=False, twilio_account_sid="AC" + "1" * 32, twilio_auth_token="real")
+    return replace(
+        config,
+        sms_providers=("twilio",),
+        android_simulated=False,
+        twilio_simulated=False,
+        twilio_account_sid="AC" + "1" * 32,
+        twilio_auth_token="real",
+    )
 
 
 # ---------------------------------------------------------------- who may see the console
@@ -177,11 +188,11 @@ def test_dev_and_simulator_routes_exist_only_without_twilio_credentials(config, 
 
 
 def test_every_post_route_is_protected_by_a_token_a_signature_or_basic_auth(app: Flask):
-    known = CSRF_FORMS | SIGNED_BY_TWILIO | SIMULATOR_API
+    known = CSRF_FORMS | SIGNED_BY_TWILIO | SIGNED_BY_THE_PHONE | SIMULATOR_API
     unknown = [
         r.endpoint
         for r in routes(app, "POST")
-        if not r.endpoint.startswith(("ops.", SIMULATOR_HOOKS)) and r.endpoint not in known
+        if not r.endpoint.startswith(("ops.", *SIMULATOR_HOOKS)) and r.endpoint not in known
     ]
     assert unknown == [], "say what protects these POST routes (and test it here)"
 
@@ -221,9 +232,31 @@ def test_twilio_webhooks_refuse_unsigned_and_missigned_requests(app: Flask, clie
     assert redis.llen(keys.INBOX) == 0
 
 
+def test_the_phones_webhook_refuses_unsigned_missigned_and_stale_requests(app: Flask, client, config, redis):
+    body = android_sim.body("sms:received", {"messageId": "m1", "message": "forged", "sender": TEXTER})
+    now = str(int(time.time()))
+    good = android.sign(config.android_webhook_signing_key, body, now)
+    stale = str(int(time.time()) - 301)
+    attempts = {
+        "no signature": {},
+        "garbage": {"X-Timestamp": now, "X-Signature": "bm90IGEgc2lnbmF0dXJl"},
+        "another key": {"X-Timestamp": now, "X-Signature": android.sign("not the key", body, now)},
+        "another time": {"X-Timestamp": str(int(now) + 1), "X-Signature": good},
+        "stale": {
+            "X-Timestamp": stale,
+            "X-Signature": android.sign(config.android_webhook_signing_key, body, stale),
+        },
+    }
+    [rule] = [r for r in routes(app, "POST") if r.endpoint in SIGNED_BY_THE_PHONE]
+    for what, headers in attempts.items():
+        response = client.post(rule.rule, data=body, headers={"Content-Type": "application/json", **headers})
+        assert response.status_code == 403, what
+    assert redis.llen(keys.INBOX) == 0
+
+
 def test_the_simulators_api_refuses_requests_without_its_credentials(app: Flask, client, config):
     form = {"To": TEXTER, "From": config.twilio_from or "", "Body": "x"}
-    [rule] = [r for r in routes(app, "POST") if r.endpoint in SIMULATOR_API]
+    [rule] = [r for r in routes(app, "POST") if r.endpoint == "twilio_simulator.create_message"]
     path = paths(app, rule, account_sid=config.twilio_account_sid)[0]
     for headers in (
         {},

@@ -13,6 +13,7 @@ from redis import Redis
 
 from gateway.config import SIMULATOR_ACCOUNT_SID, SIMULATOR_AUTH_TOKEN, SIMULATOR_FROM
 from gateway.outbox import outbound
+from gateway.providers.simulated import handsets
 from gateway.providers.twilio.simulator import store as simulator
 from gateway.store import queues
 from tests.privacy import leaks, redis_dump
@@ -62,7 +63,7 @@ def test_a_message_is_answered_in_twilios_shape(client: FlaskClient, redis: Redi
     assert (body["price"], body["error_code"], body["api_version"]) == (None, None, "2010-04-01")
     assert parsedate_to_datetime(body["date_created"]).tzinfo is not None
     assert body["uri"] == f"/2010-04-01/Accounts/{SIMULATOR_ACCOUNT_SID}/Messages/{body['sid']}.json"
-    assert simulator.inbox_for(redis, TO)[0]["sid"] == body["sid"]
+    assert handsets.inbox_for(redis, TO)[0]["sid"] == body["sid"]
 
 
 def test_segments_are_counted_like_twilio(client: FlaskClient):
@@ -87,7 +88,7 @@ def test_bad_input_gets_twilios_error(client: FlaskClient, redis: Redis, form: d
     error = response.get_json()
     assert (error["code"], error["status"]) == (code, 400)
     assert error["more_info"] == f"https://www.twilio.com/docs/errors/{code}"
-    assert simulator.sent_count_by_recipient(redis) == {}
+    assert handsets.sent_count_by_recipient(redis) == {}
 
 
 def test_told_to_fail_it_fails_the_next_requests_then_recovers(client: FlaskClient, redis: Redis):
@@ -97,7 +98,7 @@ def test_told_to_fail_it_fails_the_next_requests_then_recovers(client: FlaskClie
     response = send(client)
     assert (response.status_code, response.get_json()["code"]) == (400, 21610)
     assert simulator.requests_received(redis) == 4
-    assert simulator.received_count(redis, TO) == 1
+    assert handsets.received_count(redis, TO) == 1
 
     client.post("/dev/twilio/control/fail", data={"count": "5", "status": "500"})
     assert client.post("/dev/twilio/control/reset").status_code == 200
@@ -123,6 +124,6 @@ def test_twilio_client_sends_and_signed_callbacks_come_back(live: Live):
     # Our /twilio/status accepts only correctly signed callbacks: these move the message on.
     wait_until(lambda: outbound.message_status(live.redis, mid) == "delivered")
     assert outbound.get(live.redis, mid).provider_id == result.provider_id  # type: ignore[union-attr]
-    assert simulator.inbox_for(live.redis, TO)[0]["status"] == "delivered"
+    assert handsets.inbox_for(live.redis, TO)[0]["status"] == "delivered"
     live.queues[queues.REPLIES].empty()  # the send job we did not run (RQ's data is pickled)
     assert leaks(redis_dump(live.redis), [TO]) == []

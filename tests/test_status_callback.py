@@ -70,7 +70,7 @@ def test_delivery_error_code_is_recorded(app: Flask, runtime: Runtime, twilio: T
     stored = outbound.get(runtime.redis, mid)
     assert stored is not None and (stored.status, stored.error, stored.provider_id) == (
         "undelivered",
-        30006,
+        "30006",
         SID,
     )
     assert runtime.redis.hget(keys.OUTBOUND_STATS, "undelivered:30006") == "1"
@@ -98,7 +98,7 @@ def test_a_callback_settles_a_message_whose_worker_died_mid_call(
 ):
     _, mid = queued_message(app, runtime)
     with pytest.raises(WorkerKilled):
-        sender.drain(runtime, Vanishes(), queues.LANES)
+        sender.drain(runtime, {"twilio": Vanishes()}, queues.LANES)
     assert outbound.message_status(runtime.redis, mid) == "sending"
 
     callback(twilio, mid, "sent")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from gateway.outbox import fanout, forget, sender
 from gateway.outbox.outbound import Outbox
 from gateway.pipeline import inbox
-from gateway.providers.twilio import api
+from gateway.providers import registry
 from workers import context
 
 
@@ -20,7 +20,7 @@ def drain_inbox() -> int:
 def send_sms(lane: str) -> None:
     """Send the SMS waiting in a lane ("replies" or "fanout"; fanout jobs also take replies)."""
     runtime = context.current()
-    sender.run_job(runtime, api.sender_for(runtime.config), lane)
+    sender.run_job(runtime, registry.senders(runtime.config), lane)
 
 
 def fan_out(post_ids: list[int]) -> int:

@@ -16,7 +16,7 @@ from gateway.commands.grammar import Command, bare
 from gateway.microblog import account, follows, posts, subscribers
 from gateway.outbox import fanout, outbound
 from gateway.outbox.outbound import Outbox
-from gateway.providers.twilio import vocabulary as twilio_words
+from gateway.providers import registry
 from gateway.store import keys, queues
 
 
@@ -28,6 +28,7 @@ class Texter:
     handle: str
     language: str | None  # the language they last wrote in, when known
     lookup_key: str  # keyed hash of their number (FORGET ME removes it from the index)
+    channel: str = "twilio"  # the provider they texted through (answers go back that way)
 
 
 @dataclass(frozen=True)
@@ -53,10 +54,8 @@ def _help(r: Request) -> None:
 
 def _stop(r: Request) -> None:
     outbound.mark_stopped(r.out.redis, r.texter.id, True)
-    if not twilio_words.answers_itself(r.command.keyword):
-        r.answer(
-            "stopped", force=True
-        )  # Twilio confirms only its own English keywords (providers/twilio/vocabulary.py)
+    if not registry.answers_stop_itself(r.texter.channel, r.command.keyword):
+        r.answer("stopped", force=True)  # Twilio confirms its own English keywords; a phone, nothing
 
 
 def _start(r: Request) -> None:

@@ -30,13 +30,13 @@ def run(out: Outbox, items: Sequence[tuple[str, int, str, Command]]) -> None:
     ids = list(dict.fromkeys(sub_id for _, sub_id, _, _ in items))
     pipe = out.redis.pipeline(transaction=False)
     for sub_id in ids:
-        pipe.hmget(keys.subscriber(sub_id), "handle", "lang")
+        pipe.hmget(keys.subscriber(sub_id), "handle", "lang", "ch")
     known = dict(zip(ids, pipe.execute(), strict=True))
     for sid, sub_id, lookup_key, command in items:
-        handle, language = known[sub_id]
+        handle, language, channel = known[sub_id]
         if handle is None:
             continue  # forgotten by an earlier text in this batch (FORGET ME, then more)
-        texter = actions.Texter(sub_id, handle, language, lookup_key)
+        texter = actions.Texter(sub_id, handle, language, lookup_key, channel or out.default_channel)
         try:
             actions.run(out, sid, texter, command)
         except RedisError:
@@ -45,4 +45,4 @@ def run(out: Outbox, items: Sequence[tuple[str, int, str, Command]]) -> None:
             # A bug in one command must not hold up every text behind it. Ids only in the log.
             log.exception("command %s in %s failed", command.name, sid)
         if command.name in ("name", "forget"):  # later texts in the batch see the change
-            known[sub_id] = out.redis.hmget(keys.subscriber(sub_id), "handle", "lang")
+            known[sub_id] = out.redis.hmget(keys.subscriber(sub_id), "handle", "lang", "ch")

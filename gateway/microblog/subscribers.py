@@ -73,6 +73,17 @@ def register(redis: Redis, lookup_key: str, encrypted_phone: str) -> Subscriber:
     raise RuntimeError("could not find a free handle")  # 160 random candidates all taken
 
 
+def set_channels(redis: Redis, channels: dict[int, str]) -> None:
+    """Note the channel (provider) each texter texted through last, in one round trip:
+    SMS to them go back that way."""
+    if not channels:
+        return
+    pipe = redis.pipeline(transaction=False)
+    for sub_id, channel in channels.items():
+        pipe.hset(keys.subscriber(sub_id), "ch", channel)
+    pipe.execute()
+
+
 def handle_of(redis: Redis, sub_id: int) -> str | None:
     return cast(str | None, redis.hget(keys.subscriber(sub_id), "handle"))
 

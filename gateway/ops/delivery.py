@@ -12,8 +12,8 @@ from typing import cast
 
 from redis import Redis
 
+from gateway.providers import registry
 from gateway.providers.records import NO_ANSWER
-from gateway.providers.twilio import vocabulary as twilio_words
 from gateway.store import keys, stats
 
 # The sender's own codes, beside the provider's.
@@ -26,7 +26,7 @@ STATUSES = ("sent", "delivered", "undelivered", "failed", "cancelled", "retried"
 
 def meaning(code: str) -> str:
     """What an error code (the provider's, or one of ours) means, in a few words."""
-    return OURS.get(code) or twilio_words.describe(code)
+    return OURS.get(code) or registry.describe(code)
 
 
 @dataclass(frozen=True)
@@ -55,11 +55,25 @@ class Delivery:
         }
 
 
+def by_provider(raw: dict[str, str]) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
+    """The sender's outcome counters split: in all ("failed:21211" -> 3), and by provider
+    ("twilio" -> {"failed:21211": 2}), from the fields that name one ("failed:21211@twilio")."""
+    plain: dict[str, int] = {}
+    providers: dict[str, dict[str, int]] = {}
+    for field, value in raw.items():
+        outcome, at, provider = field.partition("@")
+        if at:
+            providers.setdefault(provider, {})[outcome] = int(value)
+        else:
+            plain[outcome] = int(value)
+    return plain, providers
+
+
 def outcomes(raw: dict[str, str]) -> tuple[dict[str, int], list[dict[str, object]]]:
     """Split the sender's outcome counters into totals by status and rows by error code."""
     by_status = dict.fromkeys(STATUSES, 0)
     by_code: list[dict[str, object]] = []
-    for field, value in raw.items():
+    for field, value in by_provider(raw)[0].items():
         status, _, code = field.partition(":")
         by_status[status] = by_status.get(status, 0) + int(value)
         if code:

@@ -81,11 +81,20 @@ class KabootarCollector(Collector):
 
     def _sms(self) -> Iterator[Metric]:
         family = CounterMetricFamily(
-            "kabootar_sms", "SMS outcomes by status and provider error code", labels=["outcome", "error_code"]
+            "kabootar_sms",
+            "SMS outcomes by provider, status and the provider's error code",
+            labels=["provider", "outcome", "error_code"],
         )
-        for field, value in sorted(self.outcomes.items()):
+        plain, providers = delivery.by_provider(self.outcomes)
+        for field, total in sorted(plain.items()):
             status, _, code = field.partition(":")
-            family.add_metric([status, code], float(value))
+            for provider, counts in sorted(providers.items()):
+                if field in counts:
+                    family.add_metric([provider, status, code], float(counts[field]))
+            # Counted before providers were told apart, or by no provider (never confirmed).
+            unattributed = total - sum(counts.get(field, 0) for counts in providers.values())
+            if unattributed:
+                family.add_metric(["", status, code], float(unattributed))
         yield family
         waiting = GaugeMetricFamily("kabootar_sms_waiting", "SMS queued and not yet handed to a provider")
         out = self.figures["outbound"]

@@ -37,18 +37,20 @@ _LUA_RANK = "local rank = {" + ", ".join(f"{status}={n}" for status, n in RANK.i
 
 # KEYS: lane list, lane drain flag.  ARGV: kind, force ("1": even if stopped), now, message key
 # prefix, subscriber key prefix, ttl, flag ttl ms, intent, then (recipient, id, body) triples.
+# Each SMS notes the channel its recipient texted through last (`ch`: its way back).
 # Returns {queued, 1 if the caller must enqueue a send job}.
 _QUEUE = """
 local n = 0
 for i = 9, #ARGV, 3 do
   local key = ARGV[4] .. ARGV[i + 1]
   if redis.call('EXISTS', key) == 0 then
-    local s = redis.call('HMGET', ARGV[5] .. ARGV[i], 'phone', 'stopped', 'paused')
+    local s = redis.call('HMGET', ARGV[5] .. ARGV[i], 'phone', 'stopped', 'paused', 'ch')
     local stopped = s[2] == '1' and ARGV[2] ~= '1'
     local paused = s[3] == '1' and ARGV[1] ~= 'answer'
     if s[1] and not stopped and not paused then
       redis.call('HSET', key, 'r', ARGV[i], 'body', ARGV[i + 2], 'kind', ARGV[1], 'force', ARGV[2],
-                 'intent', ARGV[8], 'status', 'queued', 'attempts', 0, 'created', ARGV[3])
+                 'intent', ARGV[8], 'status', 'queued', 'attempts', 0, 'created', ARGV[3],
+                 'ch', s[4] or '')
       redis.call('EXPIRE', key, ARGV[6])
       redis.call('RPUSH', KEYS[1], ARGV[i + 1])
       n = n + 1
@@ -61,7 +63,7 @@ return {n, schedule}
 """
 
 # KEYS: message, sending zset, stats.  ARGV: our status, the provider's id, error code, now,
-# message id, subscriber key prefix, "1" if the recipient opted out.
+# message id, subscriber key prefix, "1" if the recipient opted out, the reporting provider.
 # Returns -1 unknown message, 0 nothing newer, 1 recorded.
 _CALLBACK = (
     _LUA_RANK
@@ -78,6 +80,7 @@ if rank[ARGV[1]] == 3 then
   local outcome = ARGV[1]
   if ARGV[3] ~= '' then outcome = outcome .. ':' .. ARGV[3] end
   redis.call('HINCRBY', KEYS[3], outcome, 1)
+  redis.call('HINCRBY', KEYS[3], outcome .. '@' .. ARGV[8], 1)
 end
 if ARGV[7] == '1' then redis.call('HSET', ARGV[6] .. cur[2], 'stopped', '1') end
 return 1
@@ -96,7 +99,7 @@ class OutboundSMS:
     intent: str
     status: str
     attempts: int
-    error: int | None
+    error: str | None  # the provider's error code, a label (Twilio's are numbers, the phone's words)
     provider_id: str | None  # the provider's id for it, once it took it
 
 
@@ -108,12 +111,15 @@ class Outbox:
     rq_queues: Mapping[str, Queue]
     public_url: str = ""
     max_segments: int = 2
+    default_channel: str = "twilio"  # the way to texters whose channel is not known
 
     @classmethod
     def of(cls, runtime: Runtime) -> Outbox:
         """The outbox of a runtime: its Redis, its queues, its links and SMS lengths."""
         config = runtime.config
-        return cls(runtime.redis, runtime.queues, config.public_url, config.sms_max_segments)
+        return cls(
+            runtime.redis, runtime.queues, config.public_url, config.sms_max_segments, config.sms_providers[0]
+        )
 
     def queue(self, messages: list[tuple[int, str]], intent: str, kind: str, force: bool = False) -> int:
         return queue(self.redis, self.rq_queues, messages, intent=intent, kind=kind, even_if_stopped=force)
@@ -205,13 +211,13 @@ def get(redis: Redis, message_id: str) -> OutboundSMS | None:
         intent=h.get("intent", ""),
         status=h.get("status", ""),
         attempts=int(h.get("attempts", 0)),
-        error=int(h["error"]) if h.get("error") else None,
+        error=h.get("error") or None,
         provider_id=h.get("sid") or None,
     )
 
 
-def record_report(redis: Redis, message_id: str, report: DeliveryReport) -> str:
-    """Apply a provider's report on our SMS `message_id`: "recorded", "stale" (nothing newer)
+def record_report(redis: Redis, message_id: str, report: DeliveryReport, provider: str) -> str:
+    """Apply `provider`'s report on our SMS `message_id`: "recorded", "stale" (nothing newer)
     or "unknown".
 
     Repeats and reports out of order are harmless: a status never moves back (a late
@@ -223,6 +229,6 @@ def record_report(redis: Redis, message_id: str, report: DeliveryReport) -> str:
     result = scripts.load(redis, _CALLBACK)(
         keys=[keys.outbound_message(message_id), keys.OUTBOUND_SENDING, keys.OUTBOUND_STATS],
         args=[report.status, report.provider_id, report.code, f"{time.time():.3f}", message_id,
-              keys.subscriber(""), opted_out],
+              keys.subscriber(""), opted_out, provider],
     )  # fmt: skip
     return {-1: "unknown", 0: "stale", 1: "recorded"}[int(result)]

@@ -1,4 +1,5 @@
-"""The send rate all workers share: SMS_MPS message segments per second, kept in Redis.
+"""The send rate all workers share: SMS_MPS message segments per second to each provider,
+kept in Redis (a bucket and a guard per provider).
 
 This is a token bucket of depth one segment (the "generic cell rate algorithm"): one
 key holds the theoretical arrival time (TAT) of the next allowed segment, and a send of
@@ -105,8 +106,10 @@ def seconds_per_segment(rate: float) -> float:
     return 1.0 / rate
 
 
-def reserve(redis: Redis, segments: Sequence[int], rate: float, horizon: float = 5.0) -> Reservation:
-    """Reserve send slots for messages of `segments` each, in order, from the shared budget.
+def reserve(
+    redis: Redis, segments: Sequence[int], rate: float, horizon: float = 5.0, *, provider: str
+) -> Reservation:
+    """Reserve send slots for messages of `segments` each, in order, from `provider`'s budget.
 
     Only the messages whose slot starts within `horizon` seconds are granted (possibly
     none: then nothing is taken). A rate of 0 or less means unpaced: all of them, now.
@@ -118,7 +121,7 @@ def reserve(redis: Redis, segments: Sequence[int], rate: float, horizon: float =
     per_ms = seconds_per_segment(rate) * 1000.0
     args: list[str | int] = [f"{per_ms:.6f}", f"{max(0.0, horizon) * 1000.0:.3f}"]
     args += [max(1, int(n)) for n in segments]
-    first, granted = scripts.load(redis, _RESERVE)(keys=[keys.OUTBOUND_PACING], args=args)
+    first, granted = scripts.load(redis, _RESERVE)(keys=[keys.outbound_pacing(provider)], args=args)
     wait = float(first) / 1000.0
     # Slots count from after Redis answered: late by a round trip at most, never early.
     at, slot = [], time.monotonic() + wait
@@ -132,7 +135,7 @@ def _member(call_id: str, segments: int) -> str:
     return f"{call_id}|{max(1, int(segments))}"
 
 
-def admit(redis: Redis, call_id: str, segments: int, rate: float) -> float:
+def admit(redis: Redis, call_id: str, segments: int, rate: float, *, provider: str) -> float:
     """Let one call (`call_id`: unique to this attempt) through the guard: 0.0 if it may go
     now (then `release` it once answered), else seconds to wait before asking again. A call
     is always let through an empty window (a message longer than the rate allows still goes,
@@ -141,14 +144,16 @@ def admit(redis: Redis, call_id: str, segments: int, rate: float) -> float:
         return 0.0
     in_flight_ms = int(IN_FLIGHT_SECONDS * 1000)
     args: list[str | int] = [_member(call_id, segments), max(1, int(segments)), f"{rate:.6f}", in_flight_ms]
-    wait_ms = scripts.load(redis, _ADMIT)(keys=[keys.OUTBOUND_WINDOW], args=args)
+    wait_ms = scripts.load(redis, _ADMIT)(keys=[keys.outbound_window(provider)], args=args)
     return int(wait_ms) / 1000.0
 
 
-def release(redis: Redis, call_id: str, segments: int, rate: float, made: bool = True) -> None:
+def release(
+    redis: Redis, call_id: str, segments: int, rate: float, made: bool = True, *, provider: str
+) -> None:
     """The call let through by `admit` was answered (or failed): it stays in the window for
     one more second; or, `made` False, it never went out and leaves the window now."""
     if rate <= 0:
         return
     args = [_member(call_id, segments), "1" if made else "0"]
-    scripts.load(redis, _RELEASE)(keys=[keys.OUTBOUND_WINDOW], args=args)
+    scripts.load(redis, _RELEASE)(keys=[keys.outbound_window(provider)], args=args)

@@ -31,7 +31,7 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, cast
@@ -39,10 +39,10 @@ from typing import Any, cast
 from redis import Redis
 
 from gateway import segments
-from gateway.outbox import pacing
+from gateway.outbox import pacing, routes
 from gateway.outbox.outbound import DRAIN_FLAG_TTL_MS, enqueue_send_job
 from gateway.outbox.sender_scripts import LUA
-from gateway.providers.records import OPTED_OUT, Sender, SendError
+from gateway.providers.records import NO_ANSWER, OPTED_OUT, Sender, SendError
 from gateway.runtime import Runtime
 from gateway.store import keys, scripts, stats
 from gateway.store.queues import LANES
@@ -141,6 +141,7 @@ class _Attempt:
 
     mid: str
     created: float | None
+    provider: str
     outcome: str = "sent"  # sent / retry / failed / unknown
     provider_id: str = ""
     segments: int = 0
@@ -151,9 +152,11 @@ class _Attempt:
 
 @dataclass(frozen=True)
 class _Call:
-    """One message a batch will send: its id, its slot of the send rate, when it was queued."""
+    """One message a batch will send: its id, the provider taking it, its slot of that
+    provider's send rate, when it was queued."""
 
     mid: str
+    provider: str
     slot: float  # time.monotonic()
     created: float | None
     segments: int
@@ -164,7 +167,7 @@ class _Batch:
     """What every call of one claimed batch shares."""
 
     runtime: Runtime
-    sender: Sender
+    senders: Mapping[str, Sender]  # by provider
     lane: str
     token: str
 
@@ -196,31 +199,32 @@ def _call(batch: _Batch, call: _Call) -> _Attempt | None:
     delay = call.slot - time.monotonic()
     if delay > 0:
         time.sleep(delay)
-    redis, rate = batch.runtime.redis, batch.runtime.config.sms_mps
+    redis, provider = batch.runtime.redis, call.provider
+    rate = batch.runtime.config.mps(provider)
     # Through the send-rate guard (late calls must not bunch where the provider counts), then
     # marked "sending" just before the request: a worker killed before that leaves the
     # message claimed (certainly unsent: it goes back to its lane), not "sending".
     call_id = f"{call.mid}:{uuid.uuid4().hex[:8]}"
-    while (wait := pacing.admit(redis, call_id, call.segments, rate)) > 0:
+    while (wait := pacing.admit(redis, call_id, call.segments, rate, provider=provider)) > 0:
         time.sleep(wait)
     got = _begin(batch, call.mid)
     if got[0] != "go":
-        pacing.release(redis, call_id, call.segments, rate, made=False)
+        pacing.release(redis, call_id, call.segments, rate, made=False, provider=provider)
         return None
     try:
         return _request(batch, call, got)
     finally:
-        pacing.release(redis, call_id, call.segments, rate)
+        pacing.release(redis, call_id, call.segments, rate, provider=provider)
 
 
 def _request(batch: _Batch, call: _Call, got: list[str]) -> _Attempt:
     """The API call for a message just marked sending, and what came of it."""
-    mid, created = call.mid, call.created
+    mid, created, provider = call.mid, call.created, call.provider
     body, attempts = got[1], int(got[3])
     try:
-        result = batch.sender.send(batch.runtime.vault.decrypt(got[2]), body, mid)
+        result = batch.senders[provider].send(batch.runtime.vault.decrypt(got[2]), body, mid)
         cost = result.segments or segments.segments(body)
-        return _Attempt(mid, created, provider_id=result.provider_id, segments=cost)
+        return _Attempt(mid, created, provider, provider_id=result.provider_id, segments=cost)
     except SendError as e:
         if e.outcome_unknown:
             outcome, due = "unknown", 0.0
@@ -228,11 +232,12 @@ def _request(batch: _Batch, call: _Call, got: list[str]) -> _Attempt:
             outcome, due = "retry", time.time() + backoff(attempts)
         else:
             outcome, due = "failed", 0.0
-        log.info("SMS %s attempt %d: %s (%s)", mid, attempts, outcome, e.message)
-        return _Attempt(mid, created, outcome=outcome, code=e.code, due=due, opted_out=e.outcome == OPTED_OUT)
+        log.info("SMS %s attempt %d via %s: %s (%s)", mid, attempts, provider, outcome, e.message)
+        opted_out = e.outcome == OPTED_OUT
+        return _Attempt(mid, created, provider, outcome=outcome, code=e.code, due=due, opted_out=opted_out)
     except Exception as e:  # never a crash: the outcome is simply unknown
-        log.error("SMS %s attempt %d: unexpected %s", mid, attempts, type(e).__name__)
-        return _Attempt(mid, created, outcome="unknown", code="0")
+        log.error("SMS %s attempt %d via %s: unexpected %s", mid, attempts, provider, type(e).__name__)
+        return _Attempt(mid, created, provider, outcome="unknown", code=NO_ANSWER)
 
 
 def _call_in_order(batch: _Batch, calls: Sequence[_Call]) -> list[_Attempt]:
@@ -245,67 +250,78 @@ def _settle_all(redis: Redis, lane: str, done: Sequence[_Attempt]) -> None:
     """Record every outcome, and count it for the console, in one round trip."""
     if not done:
         return
-    script, now = scripts.load(redis, LUA["settle"]), f"{time.time():.3f}"
+    script, now = scripts.load(redis, LUA["settle"]), time.time()
     delayed = keys.outbound_delayed(lane)
     pipe = redis.pipeline(transaction=False)
     for a in done:
         ks = [keys.outbound_message(a.mid), keys.OUTBOUND_SENDING, keys.OUTBOUND_STATS, delayed]
-        args: list[str | int] = [a.outcome, a.mid, now, a.provider_id, a.segments, a.code, f"{a.due:.3f}"]
-        args += [keys.subscriber(""), "1" if a.opted_out else "0"]
+        args: list[str | int] = [a.outcome, a.mid, f"{now:.3f}", a.provider_id, a.segments, a.code]
+        args += [f"{a.due:.3f}", keys.subscriber(""), "1" if a.opted_out else "0", a.provider]
         script(keys=ks, args=args, client=pipe)
+        routes.note(pipe, a.provider, a.outcome, now)
         if a.outcome in ("sent", "failed"):
             stats.record(pipe, f"out:sms-{lane}")
-            stats.record_sms(pipe, a.outcome, a.code or None, segments=a.segments)
+            stats.record_sms(pipe, a.outcome, a.code or None, segments=a.segments, provider=a.provider)
         if a.outcome == "sent" and a.created:
-            stats.observe_latency(pipe, "post_to_sms", time.time() - a.created)
+            stats.observe_latency(pipe, "post_to_sms", now - a.created)
     pipe.execute()
 
 
 def _send_batch(
     runtime: Runtime,
-    sender: Sender,
+    senders: Mapping[str, Sender],
     pool: ThreadPoolExecutor,
     lane: str,
     token: str,
     ids: list[str],
     deadline: float,
 ) -> float | None:
-    """Send a claimed batch. Returns None when done, else (the send rate being spent until
-    after `deadline`) the unix time to resume at; the unsent ids go back to the lane.
+    """Send a claimed batch. Returns None when done, else (a provider's send rate being
+    spent until after `deadline`) the unix time to resume at; the unsent ids go back to
+    the lane.
 
-    Two round trips to Redis for the whole batch (read, settle), and three per message
-    around its call (guard, begin, guard); the API calls run SEND_CONCURRENCY at a time.
+    Two round trips to Redis for the whole batch (read, settle) plus one per provider
+    (its slots of the send rate), and three per message around its call (guard, begin,
+    guard); the API calls run SEND_CONCURRENCY at a time.
     """
-    redis, rate = runtime.redis, runtime.config.sms_mps
+    redis, config = runtime.redis, runtime.config
     pipe = redis.pipeline(transaction=False)
     for mid in ids:
-        pipe.hmget(keys.outbound_message(mid), "status", "body", "created", "r")
+        pipe.hmget(keys.outbound_message(mid), "status", "body", "created", "r", "ch")
     rows = pipe.execute()
-    # Only a queued message costs a slot of the send rate; the rest just leave the claim.
-    queued = [i for i, row in enumerate(rows) if row[0] == "queued"]
-    costs = [segments.segments(rows[i][1] or "") for i in queued]
-    slots = pacing.reserve(redis, costs, rate, horizon=max(0.0, deadline - time.monotonic()))
-    resume_at = None
-    cut = len(ids)
-    if slots.granted < len(queued):
-        cut = queued[slots.granted]
-        resume_at = time.time() + slots.wait + seconds_for(rate, costs, slots.granted)
-    slot_of = dict(zip(queued, slots.at, strict=False))
+    health = routes.read_health(redis, config.sms_providers)
+    now, horizon = time.time(), max(0.0, deadline - time.monotonic())
+    # Only a queued message costs a slot of its provider's send rate; the rest leave the claim.
+    queued: dict[str, list[int]] = {}
+    for i, row in enumerate(rows):
+        if row[0] == "queued":
+            queued.setdefault(routes.choose(config, health, row[4] or "", now), []).append(i)
+    costs = {i: segments.segments(rows[i][1] or "") for found in queued.values() for i in found}
+    slot_of: dict[int, tuple[str, float]] = {}
+    resume_at, cut = None, len(ids)
+    for provider, found in queued.items():
+        rate, wanted = config.mps(provider), [costs[i] for i in found]
+        slots = pacing.reserve(redis, wanted, rate, horizon=horizon, provider=provider)
+        slot_of.update((i, (provider, at)) for i, at in zip(found, slots.at, strict=False))
+        if slots.granted < len(found):
+            cut = min(cut, found[slots.granted])
+            later = time.time() + slots.wait + seconds_for(rate, wanted, slots.granted)
+            resume_at = later if resume_at is None else min(resume_at, later)
     # A message no longer queued was sent, cancelled or is another job's: it only leaves the
     # claim. (Should it be queued again meanwhile, that put it back in a lane as well.)
     pipe = redis.pipeline(transaction=False)
     for i in range(cut):
-        if i not in slot_of:
+        if i not in costs:
             pipe.lrem(keys.outbound_claim(token), 1, ids[i])
     pipe.execute()
     # Calls run SEND_CONCURRENCY at a time, but one recipient's in the order queued.
     by_recipient: dict[str, list[_Call]] = {}
-    cost_of = dict(zip(queued, costs, strict=False))
-    for i, slot in slot_of.items():
+    for i in sorted(slot_of):
+        provider, slot = slot_of[i]
         created = float(rows[i][2]) if rows[i][2] else None
-        call = _Call(ids[i], slot, created, cost_of[i])
+        call = _Call(ids[i], provider, slot, created, costs[i])
         by_recipient.setdefault(rows[i][3] or ids[i], []).append(call)
-    batch = _Batch(runtime, sender, lane, token)
+    batch = _Batch(runtime, senders, lane, token)
     futures = [pool.submit(_call_in_order, batch, calls) for calls in by_recipient.values()]
     done: list[_Attempt] = []
     killed: BaseException | None = None
@@ -337,12 +353,13 @@ def _leftover(redis: Redis, lanes: Sequence[str], resume_at: float | None = None
 
 
 def drain(
-    runtime: Runtime, sender: Sender, lanes: Sequence[str], budget: float | None = None
+    runtime: Runtime, senders: Mapping[str, Sender], lanes: Sequence[str], budget: float | None = None
 ) -> DrainOutcome:
-    """Send what waits in `lanes` (earlier lanes first) for up to `budget` seconds."""
+    """Send what waits in `lanes` (earlier lanes first) for up to `budget` seconds, through
+    `senders` (by provider)."""
     pool = ThreadPoolExecutor(SEND_CONCURRENCY, thread_name_prefix="sms-send")
     try:
-        return _drain(runtime, sender, pool, lanes, budget)
+        return _drain(runtime, senders, pool, lanes, budget)
     finally:
         # A call not yet started was never made: its SMS stays "sending" until reaped.
         pool.shutdown(wait=True, cancel_futures=True)
@@ -350,7 +367,7 @@ def drain(
 
 def _drain(
     runtime: Runtime,
-    sender: Sender,
+    senders: Mapping[str, Sender],
     pool: ThreadPoolExecutor,
     lanes: Sequence[str],
     budget: float | None,
@@ -365,7 +382,7 @@ def _drain(
         for lane in lanes:  # the replies lane first, at every batch
             claim = lane_of(lane).claim(redis, batch)
             if claim.ids:
-                resume_at = _send_batch(runtime, sender, pool, lane, claim.token, claim.ids, deadline)
+                resume_at = _send_batch(runtime, senders, pool, lane, claim.token, claim.ids, deadline)
                 if resume_at is not None:
                     return _leftover(redis, lanes, resume_at)
                 break
@@ -379,12 +396,12 @@ def _drain(
             time.sleep(max(0.0, min(wait, 1.0)))
 
 
-def run_job(runtime: Runtime, sender: Sender, lane: str) -> None:
+def run_job(runtime: Runtime, senders: Mapping[str, Sender], lane: str) -> None:
     """One send job: recover, drain, then hand over to a successor or free the lane's slot."""
     redis = runtime.redis
     reclaim_stale(redis)
     reap_unconfirmed(redis)
-    out = drain(runtime, sender, ("replies",) if lane == "replies" else ("replies", "fanout"))
+    out = drain(runtime, senders, ("replies",) if lane == "replies" else ("replies", "fanout"))
     flag = keys.outbound_drain_scheduled(lane)
     if out.more or out.next_due is not None:
         later = max(0.0, (out.next_due or 0) - time.time())

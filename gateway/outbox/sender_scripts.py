@@ -2,7 +2,8 @@
 step in Redis, so two jobs holding the same id can never both call the provider for it.
 
 Statuses rank queued < sending < sent < delivered / undelivered / failed / cancelled; only
-"begin" moves a message out of "queued", and only to "sending".
+"begin" moves a message out of "queued", and only to "sending". Outcomes are counted in
+`keys.OUTBOUND_STATS` twice: in all ("sent", "failed:21211") and by provider ("sent@twilio").
 """
 
 LUA: dict[str, str] = {}
@@ -26,21 +27,22 @@ return {'go', m[3], s[1], tostring(attempts)}
 """
 # KEYS: message, sending zset, stats, delayed zset.
 # ARGV: outcome (sent/retry/failed/unknown), id, now, the provider's id, segments, error code,
-# due, subscriber prefix, "1" if the recipient opted out.
+# due, subscriber prefix, "1" if the recipient opted out, the provider called.
 LUA["settle"] = """
 local cur = redis.call('HMGET', KEYS[1], 'status', 'r')
 if ARGV[1] == 'sent' then
   redis.call('ZREM', KEYS[2], ARGV[2])
   if not cur[1] then return 0 end
-  redis.call('HSET', KEYS[1], 'sid', ARGV[4], 'segments', ARGV[5])
+  redis.call('HSET', KEYS[1], 'sid', ARGV[4], 'segments', ARGV[5], 'via', ARGV[10])
   if cur[1] == 'queued' or cur[1] == 'sending' then
     redis.call('HSET', KEYS[1], 'status', 'sent', 'updated', ARGV[3])
   end
   redis.call('HINCRBY', KEYS[3], 'sent', 1)
+  redis.call('HINCRBY', KEYS[3], 'sent@' .. ARGV[10], 1)
   return 1
 end
 if cur[1] ~= 'sending' then redis.call('ZREM', KEYS[2], ARGV[2]) return 0 end
-redis.call('HSET', KEYS[1], 'error', ARGV[6], 'updated', ARGV[3])
+redis.call('HSET', KEYS[1], 'error', ARGV[6], 'updated', ARGV[3], 'via', ARGV[10])
 if ARGV[1] == 'unknown' then return 1 end
 redis.call('ZREM', KEYS[2], ARGV[2])
 if ARGV[1] == 'retry' then
@@ -51,6 +53,7 @@ if ARGV[1] == 'retry' then
 else
   redis.call('HSET', KEYS[1], 'status', 'failed')
   redis.call('HINCRBY', KEYS[3], 'failed:' .. ARGV[6], 1)
+  redis.call('HINCRBY', KEYS[3], 'failed:' .. ARGV[6] .. '@' .. ARGV[10], 1)
   if ARGV[9] == '1' then redis.call('HSET', ARGV[8] .. cur[2], 'stopped', '1') end
 end
 return 1

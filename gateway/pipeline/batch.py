@@ -32,6 +32,7 @@ class StoredText:
     body: str
     media: tuple[str, ...]
     received_at: float
+    channel: str  # the provider it came through
 
 
 def _read(redis: Redis, sids: list[str]) -> list[StoredText]:
@@ -50,6 +51,7 @@ def _read(redis: Redis, sids: list[str]) -> list[StoredText]:
                 body=h.get("body", ""),
                 media=tuple(json.loads(h["media"])) if h.get("media") else (),
                 received_at=float(h.get("at", "0")),
+                channel=h.get("ch", ""),
             )
         )
     return texts
@@ -66,6 +68,9 @@ def _authors(redis: Redis, texts: list[StoredText]) -> dict[str, subscribers.Sub
             authors[key] = subscribers.register(redis, key, encrypted[key])
         else:
             authors[key] = subscribers.Subscriber(sub_id, "")
+    # What comes back to a texter goes through the channel they texted last.
+    channels = {authors[t.from_key].id: t.channel for t in texts if t.channel}
+    subscribers.set_channels(redis, channels)
     return authors
 
 

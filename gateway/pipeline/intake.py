@@ -59,6 +59,7 @@ def store(redis: Redis, vault: PhoneVault, text: InboundText) -> str:
         "from": from_encrypted,
         "body": text.body,
         "at": f"{text.received_at:.3f}",
+        "ch": text.channel,
     }
     if text.media:
         fields["media"] = json.dumps(text.media)

@@ -47,6 +47,7 @@ class InboundText:
     body: str
     media: tuple[str, ...] = ()
     received_at: float = field(default_factory=time.time)
+    channel: str = ""  # the provider it came through ("twilio", "android"): answers go back the same way
 
 
 @dataclass(frozen=True)

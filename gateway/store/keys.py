@@ -67,7 +67,6 @@ WORKER_HEARTBEAT = PREFIX + "workers:heartbeat"  # zset: worker name -> last bea
 
 # Outbound SMS (gateway/outbox/). A lane is "replies" (answers, DMs) or "fanout" (bulk).
 OUTBOUND_SENDING = PREFIX + "out:sending"  # zset: message id -> when its API call began
-OUTBOUND_PACING = PREFIX + "out:pacing"  # the shared token bucket's theoretical arrival time (ms)
 OUTBOUND_STATS = PREFIX + "out:stats"  # hash: outcome ("sent", "retried", "failed:21211", …) -> count
 
 
@@ -172,5 +171,28 @@ def worker_popped(name: str) -> str:
     return f"{PREFIX}worker:{name}:popped"
 
 
-# Send rate guard (outbox/pacing.py)
-OUTBOUND_WINDOW = PREFIX + "out:window"  # zset: "<message id>|<segments>" -> leaves the window at (ms)
+# Send rate, per provider (outbox/pacing.py)
+def outbound_pacing(provider: str) -> str:
+    """The provider's token bucket: the theoretical arrival time of its next segment (ms)."""
+    return f"{PREFIX}out:pacing:{provider}"
+
+
+def outbound_window(provider: str) -> str:
+    """Zset of the provider's calls in flight: "<call id>|<segments>" -> leaves the window at (ms)."""
+    return f"{PREFIX}out:window:{provider}"
+
+
+# Providers' health (outbox/routes.py)
+def provider_failing(provider: str) -> str:
+    """Since when (unix time) the provider refuses with retryable errors, with no success since."""
+    return f"{PREFIX}prov:{provider}:failing"
+
+
+def provider_down(provider: str) -> str:
+    """Set while an operator marks the provider down."""
+    return f"{PREFIX}prov:{provider}:down"
+
+
+def provider_last_ok(provider: str) -> str:
+    """When (unix time) the provider last took an SMS."""
+    return f"{PREFIX}prov:{provider}:last-ok"

@@ -77,15 +77,24 @@ def record(r: Redis | Pipeline, name: str, n: int = 1, now: float | None = None)
 
 
 def record_sms(
-    r: Redis | Pipeline, status: str, error_code: int | str | None = None, segments: int = 0
+    r: Redis | Pipeline,
+    status: str,
+    error_code: int | str | None = None,
+    segments: int = 0,
+    provider: str = "",
 ) -> None:
     """Count one SMS outcome: status "sent"/"delivered"/"undelivered"/"failed"/..., with
-    the provider's error code when there is one; `segments` for an SMS it accepted (send rate)."""
+    the provider's error code when there is one; `segments` for an SMS it accepted (send
+    rate). With `provider`, the status and segments are also counted for it ("@android")."""
     counts = {f"sms:{status}": 1}
     if error_code not in (None, "", 0, "0"):
         counts[f"sms:{status}:{error_code}"] = 1
     if segments:
         counts["sms:segments"] = segments
+    if provider:
+        counts[f"sms:{status}@{provider}"] = 1
+        if segments:
+            counts[f"sms:segments@{provider}"] = segments
     record_many(r, counts)
 
 

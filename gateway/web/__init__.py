@@ -37,10 +37,14 @@ def create_app(config: Config | None = None, test_config: Mapping[str, Any] | No
     for blueprint in (webhooks.bp, health.bp, feed.bp, replies.bp, ops.bp, ops.metrics_bp):
         app.register_blueprint(blueprint)
     if config.simulator:
+        from gateway.providers.android.simulator import api as android_simulator
         from gateway.providers.twilio.simulator import api as twilio_simulator
 
         app.register_blueprint(devphone.bp)
-        app.register_blueprint(twilio_simulator.bp)
+        if config.twilio_simulated:
+            app.register_blueprint(twilio_simulator.bp)
+        if config.android_simulated:
+            app.register_blueprint(android_simulator.bp)
 
     # Ordinary webhooks are answered before Flask is entered: see fast_webhooks.py for why.
     app.wsgi_app = FastWebhook(app.wsgi_app, runtime, lambda: security.header_list(app))  # type: ignore[method-assign]

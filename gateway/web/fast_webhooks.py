@@ -41,10 +41,10 @@ class FastWebhook:
         self._signatures = twilio.checker(runtime.config)
         self._extra_headers = extra_headers
         # What each path does with a signed form; its answer (content type and body) when it could.
-        self._handlers: dict[str, tuple[Callable[[dict[str, Any], dict[str, str]], bool], str, bytes]] = {
-            twilio.SMS_PATH: (self._store_text, "application/xml", twilio.EMPTY_TWIML),
-            twilio.STATUS_PATH: (self._record_status, "text/html; charset=utf-8", b""),
-        }
+        self._handlers: dict[str, tuple[Callable[[dict[str, Any], dict[str, str]], bool], str, bytes]] = {}
+        if twilio.CHANNEL in runtime.config.sms_providers:
+            self._handlers[twilio.SMS_PATH] = (self._store_text, "application/xml", twilio.EMPTY_TWIML)
+            self._handlers[twilio.STATUS_PATH] = (self._record_status, "text/html; charset=utf-8", b"")
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         handler = self._handlers.get(environ.get("PATH_INFO", ""))

@@ -1,6 +1,8 @@
-"""The providers' webhooks: POST /twilio/sms (a text received) and POST /twilio/status (a
-report on an SMS we sent). Thin on purpose: the provider's module checks and reads the
-request into a neutral record, the pipeline or the outbox takes it from there.
+"""The providers' webhooks: Twilio's POST /twilio/sms (a text received) and POST
+/twilio/status (a report on an SMS we sent), and the Android phone's POST /android/webhook
+(both kinds, as JSON). Thin on purpose: the provider's module checks and reads the request
+into a neutral record, the pipeline or the outbox takes it from there. A provider that is
+not on (SMS_PROVIDERS) has no webhook: 404.
 
 A text is answered 200 only once it is stored and queued in Redis, so the provider never
 hears "got it" for a text we could lose; when Redis cannot be reached the answer is 503
@@ -25,7 +27,8 @@ from redis.exceptions import RedisError
 from gateway.outbox import outbound
 from gateway.phones import mask
 from gateway.pipeline import intake
-from gateway.providers.records import MalformedWebhook
+from gateway.providers.android import webhooks as android
+from gateway.providers.records import InboundText, MalformedWebhook
 from gateway.providers.twilio import webhooks as twilio
 from gateway.runtime import Runtime
 from gateway.store import stats
@@ -44,7 +47,7 @@ def record_status(runtime: Runtime, message_id: str, form: Mapping[str, str]) ->
         return False
     if not (message_id.isascii() and message_id.isalnum() and len(message_id) <= 64):
         return True  # not one of ours: our ids are short hex strings
-    if outbound.record_report(runtime.redis, message_id, report) == "unknown":
+    if outbound.record_report(runtime.redis, message_id, report, twilio.CHANNEL) == "unknown":
         log.info("status callback for unknown message %s", message_id[:64])
     return True
 
@@ -62,9 +65,28 @@ def _count(runtime: Runtime, name: str) -> None:
         pass
 
 
+def _runtime_serving(provider: str) -> Runtime:
+    """The app's Runtime, if `provider` is on; else the request ends in a 404."""
+    runtime = Runtime.of(current_app)
+    if provider not in runtime.config.sms_providers:
+        abort(404)
+    return runtime
+
+
+def _accept(runtime: Runtime, text: InboundText) -> None:
+    try:
+        intake.accept(runtime, text)
+    except RedisError as e:
+        # Stored or not, we cannot promise it: make the provider retry (Twilio: its fallback
+        # URL). One line, not a traceback: an outage refuses every text, and the cause is all
+        # that helps.
+        log.warning("could not store %s from %s: %s", text.message_id, mask(text.sender), type(e).__name__)
+        abort(503)
+
+
 @bp.post(twilio.SMS_PATH)
 def twilio_sms() -> Response:
-    runtime = Runtime.of(current_app)
+    runtime = _runtime_serving(twilio.CHANNEL)
     if (request.content_length or 0) > MAX_BODY_BYTES:
         abort(413)
     if not _signed(runtime):
@@ -76,22 +98,44 @@ def twilio_sms() -> Response:
     except MalformedWebhook as e:
         _count(runtime, "malformed")
         abort(400, str(e))
-    try:
-        intake.accept(runtime, text)
-    except RedisError as e:
-        # Stored or not, we cannot promise it: make Twilio use the fallback URL. One line,
-        # not a traceback: an outage refuses every text, and the cause is all that helps.
-        log.warning("could not store %s from %s: %s", text.message_id, mask(text.sender), type(e).__name__)
-        abort(503)
+    _accept(runtime, text)
     return Response(twilio.EMPTY_TWIML, 200, content_type="application/xml")
 
 
 @bp.post(twilio.STATUS_PATH)
 def twilio_status() -> Response:
-    runtime = Runtime.of(current_app)
+    runtime = _runtime_serving(twilio.CHANNEL)
     if not _signed(runtime):
         log.warning("rejected a status callback with a bad or missing signature")
         abort(403)
     if not record_status(runtime, request.args.get("m", ""), request.form):
         abort(400, "MessageSid and MessageStatus are required")
+    return Response("", 200)
+
+
+@bp.post(android.PATH)
+def android_webhook() -> Response:
+    """Every event the Android app posts: a text received, a report on an SMS we sent, or one
+    Kabootar does not use (acknowledged, so the app does not retry it for two days)."""
+    runtime = _runtime_serving(android.CHANNEL)
+    config = runtime.config
+    if (request.content_length or 0) > android.MAX_BODY_BYTES:
+        abort(413)
+    body = request.get_data(cache=False)  # the raw bytes, as signed
+    timestamp, signature = request.headers.get("X-Timestamp", ""), request.headers.get("X-Signature", "")
+    if not android.verify(config.android_webhook_signing_key, body, timestamp, signature):
+        log.warning("rejected an Android webhook with a bad, missing or stale signature")
+        _count(runtime, "rejected")
+        abort(403)
+    try:
+        event = android.parse(body, config.android_country)
+    except MalformedWebhook as e:
+        log.warning("refused an Android webhook: %s", e)  # the reasons never quote the payload
+        _count(runtime, "malformed")
+        abort(400, str(e))
+    if isinstance(event, InboundText):
+        _accept(runtime, event)
+    elif event is not None and outbound.record_report(runtime.redis, event.message_id, event.report,
+                                                     android.CHANNEL) == "unknown":  # fmt: skip
+        log.info("report for unknown message %s", event.message_id[:64])
     return Response("", 200)

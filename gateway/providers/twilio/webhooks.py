@@ -32,6 +32,7 @@ from gateway.providers.records import (
 )
 from gateway.providers.twilio import vocabulary
 
+CHANNEL = "twilio"
 SMS_PATH = "/twilio/sms"
 STATUS_PATH = "/twilio/status"
 MAX_MEDIA = 10  # Twilio sends at most 10 media items per MMS
@@ -98,7 +99,9 @@ def parse_text(form: Mapping[str, str]) -> InboundText:
     except ValueError:
         raise MalformedWebhook("NumMedia is not a number") from None
     media = tuple(url for n in range(max(num_media, 0)) if (url := form.get(f"MediaUrl{n}", "").strip()))
-    return InboundText(message_id=sid, sender=sender, body=form.get("Body") or "", media=media)
+    return InboundText(
+        message_id=sid, sender=sender, body=form.get("Body") or "", media=media, channel=CHANNEL
+    )
 
 
 def parse_report(form: Mapping[str, str]) -> DeliveryReport | None:

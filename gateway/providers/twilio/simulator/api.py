@@ -25,6 +25,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from gateway import segments
 from gateway.config import Config
+from gateway.providers.simulated import handsets
 from gateway.providers.twilio.simulator import callbacks, store
 from gateway.runtime import Runtime
 
@@ -167,9 +168,9 @@ def create_message(account_sid: str) -> Response:
         }
         steps: list[tuple[str, int | None]] = [("sent", None), outcome]
         report = callbacks.Report(redis, config.twilio_auth_token, callback, fields, steps)
-        callbacks.reporter().schedule(stall + callbacks.SENT_AFTER_SECONDS, report)
+        callbacks.schedule(stall + callbacks.SENT_AFTER_SECONDS, report)
     else:
-        store.set_status(redis, sid, outcome[0])
+        handsets.set_status(redis, sid, outcome[0])
     if stall:
         time.sleep(stall)  # accepted, but the answer is slow: a client may give up or die meanwhile
     response = jsonify(message)
@@ -219,5 +220,5 @@ def control_delay() -> Response:
 @bp.post("/control/reset")
 def control_reset() -> Response:
     """Forget every simulated message, counter, pending failure and outage."""
-    store.reset(Runtime.of(current_app).redis)
+    handsets.reset(Runtime.of(current_app).redis)
     return Response("ok\n", 200, content_type="text/plain")

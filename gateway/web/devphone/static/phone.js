@@ -12,7 +12,8 @@
     li.dir = "auto";
     li.appendChild(document.createTextNode(m.body));
     var small = document.createElement("small");
-    small.textContent = m.direction === "in" ? m.status : "sent · " + m.status;
+    small.textContent = (m.direction === "in" ? m.status : "sent · " + m.status) +
+      (m.channel && list.dataset.channels > 1 ? " · " + m.channel : "");
     li.appendChild(small);
     return li;
   }

@@ -1,0 +1,80 @@
+"""Which provider carries an SMS: the channel its recipient texted through last, and when
+that provider is in trouble, with failover on, another one.
+
+A texter is one person whatever the channel (their identity is their number), and what
+Kabootar sends them goes back the way they came in (`ch` on the SMS, see
+`outbound.queue`). An SMS whose channel is not on (or not known) goes through the first
+provider of SMS_PROVIDERS.
+
+Each provider's health is two keys: since when it has refused with a retryable error (or
+left the answer unknown) without a success in between, and a "down" mark an operator sets.
+With SMS_FAILOVER on, a provider failing for SMS_FAILOVER_AFTER seconds, or marked down,
+hands its SMS to the next provider that is neither. Off by default: some operators will
+not want a second sender number to appear to their texters.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import cast
+
+from redis import Redis
+from redis.client import Pipeline
+
+from gateway.config import Config
+from gateway.store import keys
+
+
+@dataclass(frozen=True)
+class Health:
+    """Providers' health as read at one moment: failing since (unix time), marked down."""
+
+    failing_since: dict[str, float]
+    down: frozenset[str]
+
+    def troubled(self, provider: str, config: Config, now: float) -> bool:
+        since = self.failing_since.get(provider)
+        failing = since is not None and now - since >= config.sms_failover_after
+        return failing or provider in self.down
+
+
+def read_health(redis: Redis, providers: Iterable[str]) -> Health:
+    """Every provider's health, in one round trip."""
+    names = list(providers)
+    found = cast(
+        list[str | None],
+        redis.mget([k for p in names for k in (keys.provider_failing(p), keys.provider_down(p))]),
+    )
+    failing = {p: float(since) for p, since in zip(names, found[::2], strict=True) if since}
+    down = frozenset(p for p, mark in zip(names, found[1::2], strict=True) if mark)
+    return Health(failing, down)
+
+
+def choose(config: Config, health: Health, channel: str, now: float | None = None) -> str:
+    """The provider to send an SMS through, given its recipient's channel."""
+    home = channel if channel in config.sms_providers else config.sms_providers[0]
+    now = time.time() if now is None else now
+    if not config.sms_failover or not health.troubled(home, config, now):
+        return home
+    others = [p for p in config.sms_providers if p != home and not health.troubled(p, config, now)]
+    return others[0] if others else home
+
+
+def note(pipe: Pipeline, provider: str, outcome: str, now: float) -> None:
+    """Count an API call's outcome towards its provider's health (in the caller's pipeline):
+    a success clears the trouble; a retryable refusal or no answer starts it, if not already."""
+    if outcome == "sent":
+        pipe.delete(keys.provider_failing(provider))
+        pipe.set(keys.provider_last_ok(provider), f"{now:.3f}")
+    elif outcome in ("retry", "unknown"):
+        pipe.set(keys.provider_failing(provider), f"{now:.3f}", nx=True)
+
+
+def set_down(redis: Redis, provider: str, down: bool) -> None:
+    """An operator marks a provider down (its SMS fail over, when failover is on) or up."""
+    if down:
+        redis.set(keys.provider_down(provider), "1")
+    else:
+        redis.delete(keys.provider_down(provider))
