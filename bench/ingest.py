@@ -19,12 +19,13 @@ from typing import Any
 
 from redis import Redis
 
-from bench import wrk
+from bench import signed, wrk
 from bench.common import cores, cpu_delta, warm_up
 from bench.context import Context
 from bench.profile import Profiler
 from bench.report import Row, Section
 from bench.stacks import start_kabootar, start_peer, start_redis
+from gateway.config import ANDROID_SIMULATOR_SIGNING_KEY
 from gateway.store import keys
 
 TARGET_RATIO = 0.8
@@ -39,12 +40,19 @@ def _script(ctx: Context) -> tuple[Path, str]:
 
 
 def _measure(
-    ctx: Context, base_url: str, path: str, cpu: Callable[[], dict[str, float]], stored: Callable[[], int]
+    ctx: Context,
+    base_url: str,
+    path: str,
+    cpu: Callable[[], dict[str, float]],
+    stored: Callable[[], int],
+    requests: tuple[Path, Path] | None = None,
 ) -> dict[str, Any]:
-    """wrk for ingest_seconds; what was answered, what was stored, and the CPU it took."""
-    script, _ = _script(ctx)
-    requests = ctx.requests("ingest", ctx.settings.ingest_requests)
-    env = {"REQS": str(requests), "PATH_SMS": path}
+    """wrk for ingest_seconds; what was answered, what was stored, and the CPU it took.
+    `requests`: another (request file, wrk script) than the Twilio webhooks."""
+    script, requests_file = (_script(ctx)[0], ctx.requests("ingest", ctx.settings.ingest_requests))
+    if requests is not None:
+        requests_file, script = requests
+    env = {"REQS": str(requests_file), "PATH_SMS": path}
     stored0, cpu0 = stored(), cpu()
     result = wrk.run(
         base_url, ctx.settings.ingest_seconds, script=script, env=env, log=ctx.out / "logs" / "ingest-wrk.log"
@@ -80,6 +88,26 @@ def _kabootar(ctx: Context, durable: bool) -> dict[str, Any]:
     return out
 
 
+def _kabootar_android(ctx: Context) -> dict[str, Any]:
+    """The same, through the Android phone's webhook (JSON, HMAC of body and timestamp)."""
+    requests = ctx.out / "requests" / "ingest-android.txt"
+    with ctx.fleet("ingest-kabootar-android") as fleet:
+        kb = start_kabootar(fleet, ctx.port, workers=0, durable=True, providers="twilio,android")
+        warm_up(kb.base_url, ctx.requests("warm", ctx.settings.warm_texts), "/twilio/sms")
+        signed.write_android(requests, ANDROID_SIMULATOR_SIGNING_KEY, ctx.settings.ingest_requests, 5_000_000)
+        redis = kb.redis
+        out = _measure(
+            ctx,
+            kb.base_url,
+            "/android/webhook",
+            fleet.cpu_by_role,
+            lambda: _kabootar_stored(redis),
+            requests=(requests, wrk.ANDROID),
+        )
+    out["redis"] = "AOF appendfsync always (as make run)"
+    return out
+
+
 def _peer(ctx: Context, label: str, module: str) -> dict[str, Any]:
     assert ctx.baseline is not None
     with ctx.fleet(f"ingest-{label}") as fleet:
@@ -104,6 +132,7 @@ def run(ctx: Context) -> Section:
         figures["tutorial"] = _peer(ctx, "tutorial", "app")
     figures["kabootar"] = _kabootar(ctx, durable=True)
     figures["kabootar_aof_off"] = _kabootar(ctx, durable=False)
+    figures["kabootar_android"] = _kabootar_android(ctx)
     section = Section(raw={"apps": figures, "script": _script(ctx)[1], "wrk": "-t2 -c32 --latency"})
     section.raw["requests_file_lines"] = s.ingest_requests
     section.profiles = _profile(ctx)
@@ -144,6 +173,19 @@ def run(ctx: Context) -> Section:
             "/s",
             ratio=off["answered_2xx_per_s"] / noop if noop else None,
             ratio_of="of noop",
+        )
+    )
+    phone = figures["kabootar_android"]
+    section.rows.append(
+        Row(
+            "1 ingest",
+            "same, through the Android phone's webhook (signed JSON)",
+            phone["answered_2xx_per_s"],
+            "/s",
+            ratio=phone["answered_2xx_per_s"] / kb["answered_2xx_per_s"],
+            ratio_of="of Twilio's",
+            note=f"stored {phone['stored']:,} of {phone['answered_2xx']:,} answered"
+            + (f"; LOST {phone['lost']}" if phone["lost"] else ""),
         )
     )
     section.rows.append(

@@ -9,6 +9,10 @@ so one file serves every app told that URL (Kabootar's PUBLIC_URL + /twilio/sms)
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
+import time
 import urllib.parse
 import uuid
 from pathlib import Path
@@ -55,6 +59,33 @@ def write(path: Path, url: str, token: str, count: int, first_sender: int = 0) -
             sids.append(params["MessageSid"])
             out.write(validator.compute_signature(url, params) + "\t" + urllib.parse.urlencode(params) + "\n")
     return sids
+
+
+def write_android(path: Path, signing_key: str, count: int, first_sender: int = 0) -> None:
+    """Write `count` signed `sms:received` webhooks of the Android app, one a line: the
+    X-Timestamp, a TAB, the X-Signature, a TAB, the JSON body. Signed now: the gateway takes
+    them for five minutes (a bench scenario lasts seconds)."""
+    timestamp = str(int(time.time()))
+    with open(path, "w") as out:
+        for i in range(first_sender, first_sender + count):
+            payload = {
+                "messageId": uuid.uuid4().hex[:16],
+                "message": f"{BODIES[i % len(BODIES)]} {i}",
+                "sender": sender(i),
+                "recipient": TO,
+                "simNumber": 1,
+                "receivedAt": "2026-12-04T12:00:00.000+03:30",
+            }
+            doc = {
+                "deviceId": "bench",
+                "event": "sms:received",
+                "id": uuid.uuid4().hex[:21],
+                "payload": payload,
+                "webhookId": "bench",
+            }
+            body = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
+            signature = hmac.new(signing_key.encode(), body + timestamp.encode(), hashlib.sha256).hexdigest()
+            out.write(f"{timestamp}\t{signature}\t{body.decode()}\n")
 
 
 def read(path: Path) -> list[tuple[str, str, str]]:

@@ -107,7 +107,13 @@ class Kabootar:
 
 
 def start_kabootar(
-    fleet: Fleet, port: int, *, workers: int = 2, durable: bool = True, sms_mps: str = "1"
+    fleet: Fleet,
+    port: int,
+    *,
+    workers: int = 2,
+    durable: bool = True,
+    sms_mps: str = "1",
+    providers: str = "twilio",
 ) -> Kabootar:
     """Redis, `kabootar web` on `port` and `workers` × `kabootar worker`, set up as `make run` does.
 
@@ -125,6 +131,7 @@ def start_kabootar(
         SECRET_KEY=SECRET_KEY,
         WORKERS=str(workers),
         SMS_MPS=sms_mps,
+        SMS_PROVIDERS=providers,
         KABOOTAR_VAR_DIR=str(var_dir),
     )
     cli = [sys.executable, "-m", "gateway.box.cli"]

@@ -13,6 +13,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 SEND_ONCE = HERE / "wrk_send.lua"  # each text at most once, then stop (see the script)
+ANDROID = HERE / "wrk_android.lua"  # the Android app's signed JSON webhooks
 THREAD_DONE = "bench-thread-done"  # wrk_send.lua prints it when a thread has its last answer
 
 _UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}

@@ -17,7 +17,8 @@ from flask.testing import FlaskClient
 from redis import Redis
 
 from gateway.microblog import posts
-from gateway.outbox import outbound
+from gateway.ops import accounts
+from gateway.outbox import outbound, routes
 from gateway.providers.android import webhooks as android
 from gateway.providers.android.api import AndroidSender
 from gateway.providers.android.simulator import reports
@@ -28,6 +29,7 @@ from gateway.store import keys
 from tests.live import Processes, start_gateway
 from tests.phones import ALI, REZA, SARA, Phones, phones_on
 from tests.privacy import leaks, redis_leaks, url_of
+from tests.test_ops import PASSWORD, log_in
 
 KEY = "test-signing-key"
 
@@ -481,3 +483,46 @@ def test_kabootar_web_and_worker_carry_a_conversation_across_both_channels(
     assert gateway.text_by_phone(ALI, "crowds at the square") == 200
     last = arrived(SARA, 3)[-1]
     assert (last["body"], last["channel"]) == (f"@{ali}: crowds at the square", "twilio")
+
+
+# ---------------------------------------------------------------- operators see channels
+
+
+def test_readyz_says_degraded_not_down_while_the_phone_does_not_answer(mixed: Phones):
+    phones, config = mixed, mixed.live.config
+    phones.redis.zadd(keys.WORKER_HEARTBEAT, {"worker-1": time.time()})  # a worker is alive
+    client = phones.live.app.test_client()
+    routes.probe(phones.redis, config)
+    assert client.get("/readyz").get_json()["status"] == "ok"
+
+    phones.live.control("offline", provider="android", seconds="600")
+    phones.redis.delete(keys.provider_probe("android"))  # the next probe is due
+    routes.probe(phones.redis, config)
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.get_json()["status"] == "degraded"
+    assert ready.get_json()["providers"] == {"twilio": "up", "android": "unreachable"}
+
+    phones.live.control("offline", provider="android", seconds="0")
+    phones.redis.delete(keys.provider_probe("android"))
+    routes.probe(phones.redis, config)
+    assert client.get("/readyz").get_json()["providers"]["android"] == "up"
+
+
+def test_the_console_shows_each_channels_traffic_and_state(mixed: Phones):
+    phones = mixed
+    phones.join(ALI, "ali")  # through the phone: a text in, a welcome out
+    phones.join(SARA, "sara")  # through Twilio
+    phones.say(SARA, "FOLLOW @ali")
+    accounts.add_user(phones.redis, "ana", PASSWORD)
+    client = phones.live.app.test_client()
+    log_in(client, "ana")
+
+    found = client.get("/ops/api/health").get_json()["providers"]
+    assert (found["android"]["received"], found["twilio"]["received"]) == (1, 2)
+    assert (found["android"]["sent"], found["twilio"]["sent"]) == (1, 2)  # welcomes; the FOLLOW answer
+    assert found["android"]["state"] == found["twilio"]["state"] == "up"
+    assert found["android"]["last_ok"] is not None and found["android"]["simulated"] is True
+    page = client.get("/ops").get_data(as_text=True)
+    assert 'id="provider-android"' in page and 'id="provider-twilio"' in page
+    assert ALI not in page and SARA not in page

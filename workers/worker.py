@@ -35,7 +35,7 @@ from rq.executions import Execution
 from rq.job import Job
 
 from gateway.config import Config
-from gateway.outbox import outbound, sender
+from gateway.outbox import outbound, routes, sender
 from gateway.pipeline import inbox, intake, throttle
 from gateway.runtime import Runtime
 from gateway.store import keys, queues, stats
@@ -111,6 +111,7 @@ def watch(runtime: Runtime, rq_redis: Redis, name: str, stop: threading.Event) -
                     intake.schedule_drain(rq_queues)
                 for lane in sender.needs_drain(runtime.redis):
                     outbound.enqueue_send_job(rq_queues, lane)
+                routes.probe(runtime.redis, runtime.config)
             if beat - last_sample >= BACKLOG_SAMPLE_INTERVAL:
                 # The console's sparklines read these samples; one worker's per minute suffices.
                 stats.sample_depths(runtime.redis, queues.depths(runtime.redis, rq_queues))

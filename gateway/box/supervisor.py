@@ -190,8 +190,14 @@ class Supervisor:
             lines.append(f"  dev phone (text the gateway as any number): {base}/dev/phone")
         lines.append(f"  operator console: {base}/ops")
         lines.append(f"  health: {base}/healthz, {base}/readyz")
-        if config.public_url != base:
-            lines.append(f"  Twilio should call {config.public_url}/twilio/sms")
+        simulated = {"twilio": config.twilio_simulated, "android": config.android_simulated}
+        for provider in config.sms_providers:
+            if simulated[provider]:
+                lines.append(f"  {provider}: the built-in simulator (no credentials given)")
+            elif provider == "twilio":
+                lines.append(f"  twilio: set the number's webhook to {config.public_url}/twilio/sms")
+            else:
+                lines.append(f"  android: set the app's webhooks to {config.public_url}/android/webhook")
         lines.append("Press Ctrl-C to stop.")
         say("\n".join(lines))
 

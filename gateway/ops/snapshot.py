@@ -9,7 +9,8 @@ import time
 from typing import Any
 
 from gateway.microblog import moderation
-from gateway.ops import backlog, delivery, failed, workers
+from gateway.ops import backlog, delivery, failed, providers, workers
+from gateway.ops.present import fmt_ago
 from gateway.runtime import Runtime
 from gateway.store import stats
 from gateway.store.queues import places
@@ -51,10 +52,19 @@ def _late(q: backlog.QueueFigures) -> bool:
     return q.oldest_age is not None and q.oldest_age > OLDEST_ALERT_SECONDS[q.spec.kind]
 
 
-def _alerts(queues: list[backlog.QueueFigures], rows: list[workers.WorkerRow]) -> list[str]:
+def _alerts(
+    queues: list[backlog.QueueFigures],
+    rows: list[workers.WorkerRow],
+    channels: list[providers.ProviderFigures],
+    now: float,
+) -> list[str]:
     alerts = []
     if not any(r.alive for r in rows):
         alerts.append("No worker is alive: texts are stored, but none become posts and no SMS goes out.")
+    for p in channels:
+        if p.state != "up":
+            since = f" (since {fmt_ago(p.trouble_since, now)})" if p.trouble_since else ""
+            alerts.append(f"SMS provider {p.name}: {providers.STATES_MEANING[p.state]}{since}.")
     for q in queues:
         limit = OLDEST_ALERT_SECONDS[q.spec.kind]
         if _late(q) and q.oldest_age is not None:
@@ -73,10 +83,11 @@ def take(runtime: Runtime, now: float | None = None, detail: bool = True) -> dic
     backlog.sample(redis, queues, now)
     worker_rows = workers.read(redis, runtime.rq_redis, now)
     sms = [q for q in queues if q.spec.kind == "sms"]
-    outbound = delivery.read(
-        redis, sum(q.depth for q in sms), sum(q.later for q in sms), window, runtime.config.sms_mps
-    )
-    alerts = _alerts(queues, worker_rows)
+    limits = [runtime.config.mps(p) for p in runtime.config.sms_providers]
+    limit = 0.0 if any(m <= 0 for m in limits) else sum(limits)  # one unpaced provider: no limit
+    outbound = delivery.read(redis, sum(q.depth for q in sms), sum(q.later for q in sms), window, limit)
+    channels = providers.read(redis, runtime.config, window)
+    alerts = _alerts(queues, worker_rows, channels, now)
     found: dict[str, Any] = {
         "at": round(now, 3),
         "ok": not alerts,
@@ -88,6 +99,7 @@ def take(runtime: Runtime, now: float | None = None, detail: bool = True) -> dic
         },
         "pipeline": _pipeline(window),
         "outbound": outbound.to_json(),
+        "providers": {p.name: p.to_json() for p in channels},
         "failed_jobs": {"count": sum(q.failed for q in queues)},
     }
     if detail:

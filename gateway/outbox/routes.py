@@ -17,32 +17,51 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import cast
 
 from redis import Redis
 from redis.client import Pipeline
 
 from gateway.config import Config
+from gateway.providers import registry
 from gateway.store import keys
+
+PROBE_SECONDS = 30  # how often one of the workers asks each provider's API whether it answers
 
 
 @dataclass(frozen=True)
 class Health:
-    """Providers' health as read at one moment: failing since (unix time), marked down."""
+    """Providers' health as read at one moment: failing since (unix time), marked down, and
+    (when read for the console) not answering a health probe since."""
 
     failing_since: dict[str, float]
     down: frozenset[str]
+    unreachable_since: dict[str, float] = field(default_factory=dict)
 
     def troubled(self, provider: str, config: Config, now: float) -> bool:
         since = self.failing_since.get(provider)
         failing = since is not None and now - since >= config.sms_failover_after
         return failing or provider in self.down
 
+    def state(self, provider: str) -> str:
+        """ "down" (an operator said so), "unreachable" (its API does not answer), "failing"
+        (it refuses SMS with retryable errors), or "up"."""
+        if provider in self.down:
+            return "down"
+        if provider in self.unreachable_since:
+            return "unreachable"
+        return "failing" if provider in self.failing_since else "up"
 
-def read_health(redis: Redis, providers: Iterable[str]) -> Health:
-    """Every provider's health, in one round trip."""
+
+def read_health(redis: Redis, providers: Iterable[str], probes: bool = False) -> Health:
+    """Every provider's health, in one round trip (with `probes`, their probes' findings too)."""
     names = list(providers)
+    if probes:
+        found = cast(list[str | None], redis.mget([keys.provider_unreachable(p) for p in names]))
+        unreachable = {p: float(since) for p, since in zip(names, found, strict=True) if since}
+        health = read_health(redis, names)
+        return Health(health.failing_since, health.down, unreachable)
     found = cast(
         list[str | None],
         redis.mget([k for p in names for k in (keys.provider_failing(p), keys.provider_down(p))]),
@@ -70,6 +89,19 @@ def note(pipe: Pipeline, provider: str, outcome: str, now: float) -> None:
         pipe.set(keys.provider_last_ok(provider), f"{now:.3f}")
     elif outcome in ("retry", "unknown"):
         pipe.set(keys.provider_failing(provider), f"{now:.3f}", nx=True)
+
+
+def probe(redis: Redis, config: Config) -> None:
+    """Ask each provider's API whether it answers, at most every PROBE_SECONDS whichever
+    worker asks (for the console and /readyz: a phone switched off shows before an SMS fails)."""
+    for provider in config.sms_providers:
+        if not redis.set(keys.provider_probe(provider), "1", nx=True, ex=PROBE_SECONDS):
+            continue
+        answered = registry.probe(config, provider)
+        if answered is True:
+            redis.delete(keys.provider_unreachable(provider))
+        elif answered is False:
+            redis.set(keys.provider_unreachable(provider), f"{time.time():.3f}", nx=True)
 
 
 def set_down(redis: Redis, provider: str, down: bool) -> None:

@@ -31,7 +31,7 @@ DRAIN_SCHEDULE_TTL_MS = 30_000  # a drain job that died frees the slot after thi
 INBOX = Worklist(keys.INBOX, keys.INBOX_CLAIMS, keys.inbox_claim)
 
 # KEYS: seen marker, message hash, inbox, drain-scheduled flag, stats total, stats minute
-# ARGV: message id, seen ttl, flag ttl ms, stats ttl, field/value pairs…
+# ARGV: message id, seen ttl, flag ttl ms, stats ttl, channel, field/value pairs…
 # Returns 0 for a repeat, 1 for stored, 2 for stored and "please enqueue a drain job".
 # The console's counters ride along in the same call (no extra round trip per text).
 _INGEST = (
@@ -41,9 +41,10 @@ if not redis.call('SET', KEYS[1], '0', 'NX', 'EX', ARGV[2]) then
   kb_count(KEYS[5], KEYS[6], ARGV[4], 'duplicate', 1)
   return 0
 end
-redis.call('HSET', KEYS[2], unpack(ARGV, 5))
+redis.call('HSET', KEYS[2], unpack(ARGV, 6))
 redis.call('RPUSH', KEYS[3], ARGV[1])
 kb_count(KEYS[5], KEYS[6], ARGV[4], 'received', 1)
+kb_count(KEYS[5], KEYS[6], ARGV[4], 'received@' .. ARGV[5], 1)
 if redis.call('SET', KEYS[4], '1', 'NX', 'PX', ARGV[3]) then return 2 end
 return 1
 """
@@ -76,6 +77,7 @@ def store(redis: Redis, vault: PhoneVault, text: InboundText) -> str:
             SEEN_TTL_SECONDS,
             DRAIN_SCHEDULE_TTL_MS,
             stats.MINUTE_TTL_SECONDS,
+            text.channel,
             *(x for pair in fields.items() for x in pair),
         ],
     )

@@ -27,6 +27,14 @@ def senders(config: Config) -> dict[str, Sender]:
     return {name: sender_for(config, name) for name in config.sms_providers}
 
 
+def probe(config: Config, provider: str) -> bool | None:
+    """Whether the provider's API answers a health check now; None when it has none that is
+    free (Twilio's would be a billed API call: its health shows in the sends themselves)."""
+    if provider == "android":
+        return android_api.sender_for(config).probe()
+    return None
+
+
 def describe(code: str) -> str:
     """What an error code of any provider means, in a few words ("" when unknown). Their
     codes cannot be confused: Twilio's are numbers, the phone's are words."""

@@ -196,3 +196,13 @@ def provider_down(provider: str) -> str:
 def provider_last_ok(provider: str) -> str:
     """When (unix time) the provider last took an SMS."""
     return f"{PREFIX}prov:{provider}:last-ok"
+
+
+def provider_unreachable(provider: str) -> str:
+    """Since when (unix time) the provider's API has not answered a workers' health probe."""
+    return f"{PREFIX}prov:{provider}:unreachable"
+
+
+def provider_probe(provider: str) -> str:
+    """Held for a probe's interval by the worker that probes the provider (one at a time)."""
+    return f"{PREFIX}prov:{provider}:probe"

@@ -24,13 +24,20 @@ from gateway.providers.pool import ClientPool
 from gateway.providers.records import NO_ANSWER, PERMANENT, RETRY, SendError, SendResult
 
 API_TIMEOUT_SECONDS = 15.0
+# A probe runs in a worker's watchdog, between its heartbeats: it must not hold them up.
+PROBE_TIMEOUT_SECONDS = 2.0
 
 
 class _Session(requests.Session):
-    """A session whose every request gives up after API_TIMEOUT_SECONDS (the client sets none)."""
+    """A session whose every request gives up after `timeout` seconds (the client sets none)."""
+
+    def __init__(self, timeout: float = API_TIMEOUT_SECONDS) -> None:
+        super().__init__()
+        self.trust_env = False  # a phone on the local network: no proxy in between
+        self._timeout = timeout
 
     def request(self, *args: Any, **kwargs: Any) -> requests.Response:
-        kwargs.setdefault("timeout", API_TIMEOUT_SECONDS)
+        kwargs.setdefault("timeout", self._timeout)
         return super().request(*args, **kwargs)
 
 
@@ -47,9 +54,8 @@ class AndroidSender:
         self._config = config
         self._pool: ClientPool[tuple[APIClient, requests.Session]] = ClientPool(self._new_client, _close)
 
-    def _new_client(self) -> tuple[APIClient, requests.Session]:
-        session = _Session()
-        session.trust_env = False  # a phone on the local network: no proxy in between
+    def _new_client(self, timeout: float = API_TIMEOUT_SECONDS) -> tuple[APIClient, requests.Session]:
+        session = _Session(timeout)
         config = self._config
         client = APIClient(
             config.android_gateway_user,
@@ -72,6 +78,17 @@ class AndroidSender:
         except requests.RequestException as e:
             raise SendError(NO_ANSWER, RETRY, f"no answer from the phone: {type(e).__name__}") from None
         return SendResult(provider_id=state.id or message_id)
+
+    def probe(self) -> bool:
+        """Whether the phone's API answers its health check (the app's GET /health)."""
+        client, session = self._new_client(PROBE_TIMEOUT_SECONDS)
+        try:
+            client.health_check()
+        except (APIError, requests.RequestException, ValueError, KeyError):
+            return False
+        finally:
+            session.close()
+        return True
 
     def close(self) -> None:
         """Close the pooled clients' HTTP connections."""

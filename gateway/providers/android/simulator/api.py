@@ -122,6 +122,10 @@ def send_message() -> Response:
 
 @bp.get("/health")
 def health() -> Response:
+    """The app's health check (no auth): "pass", or no answer while the phone is offline."""
+    offline, _, _ = store.arrive(Runtime.of(current_app).redis, time.time())
+    if offline:
+        return _error(503, "the phone is offline")
     return jsonify(status="pass", version="simulator", checks={})
 
 
