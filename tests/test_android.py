@@ -29,7 +29,7 @@ from gateway.store import keys
 from tests.live import Processes, start_gateway
 from tests.phones import ALI, REZA, SARA, Phones, phones_on
 from tests.privacy import leaks, redis_leaks, url_of
-from tests.test_ops import PASSWORD, log_in
+from tests.test_ops import PASSWORD, csrf_of, log_in
 
 KEY = "test-signing-key"
 
@@ -526,3 +526,57 @@ def test_the_console_shows_each_channels_traffic_and_state(mixed: Phones):
     page = client.get("/ops").get_data(as_text=True)
     assert 'id="provider-android"' in page and 'id="provider-twilio"' in page
     assert ALI not in page and SARA not in page
+
+
+def test_an_sms_the_phone_could_not_send_for_lack_of_credit_is_sent_again_once_topped_up(
+    mixed: Phones, fast_retries: None, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(outbound, "REPORTED_RETRY_SECONDS", 0.0)
+    phones = mixed
+    ali = phones.live.subscriber(ALI)
+    phones.live.redis.hset(keys.subscriber(ali), "ch", "android")
+    phones.live.control("credit", provider="android", credit="0")
+    phones.live.queue([(ali, "the square is quiet now")], intent="credit", kind="answer")
+    mid = outbound.message_id("credit", ali)
+
+    phones.live.send_all()
+    deadline = time.monotonic() + 5  # the phone took it, then reports the failure
+    while phones.redis.hget(keys.outbound_message(mid), "gen") is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert outbound.message_status(phones.redis, mid) == "queued"  # kept, to try again
+    assert outbound.get(phones.redis, mid).error == "RESULT_ERROR_GENERIC_FAILURE"  # type: ignore[union-attr]
+    assert handsets.inbox_for(phones.redis, ALI) == []
+
+    phones.live.control("credit", provider="android", credit="1")
+    phones.live.send_all()
+    deadline = time.monotonic() + 5
+    while outbound.message_status(phones.redis, mid) != "delivered" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [m["body"] for m in handsets.inbox_for(phones.redis, ALI)] == ["the square is quiet now"]
+    assert outbound.message_status(phones.redis, mid) == "delivered"
+    assert phones.redis.hget(keys.outbound_message(mid), "sid") == f"{mid}.1"  # the second send of it
+
+
+def test_an_operator_marks_the_phone_down_and_its_sms_go_through_twilio(redis_server: str, tmp_path: Path):
+    with phones_on(redis_server, tmp_path, {ALI: "android"}, SMS_FAILOVER="1") as phones:
+        accounts.add_user(phones.redis, "ana", PASSWORD)
+        client = phones.live.app.test_client()
+        log_in(client, "ana")
+        token = csrf_of(client.get("/ops").get_data(as_text=True))
+        down = client.post("/ops/api/providers/android/down", data={"csrf_token": token})
+        assert down.status_code == 303
+        assert "marked down" in client.get(down.headers["Location"]).get_data(as_text=True)
+        assert client.get("/ops/api/health").get_json()["providers"]["android"]["state"] == "down"
+
+        phones.join(ALI, "ali")  # texts through the phone; the welcome goes back through Twilio
+        assert [m["channel"] for m in handsets.inbox_for(phones.redis, ALI)] == ["twilio"]
+
+        assert client.post("/ops/api/providers/android/up", data={"csrf_token": token}).status_code == 303
+        phones.say(ALI, "STATS")
+        assert [m["channel"] for m in handsets.inbox_for(phones.redis, ALI)] == ["twilio", "android"]
+        unknown = client.post(
+            "/ops/api/providers/pigeon/down",
+            data={"csrf_token": token},
+            headers={"Accept": "application/json"},
+        )
+        assert unknown.status_code == 404

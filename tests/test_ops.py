@@ -81,7 +81,7 @@ def health(client: FlaskClient) -> dict:
 def _paths(app: Flask) -> list[tuple[str, str]]:
     """Every (method, path) of the console and /metrics, with sample values for arguments."""
     adapter = app.url_map.bind("kabootar.test")
-    samples = ["retry", "discard", "hide", "restore", "block", "unblock"]
+    samples = ["retry", "discard", "hide", "restore", "block", "unblock", "down", "up"]
     found = []
     for rule in app.url_map.iter_rules():
         if not (rule.rule.startswith("/ops") or rule.rule == "/metrics"):
@@ -90,7 +90,7 @@ def _paths(app: Flask) -> list[tuple[str, str]]:
             continue
         built = set()
         for action in samples:  # every action a rule accepts
-            values = {"job_id": "abc", "action": action}
+            values = {"job_id": "abc", "action": action, "name": "android"}
             try:
                 built.add(adapter.build(rule.endpoint, {k: values[k] for k in rule.arguments}))
             except (BuildError, ValueError):

@@ -121,7 +121,13 @@ def sample(twilio: Twilio, drain, redis: Redis) -> dict[str, str]:
     drain()
     [post] = posts.page(redis, keys.TIMELINE_ALL, None, 1)[0]
     assert post.handle
-    return {"post_id": str(post.id), "handle": post.handle, "tag": "tehran", "job_id": "abc"}
+    return {
+        "post_id": str(post.id),
+        "handle": post.handle,
+        "tag": "tehran",
+        "job_id": "abc",
+        "name": "android",
+    }
 
 
 @pytest.fixture

@@ -134,3 +134,31 @@ def test_reports_about_unknown_messages_are_acknowledged(twilio: Twilio, redis: 
     assert twilio.post({"MessageSid": SID, "MessageStatus": "sent"}, path="/twilio/status").status_code == 200
     # Nothing stored (RQ's own heartbeats, from another test's worker winding down, aside).
     assert [k for k in redis.scan_iter() if not k.startswith("rq:")] == []
+
+
+def test_a_failure_twilio_reports_with_a_retryable_code_queues_the_sms_again_as_a_new_send(
+    app: Flask, runtime: Runtime, twilio: Twilio
+):
+    _, mid = queued_message(app, runtime)
+    runtime.redis.hset(keys.outbound_message(mid), "status", "sent")  # Twilio took it
+    assert callback(twilio, mid, "failed", ErrorCode="30001").status_code == 200  # its queue overflowed
+
+    stored = outbound.get(runtime.redis, mid)
+    assert stored is not None and (stored.status, stored.error) == ("queued", "30001")
+    assert runtime.redis.zscore(keys.outbound_delayed("replies"), mid) is not None  # due again soon
+    assert runtime.redis.hget(keys.outbound_message(mid), "gen") == "1"
+
+    # Reports on the first send, however late, change nothing now; the second send's do.
+    assert callback(twilio, mid, "delivered").status_code == 200
+    assert outbound.message_status(runtime.redis, mid) == "queued"
+    runtime.redis.hset(keys.outbound_message(mid), "status", "sent")
+    assert callback(twilio, f"{mid}.1", "delivered").status_code == 200
+    assert outbound.message_status(runtime.redis, mid) == "delivered"
+
+
+def test_a_permanent_failure_twilio_reports_stays_failed(app: Flask, runtime: Runtime, twilio: Twilio):
+    _, mid = queued_message(app, runtime)
+    runtime.redis.hset(keys.outbound_message(mid), "status", "sent")
+    assert callback(twilio, mid, "failed", ErrorCode="21211").status_code == 200  # not a valid number
+    assert outbound.message_status(runtime.redis, mid) == "failed"
+    assert runtime.redis.zcard(keys.outbound_delayed("replies")) == 0

@@ -1,4 +1,5 @@
-"""POST /ops/api/*: the console's actions — failed jobs and moderation.
+"""POST /ops/api/*: the console's actions — failed jobs, moderation, and providers marked
+down or up.
 
 Each answers JSON to a script (Accept: application/json) and, to the page's plain HTML
 forms, a redirect back to the console with a one-line message. The blueprint's guard
@@ -16,6 +17,7 @@ from flask.typing import ResponseReturnValue
 from gateway.microblog import moderation
 from gateway.ops import failed
 from gateway.ops.blueprint import bp
+from gateway.outbox import routes
 from gateway.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -76,3 +78,16 @@ def handle_action(action: str) -> ResponseReturnValue:
         return _done(False, f"There is no @{handle}.", "moderation", 404)
     done = "blocked: their texts no longer become posts" if action == "block" else "unblocked"
     return _done(True, f"@{handle} is {done}.", "moderation")
+
+
+@bp.post("/api/providers/<name>/<any(down, up):action>")
+def provider_action(name: str, action: str) -> ResponseReturnValue:
+    """Mark a provider down (with SMS_FAILOVER on, its SMS go through another) or up again."""
+    config = Runtime.of(current_app).config
+    if name not in config.sms_providers:
+        return _done(False, "No such provider is on.", "providers", 404)
+    routes.set_down(Runtime.of(current_app).redis, name, action == "down")
+    logged = "marked down" if action == "down" else "marked up"
+    if action == "down" and not config.sms_failover:
+        logged += " (SMS_FAILOVER is off: its SMS wait for it)"
+    return _done(True, f"Provider {name} is {logged}.", "providers")

@@ -6,14 +6,13 @@ whether it is up (see `outbox.routes` for what "failing", "unreachable" and "dow
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import cast
 
 from redis import Redis
 
 from gateway.config import Config
 from gateway.ops import delivery
 from gateway.outbox import routes
-from gateway.store import keys, stats
+from gateway.store import stats
 
 STATES_MEANING = {
     "up": "up",
@@ -62,11 +61,10 @@ def read(redis: Redis, config: Config, window: stats.Window) -> list[ProviderFig
     """Every provider that is on, in SMS_PROVIDERS order (two round trips)."""
     names = config.sms_providers
     health = routes.read_health(redis, names, probes=True)
-    last_ok = cast(list[str | None], redis.mget([keys.provider_last_ok(p) for p in names]))
     _, outcomes = delivery.by_provider(delivery.raw_outcomes(redis))
     simulated = {"twilio": config.twilio_simulated, "android": config.android_simulated}
     found = []
-    for name, ok in zip(names, last_ok, strict=True):
+    for name in names:
         counts = outcomes.get(name, {})
         failed = sum(n for field, n in counts.items() if field.startswith(("failed", "undelivered")))
         trouble = health.unreachable_since.get(name) or health.failing_since.get(name)
@@ -83,7 +81,7 @@ def read(redis: Redis, config: Config, window: stats.Window) -> list[ProviderFig
                 limit=config.mps(name),
                 delivered=counts.get("delivered", 0),
                 failed=failed,
-                last_ok=float(ok) if ok else None,
+                last_ok=health.last_ok.get(name),
                 trouble_since=trouble,
             )
         )

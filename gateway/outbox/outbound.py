@@ -13,6 +13,7 @@ yet whether the provider took it; only its report or a long silence resolves it.
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from typing import cast
 from redis import Redis
 from rq import Queue
 
-from gateway.providers.records import OPTED_OUT, DeliveryReport
+from gateway.providers.records import FAILED, OPTED_OUT, RETRY, UNDELIVERED, DeliveryReport
 from gateway.runtime import Runtime
 from gateway.store import keys, queues, scripts, stats
 
@@ -30,6 +31,14 @@ LANE_OF_KIND = {"answer": "replies", "direct": "replies", "fanout": "fanout"}
 RANK = {"queued": 0, "sending": 1, "sent": 2, "delivered": 3, "undelivered": 3, "failed": 3, "cancelled": 3}
 
 MESSAGE_TTL_SECONDS = 14 * 24 * 3600  # the window in which an intent is recognised as sent
+# Refused or reported failed with a retryable error (throttled, a provider in trouble, a
+# phone without signal), an SMS is retried this long after it was queued ("retried until a
+# permanent outcome"); then it fails with the last code.
+RETRY_WINDOW_SECONDS = 24 * 3600.0
+# A provider that took an SMS and then reported a failure worth trying again (the phone had
+# no signal, the SIM no credit) gets it again this much later, as a new send of it.
+REPORTED_RETRY_SECONDS = 30.0
+_OUR_ID = re.compile(r"([0-9a-f]{32})(?:\.([1-9][0-9]{0,3}))?")
 DRAIN_FLAG_TTL_MS = 60_000  # a send job that died frees its lane's slot after this
 QUEUE_CHUNK = 500  # messages per script call when queuing a large audience
 
@@ -63,16 +72,32 @@ return {n, schedule}
 """
 
 # KEYS: message, sending zset, stats.  ARGV: our status, the provider's id, error code, now,
-# message id, subscriber key prefix, "1" if the recipient opted out, the reporting provider.
-# Returns -1 unknown message, 0 nothing newer, 1 recorded.
+# message id, subscriber key prefix, "1" if the recipient opted out, the reporting provider,
+# which send of the SMS it reports on, "1" if the failure is worth retrying, when to retry,
+# the delayed zsets' key prefix, the oldest creation time still retried.
+# Returns -1 unknown message, 0 nothing newer, 1 recorded, 2 queued again to retry.
 _CALLBACK = (
     _LUA_RANK
     + """
-local cur = redis.call('HMGET', KEYS[1], 'status', 'r', 'sid')
+local cur = redis.call('HMGET', KEYS[1], 'status', 'r', 'sid', 'gen', 'kind', 'created')
 if not cur[1] then return -1 end
+if (cur[4] or '0') ~= ARGV[9] then return 0 end  -- about an earlier send of it: long settled
 -- Any report proves the provider took the message: it is no longer "outcome unknown".
 redis.call('ZREM', KEYS[2], ARGV[5])
 if not cur[3] and ARGV[2] ~= '' then redis.call('HSET', KEYS[1], 'sid', ARGV[2]) end
+if ARGV[10] == '1' and (cur[1] == 'sent' or cur[1] == 'sending')
+   and tonumber(cur[6] or '0') >= tonumber(ARGV[13]) then
+  -- A failure worth retrying: queued again as a new send (the provider knows the old one).
+  redis.call('HSET', KEYS[1], 'status', 'queued', 'error', ARGV[3], 'updated', ARGV[4], 'sid', '')
+  redis.call('HINCRBY', KEYS[1], 'gen', 1)
+  redis.call('HINCRBY', KEYS[1], 'refused', 1)
+  local lane = 'replies'
+  if cur[5] == 'fanout' then lane = 'fanout' end
+  redis.call('ZADD', ARGV[12] .. lane, ARGV[11], ARGV[5])
+  redis.call('HINCRBY', KEYS[3], 'retried', 1)
+  redis.call('HINCRBY', KEYS[3], 'retried@' .. ARGV[8], 1)
+  return 2
+end
 if rank[ARGV[1]] <= rank[cur[1]] then return 0 end
 redis.call('HSET', KEYS[1], 'status', ARGV[1], 'updated', ARGV[4])
 if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'error', ARGV[3]) end
@@ -128,6 +153,18 @@ class Outbox:
 def message_id(intent: str, recipient: int) -> str:
     """The id of the SMS for `intent` to `recipient`: opaque, URL-safe, the same every time."""
     return hashlib.sha256(f"{intent}\n{recipient}".encode()).hexdigest()[:32]
+
+
+def provider_message_id(message_id: str, generation: int) -> str:
+    """The id a provider knows our SMS by: ours, and after a failure it reported and we
+    retry, which send of it this is ("<id>.1"): a provider may hold the first one still."""
+    return f"{message_id}.{generation}" if generation else message_id
+
+
+def our_message_id(provider_id: str) -> tuple[str, int] | None:
+    """(our message id, which send) named by a provider's report; None if not one of ours."""
+    found = _OUR_ID.fullmatch(provider_id)
+    return (found.group(1), int(found.group(2) or 0)) if found else None
 
 
 def enqueue_send_job(rq_queues: Mapping[str, Queue], lane: str, at: float | None = None) -> None:
@@ -216,19 +253,31 @@ def get(redis: Redis, message_id: str) -> OutboundSMS | None:
     )
 
 
-def record_report(redis: Redis, message_id: str, report: DeliveryReport, provider: str) -> str:
-    """Apply `provider`'s report on our SMS `message_id`: "recorded", "stale" (nothing newer)
-    or "unknown".
+def record_report(redis: Redis, provider_id: str, report: DeliveryReport, provider: str) -> str:
+    """Apply `provider`'s report on our SMS (`provider_id`: what it calls it, see
+    `provider_message_id`): "recorded", "stale" (nothing newer), "retry" (queued again) or
+    "unknown".
 
     Repeats and reports out of order are harmless: a status never moves back (a late
-    "sent" leaves "delivered" alone). A report for a message still "sending" settles it.
+    "sent" leaves "delivered" alone), and a report on an earlier send of a retried SMS
+    changes nothing. A report for a message still "sending" settles it. A failure the
+    provider reports with a retryable error (within RETRY_WINDOW_SECONDS of queuing) queues
+    the SMS again, to go REPORTED_RETRY_SECONDS later.
     """
-    if not report.status:
-        return "stale"
+    ours = our_message_id(provider_id)
+    if not report.status or ours is None:
+        return "stale" if ours else "unknown"
+    message_id, generation = ours
+    now = time.time()
     opted_out = "1" if report.outcome == OPTED_OUT else "0"
+    retry = "1" if report.outcome == RETRY and report.status in (FAILED, UNDELIVERED) else "0"
     result = scripts.load(redis, _CALLBACK)(
         keys=[keys.outbound_message(message_id), keys.OUTBOUND_SENDING, keys.OUTBOUND_STATS],
-        args=[report.status, report.provider_id, report.code, f"{time.time():.3f}", message_id,
-              keys.subscriber(""), opted_out, provider],
+        args=[report.status, report.provider_id, report.code, f"{now:.3f}", message_id,
+              keys.subscriber(""), opted_out, provider, generation, retry,
+              f"{now + REPORTED_RETRY_SECONDS:.3f}", keys.outbound_delayed(""),
+              f"{now - RETRY_WINDOW_SECONDS:.3f}"],
     )  # fmt: skip
-    return {-1: "unknown", 0: "stale", 1: "recorded"}[int(result)]
+    if int(result) == 2:  # the provider is in trouble: this counts towards failing over
+        redis.hsetnx(keys.provider(provider), "failing", f"{now:.3f}")
+    return {-1: "unknown", 0: "stale", 1: "recorded", 2: "retry"}[int(result)]

@@ -38,6 +38,7 @@ class Health:
     failing_since: dict[str, float]
     down: frozenset[str]
     unreachable_since: dict[str, float] = field(default_factory=dict)
+    last_ok: dict[str, float] = field(default_factory=dict)  # when each last took an SMS
 
     def troubled(self, provider: str, config: Config, now: float) -> bool:
         since = self.failing_since.get(provider)
@@ -57,18 +58,15 @@ class Health:
 def read_health(redis: Redis, providers: Iterable[str], probes: bool = False) -> Health:
     """Every provider's health, in one round trip (with `probes`, their probes' findings too)."""
     names = list(providers)
-    if probes:
-        found = cast(list[str | None], redis.mget([keys.provider_unreachable(p) for p in names]))
-        unreachable = {p: float(since) for p, since in zip(names, found, strict=True) if since}
-        health = read_health(redis, names)
-        return Health(health.failing_since, health.down, unreachable)
-    found = cast(
-        list[str | None],
-        redis.mget([k for p in names for k in (keys.provider_failing(p), keys.provider_down(p))]),
-    )
-    failing = {p: float(since) for p, since in zip(names, found[::2], strict=True) if since}
-    down = frozenset(p for p, mark in zip(names, found[1::2], strict=True) if mark)
-    return Health(failing, down)
+    pipe = redis.pipeline(transaction=False)
+    for name in names:
+        pipe.hmget(keys.provider(name), "failing", "down", "unreachable", "last_ok")
+    rows = cast(list[list[str | None]], pipe.execute())
+    failing = {p: float(row[0]) for p, row in zip(names, rows, strict=True) if row[0]}
+    down = frozenset(p for p, row in zip(names, rows, strict=True) if row[1])
+    unreachable = {p: float(row[2]) for p, row in zip(names, rows, strict=True) if row[2] and probes}
+    last_ok = {p: float(row[3]) for p, row in zip(names, rows, strict=True) if row[3]}
+    return Health(failing, down, unreachable, last_ok)
 
 
 def choose(config: Config, health: Health, channel: str, now: float | None = None) -> str:
@@ -85,10 +83,10 @@ def note(pipe: Pipeline, provider: str, outcome: str, now: float) -> None:
     """Count an API call's outcome towards its provider's health (in the caller's pipeline):
     a success clears the trouble; a retryable refusal or no answer starts it, if not already."""
     if outcome == "sent":
-        pipe.delete(keys.provider_failing(provider))
-        pipe.set(keys.provider_last_ok(provider), f"{now:.3f}")
+        pipe.hdel(keys.provider(provider), "failing")
+        pipe.hset(keys.provider(provider), "last_ok", f"{now:.3f}")
     elif outcome in ("retry", "unknown"):
-        pipe.set(keys.provider_failing(provider), f"{now:.3f}", nx=True)
+        pipe.hsetnx(keys.provider(provider), "failing", f"{now:.3f}")
 
 
 def probe(redis: Redis, config: Config) -> None:
@@ -99,14 +97,14 @@ def probe(redis: Redis, config: Config) -> None:
             continue
         answered = registry.probe(config, provider)
         if answered is True:
-            redis.delete(keys.provider_unreachable(provider))
+            redis.hdel(keys.provider(provider), "unreachable")
         elif answered is False:
-            redis.set(keys.provider_unreachable(provider), f"{time.time():.3f}", nx=True)
+            redis.hsetnx(keys.provider(provider), "unreachable", f"{time.time():.3f}")
 
 
 def set_down(redis: Redis, provider: str, down: bool) -> None:
     """An operator marks a provider down (its SMS fail over, when failover is on) or up."""
     if down:
-        redis.set(keys.provider_down(provider), "1")
+        redis.hset(keys.provider(provider), "down", "1")
     else:
-        redis.delete(keys.provider_down(provider))
+        redis.hdel(keys.provider(provider), "down")

@@ -39,7 +39,7 @@ from typing import Any, cast
 from redis import Redis
 
 from gateway import segments
-from gateway.outbox import pacing, routes
+from gateway.outbox import outbound, pacing, routes
 from gateway.outbox.outbound import DRAIN_FLAG_TTL_MS, enqueue_send_job
 from gateway.outbox.sender_scripts import LUA
 from gateway.providers.records import NO_ANSWER, OPTED_OUT, Sender, SendError
@@ -73,7 +73,7 @@ RETRY_BASE_SECONDS = 1.0
 RETRY_CAP_SECONDS = 30.0
 # Throttled or refused by a provider in trouble, an SMS is retried this long after it was
 # queued ("retried until a permanent outcome"); then it fails with the last code.
-RETRY_WINDOW_SECONDS = 24 * 3600.0
+RETRY_WINDOW_SECONDS = outbound.RETRY_WINDOW_SECONDS
 
 
 @dataclass(frozen=True)
@@ -220,9 +220,10 @@ def _call(batch: _Batch, call: _Call) -> _Attempt | None:
 def _request(batch: _Batch, call: _Call, got: list[str]) -> _Attempt:
     """The API call for a message just marked sending, and what came of it."""
     mid, created, provider = call.mid, call.created, call.provider
-    body, attempts = got[1], int(got[3])
+    body, attempts, generation = got[1], int(got[3]), int(got[4])
     try:
-        result = batch.senders[provider].send(batch.runtime.vault.decrypt(got[2]), body, mid)
+        their_id = outbound.provider_message_id(mid, generation)  # a new one after a reported failure
+        result = batch.senders[provider].send(batch.runtime.vault.decrypt(got[2]), body, their_id)
         cost = result.segments or segments.segments(body)
         return _Attempt(mid, created, provider, provider_id=result.provider_id, segments=cost)
     except SendError as e:

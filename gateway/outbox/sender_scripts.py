@@ -11,7 +11,7 @@ LUA: dict[str, str] = {}
 LUA["begin"] = """
 redis.call('LREM', KEYS[3], 1, ARGV[2])
 redis.call('ZADD', KEYS[4], ARGV[1], ARGV[4])
-local m = redis.call('HMGET', KEYS[1], 'status', 'r', 'body', 'kind', 'force')
+local m = redis.call('HMGET', KEYS[1], 'status', 'r', 'body', 'kind', 'force', 'gen')
 if not m[1] then return {'gone'} end
 if m[1] ~= 'queued' then return {m[1]} end
 local s = redis.call('HMGET', ARGV[3] .. m[2], 'phone', 'stopped', 'paused')
@@ -23,7 +23,7 @@ end
 local attempts = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 redis.call('HSET', KEYS[1], 'status', 'sending', 'updated', ARGV[1])
 redis.call('ZADD', KEYS[2], ARGV[1], ARGV[2])
-return {'go', m[3], s[1], tostring(attempts)}
+return {'go', m[3], s[1], tostring(attempts), m[6] or '0'}
 """
 # KEYS: message, sending zset, stats, delayed zset.
 # ARGV: outcome (sent/retry/failed/unknown), id, now, the provider's id, segments, error code,

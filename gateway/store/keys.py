@@ -183,24 +183,11 @@ def outbound_window(provider: str) -> str:
 
 
 # Providers' health (outbox/routes.py)
-def provider_failing(provider: str) -> str:
-    """Since when (unix time) the provider refuses with retryable errors, with no success since."""
-    return f"{PREFIX}prov:{provider}:failing"
-
-
-def provider_down(provider: str) -> str:
-    """Set while an operator marks the provider down."""
-    return f"{PREFIX}prov:{provider}:down"
-
-
-def provider_last_ok(provider: str) -> str:
-    """When (unix time) the provider last took an SMS."""
-    return f"{PREFIX}prov:{provider}:last-ok"
-
-
-def provider_unreachable(provider: str) -> str:
-    """Since when (unix time) the provider's API has not answered a workers' health probe."""
-    return f"{PREFIX}prov:{provider}:unreachable"
+def provider(name: str) -> str:
+    """Hash: a provider's health. "failing": since when (unix time) it refuses with retryable
+    errors, with no success since; "down": "1" while an operator marks it down; "last_ok":
+    when it last took an SMS; "unreachable": since when its API does not answer a probe."""
+    return f"{PREFIX}prov:{name}"
 
 
 def provider_probe(provider: str) -> str:

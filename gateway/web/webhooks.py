@@ -45,7 +45,7 @@ def record_status(runtime: Runtime, message_id: str, form: Mapping[str, str]) ->
     report = twilio.parse_report(form)
     if report is None:
         return False
-    if not (message_id.isascii() and message_id.isalnum() and len(message_id) <= 64):
+    if outbound.our_message_id(message_id) is None:
         return True  # not one of ours: our ids are short hex strings
     if outbound.record_report(runtime.redis, message_id, report, twilio.CHANNEL) == "unknown":
         log.info("status callback for unknown message %s", message_id[:64])

@@ -34,7 +34,7 @@ MAX_BODY_BYTES = 64 * 1024
 MAX_SKEW_SECONDS = 300
 CHANNEL = "android"
 _EVENT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
-_OUR_ID = re.compile(r"[0-9a-f]{1,64}")  # our message ids (outbox/outbound.py's message_id)
+_OUR_ID = re.compile(r"[0-9a-f]{1,64}(\.[0-9]{1,4})?")  # what we call our SMS (outbound.provider_message_id)
 
 
 @dataclass(frozen=True)

@@ -9,12 +9,9 @@ is `outcome_unknown`: the outbox must not simply send it again.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import os
-import queue
-from collections.abc import Iterator
 
 import requests
 from twilio.base.exceptions import TwilioRestException, TwilioServiceException
@@ -24,6 +21,7 @@ from urllib3.exceptions import ConnectTimeoutError, MaxRetryError
 
 from gateway.config import Config
 from gateway.phones import redact
+from gateway.providers.pool import ClientPool
 from gateway.providers.records import NO_ANSWER, RETRY, SendError, SendResult
 from gateway.providers.twilio import vocabulary, webhooks
 
@@ -46,19 +44,14 @@ def _never_reached(e: requests.RequestException) -> bool:
 
 
 class TwilioSender:
-    """Sends SMS through Twilio's REST API (or whatever TWILIO_API_BASE_URL points at).
-
-    The sender sends from several threads at once. Each send borrows a `twilio.rest.Client`
-    from a pool and gives it back, so its HTTP session keeps the connection alive for the
-    next SMS, and there are never more clients than sends at once (send jobs start new
-    threads each time: a client per thread would pile up for as long as the worker runs).
-    """
+    """Sends SMS through Twilio's REST API (or whatever TWILIO_API_BASE_URL points at), from
+    several threads at once: each send borrows a `twilio.rest.Client` from a pool."""
 
     def __init__(self, config: Config) -> None:
         self._config = config
         self._from = config.twilio_from
         self._service = config.twilio_messaging_service_sid
-        self._idle: queue.SimpleQueue[Client] = queue.SimpleQueue()
+        self._pool: ClientPool[Client] = ClientPool(self._new_client, _close)
 
     def _new_client(self) -> Client:
         # A quiet logger: twilio's own logs every request at INFO.
@@ -83,27 +76,9 @@ class TwilioSender:
         client.api.base_url = base_url
         return client
 
-    @contextlib.contextmanager
-    def _client(self) -> Iterator[Client]:
-        try:
-            client = self._idle.get_nowait()
-        except queue.Empty:
-            client = self._new_client()
-        try:
-            yield client
-        finally:
-            self._idle.put(client)
-
     def close(self) -> None:
         """Close the pooled clients' HTTP connections."""
-        while True:
-            try:
-                client = self._idle.get_nowait()
-            except queue.Empty:
-                return
-            session = getattr(client.http_client, "session", None)
-            if session is not None:
-                session.close()
+        self._pool.close()
 
     def send(self, to: str, body: str, message_id: str) -> SendResult:
         """Ask Twilio to send `body` to `to`, reporting on it as our `message_id`; raises
@@ -111,7 +86,7 @@ class TwilioSender:
         sender = {"messaging_service_sid": self._service} if self._service else {"from_": self._from}
         callback = webhooks.status_callback_url(self._config.public_url, message_id)
         try:
-            with self._client() as client:
+            with self._pool.client() as client:
                 msg = client.messages.create(to=to, body=body, status_callback=callback, **sender)
         except TwilioRestException as e:
             raise classify(e.status, e.code if isinstance(e.code, int) else None, str(e.msg)) from None
@@ -124,6 +99,12 @@ class TwilioSender:
                 NO_ANSWER, RETRY, f"{kind}: {type(e).__name__}", outcome_unknown=unknown
             ) from None
         return SendResult(provider_id=msg.sid or "", segments=int(msg.num_segments or 0))
+
+
+def _close(client: Client) -> None:
+    session = getattr(client.http_client, "session", None)
+    if session is not None:
+        session.close()
 
 
 @functools.lru_cache(maxsize=4)

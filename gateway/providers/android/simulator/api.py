@@ -28,7 +28,7 @@ from gateway import segments
 from gateway.config import Config
 from gateway.providers.android import webhooks
 from gateway.providers.android.simulator import reports, store
-from gateway.providers.simulated import handsets
+from gateway.providers.simulated import controls, handsets
 from gateway.runtime import Runtime
 
 bp = Blueprint("android_simulator", __name__, url_prefix="/dev/android")
@@ -133,26 +133,17 @@ def health() -> Response:
 def control_offline() -> Response:
     """The phone answers nothing for `seconds` (at most 3600; 0: back online)."""
     try:
-        seconds = min(3600.0, max(0.0, float(request.form.get("seconds", "60"))))
-    except ValueError:
-        return Response("seconds is a number\n", 400, content_type="text/plain")
-    store.set_offline(Runtime.of(current_app).redis, seconds)
-    return Response("ok\n", 200, content_type="text/plain")
+        store.set_offline(Runtime.of(current_app).redis, controls.seconds("60", 3600.0))
+    except controls.BadControl as e:
+        return controls.refused(e)
+    return controls.ok()
 
 
 @bp.post("/control/credit")
 def control_credit() -> Response:
     """`credit=0`: the SIM is out of credit, every SMS fails; `credit=1`: topped up."""
     store.set_credit(Runtime.of(current_app).redis, request.form.get("credit", "1") != "0")
-    return Response("ok\n", 200, content_type="text/plain")
+    return controls.ok()
 
 
-@bp.post("/control/delay")
-def control_delay() -> Response:
-    """Take `seconds` (at most 30) to answer each request, and as long again to report."""
-    try:
-        seconds = min(30.0, max(0.0, float(request.form.get("seconds", "0"))))
-    except ValueError:
-        return Response("seconds is a number\n", 400, content_type="text/plain")
-    store.set_delay(Runtime.of(current_app).redis, seconds)
-    return Response("ok\n", 200, content_type="text/plain")
+controls.add_delay(bp, store.set_delay)

@@ -25,7 +25,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from gateway import segments
 from gateway.config import Config
-from gateway.providers.simulated import handsets
+from gateway.providers.simulated import controls, handsets
 from gateway.providers.twilio.simulator import callbacks, store
 from gateway.runtime import Runtime
 
@@ -186,11 +186,11 @@ def control_fail() -> Response:
         status = int(request.form.get("status") or 0)
         code = int(request.form.get("code") or 0)
     except ValueError:
-        return Response("count, status and code are numbers\n", 400, content_type="text/plain")
+        return controls.refused(ValueError("count, status and code are numbers"))
     if not (status or code):
-        return Response("give status=429|500 or code=<Twilio error code>\n", 400, content_type="text/plain")
+        return controls.refused(ValueError("give status=429|500 or code=<Twilio error code>"))
     store.set_failure(Runtime.of(current_app).redis, count, status, code)
-    return Response("ok\n", 200, content_type="text/plain")
+    return controls.ok()
 
 
 @bp.post("/control/outage")
@@ -198,27 +198,18 @@ def control_outage() -> Response:
     """Fail every request for `seconds` (at most 3600; 0 ends it), answering `statuses` in
     turn (comma-separated HTTP statuses, 429,500 by default), then recover."""
     try:
-        seconds = min(3600.0, max(0.0, float(request.form.get("seconds", "60"))))
         statuses = [int(s) for s in request.form.get("statuses", "429,500").split(",") if s.strip()]
-        store.set_outage(Runtime.of(current_app).redis, seconds, statuses)
+        store.set_outage(Runtime.of(current_app).redis, controls.seconds("60", 3600.0), statuses)
     except ValueError:
-        return Response("seconds is a number, statuses HTTP error statuses\n", 400, content_type="text/plain")
-    return Response("ok\n", 200, content_type="text/plain")
+        return controls.refused(ValueError("seconds is a number, statuses HTTP error statuses"))
+    return controls.ok()
 
 
-@bp.post("/control/delay")
-def control_delay() -> Response:
-    """Take `seconds` (at most 30) to answer each request, and as long again to report on it."""
-    try:
-        seconds = min(30.0, max(0.0, float(request.form.get("seconds", "0"))))
-    except ValueError:
-        return Response("seconds is a number\n", 400, content_type="text/plain")
-    store.set_delay(Runtime.of(current_app).redis, seconds)
-    return Response("ok\n", 200, content_type="text/plain")
+controls.add_delay(bp, store.set_delay)
 
 
 @bp.post("/control/reset")
 def control_reset() -> Response:
     """Forget every simulated message, counter, pending failure and outage."""
     handsets.reset(Runtime.of(current_app).redis)
-    return Response("ok\n", 200, content_type="text/plain")
+    return controls.ok()
