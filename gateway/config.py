@@ -25,24 +25,47 @@ ANDROID_SIMULATOR_SIGNING_KEY = "kabootar-simulator-signing-key"
 PROVIDERS = ("twilio", "android")  # every SMS provider Kabootar can use
 
 
+class ConfigError(ValueError):
+    """A setting Kabootar cannot start with; the message names it and says what it needs."""
+
+
 def _providers(raw: str) -> tuple[str, ...]:
     names = tuple(dict.fromkeys(n.strip().lower() for n in raw.split(",") if n.strip()))
     unknown = [n for n in names if n not in PROVIDERS]
     if unknown or not names:
-        raise ValueError(f"SMS_PROVIDERS={raw!r}: name one or more of {', '.join(PROVIDERS)}")
+        raise ConfigError(f"SMS_PROVIDERS={raw!r}: name one or more of {', '.join(PROVIDERS)}")
     return names
+
+
+def _android_credentials(env: Mapping[str, str]) -> None:
+    """A real phone (ANDROID_GATEWAY_URL) needs all its credentials: with the simulator's
+    signing key, which is in this source, anyone could forge the phone's webhooks."""
+    missing = [
+        name
+        for name in ("ANDROID_GATEWAY_USER", "ANDROID_GATEWAY_PASSWORD", "ANDROID_WEBHOOK_SIGNING_KEY")
+        if not env.get(name)
+    ]
+    if missing:
+        raise ConfigError(f"ANDROID_GATEWAY_URL is set, so set {' and '.join(missing)} too (see the README)")
 
 
 def _rates(raw: str) -> tuple[float, tuple[tuple[str, float], ...]]:
     """SMS_MPS: "10" (every provider), or "twilio:10,android:1" (others: 1)."""
-    if ":" not in raw:
-        return float(raw), ()
-    rates: dict[str, float] = {}
-    for part in filter(None, (p.strip() for p in raw.split(","))):
-        name, _, rate = part.partition(":")
-        if name.strip().lower() not in PROVIDERS:
-            raise ValueError(f"SMS_MPS={raw!r}: {name!r} is no provider (choose from {', '.join(PROVIDERS)})")
-        rates[name.strip().lower()] = float(rate)
+    try:
+        if ":" not in raw:
+            return float(raw), ()
+        rates: dict[str, float] = {}
+        for part in filter(None, (p.strip() for p in raw.split(","))):
+            name, _, rate = part.partition(":")
+            if name.strip().lower() not in PROVIDERS:
+                raise ConfigError(f"SMS_MPS={raw!r}: {name!r} is no provider ({', '.join(PROVIDERS)})")
+            rates[name.strip().lower()] = float(rate)
+    except ConfigError:
+        raise
+    except ValueError:
+        raise ConfigError(
+            f"SMS_MPS={raw!r}: a number, or provider:number pairs (twilio:10,android:1)"
+        ) from None
     return 1.0, tuple(rates.items())
 
 
@@ -97,6 +120,8 @@ class Config:
         twilio_simulated = "twilio" in providers and not (sid and token)
         android_url = env.get("ANDROID_GATEWAY_URL", "").rstrip("/")
         android_simulated = "android" in providers and not android_url
+        if "android" in providers and android_url:
+            _android_credentials(env)
         public_url = (env.get("PUBLIC_URL") or f"http://{host}:{port}").rstrip("/")
         default_mps, mps_by_provider = _rates(env.get("SMS_MPS", "1"))
         cfg = cls(

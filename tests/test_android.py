@@ -242,6 +242,8 @@ def test_a_whole_conversation_goes_through_the_phone_alone(phone_only: Phones):
     assert phones.received(SARA)[-1] == "@ali: crowds at Azadi square"
     assert phones.say(SARA, "@ali stay safe") == []
     assert phones.received(ALI)[-1] == "@sara: @ali stay safe"
+    web_reply(phones, phones.timeline().index("crowds at Azadi square"), "Mina", "we hear you")
+    assert phones.received(ALI)[-1] == "Mina (web): we hear you"
 
     # STOP: the phone confirms nothing itself, so Kabootar does; then nothing until START.
     assert phones.say(SARA, "STOP") == ["You will get no more SMS from Kabootar. Text START to come back."]
@@ -288,16 +290,20 @@ def test_one_number_is_one_texter_whichever_channel_it_texts_through(mixed: Phon
     assert [m["channel"] for m in handsets.inbox_for(phones.redis, REZA)][-1] == "android"
 
 
+def web_reply(phones: Phones, newest: int, name: str, body: str) -> None:
+    """Reply on the web to the `newest`-th newest post, and let the workers run."""
+    post = posts.page(phones.redis, keys.TIMELINE_ALL, None, 100)[0][newest]
+    client = phones.live.app.test_client()
+    token = csrf_of(client.get(f"/posts/{post.id}").get_data(as_text=True))
+    reply = {"name": name, "body": body, "csrf_token": token}
+    assert client.post(f"/posts/{post.id}/replies", data=reply).status_code == 303
+    phones.run()
+
+
 def test_a_web_reply_reaches_a_phone_texter_through_the_phone(mixed: Phones):
     phones = mixed
     phones.join(ALI, "ali")
-    [post] = posts.page(phones.redis, keys.TIMELINE_ALL, None, 1)[0]
-    client = phones.live.app.test_client()
-    page = client.get(f"/posts/{post.id}").get_data(as_text=True)
-    token = page.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
-    reply = {"name": "Mina", "body": "we hear you", "csrf_token": token}
-    assert client.post(f"/posts/{post.id}/replies", data=reply).status_code == 303
-    phones.run()
+    web_reply(phones, 0, "Mina", "we hear you")
     assert phones.received(ALI)[-1] == "Mina (web): we hear you"
     assert handsets.inbox_for(phones.redis, ALI)[-1]["channel"] == "android"
 
@@ -580,3 +586,24 @@ def test_an_operator_marks_the_phone_down_and_its_sms_go_through_twilio(redis_se
             headers={"Accept": "application/json"},
         )
         assert unknown.status_code == 404
+
+
+def test_each_provider_is_paced_at_its_own_rate(redis_server: str, tmp_path: Path):
+    with phones_on(
+        redis_server, tmp_path, {}, SMS_PROVIDERS="twilio,android", SMS_MPS="twilio:0,android:2"
+    ) as phones:
+        by_phone = [phones.live.subscriber(f"+98912{n:07d}") for n in range(6)]
+        by_twilio = [phones.live.subscriber(f"+98935{n:07d}") for n in range(6)]
+        for sub in by_phone:
+            phones.redis.hset(keys.subscriber(sub), "ch", "android")
+        phones.live.queue([(s, "hi") for s in by_phone + by_twilio], intent="pace", kind="fanout")
+        started = time.monotonic()
+        phones.live.send_all()
+        took = time.monotonic() - started
+
+        arrived = sorted(phone_store.arrivals(phones.redis))
+        assert len(arrived) == 6
+        busiest = max(sum(1 for u, _ in arrived if t <= u < t + 1) for t, _ in arrived)
+        assert busiest <= 2  # the SIM's 2 a second, however many wait
+        assert took >= 2.0  # six SMS at 2 a second: the sixth leaves 2.5 s after the first
+        assert sum(handsets.received_count(phones.redis, f"+98935{n:07d}") for n in range(6)) == 6  # unpaced

@@ -53,3 +53,24 @@ def test_help_lists_the_commands():
     assert result.returncode == 0
     for command in ("run", "web", "worker"):
         assert f"    {command} " in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("settings", "named"),
+    [
+        (
+            {"SMS_PROVIDERS": "android", "ANDROID_GATEWAY_URL": "http://192.168.1.20:8080"},
+            "ANDROID_WEBHOOK_SIGNING_KEY",
+        ),
+        ({"SMS_PROVIDERS": "twilio,pigeon"}, "SMS_PROVIDERS"),
+        ({"SMS_MPS": "fast"}, "SMS_MPS"),
+    ],
+    ids=["phone-without-its-key", "unknown-provider", "rate-not-a-number"],
+)
+def test_a_setting_it_cannot_start_with_is_named_without_a_traceback(tmp_path: Path, settings, named: str):
+    for command in ("run", "web", "worker"):
+        result = kabootar(
+            command, KABOOTAR_VAR_DIR=str(tmp_path / "var"), REDIS_URL="redis://127.0.0.1:1/0", **settings
+        )
+        assert result.returncode == 2, (command, result.stderr)
+        assert named in result.stderr and "Traceback" not in result.stderr

@@ -34,7 +34,7 @@ from rq import SimpleWorker
 from rq.executions import Execution
 from rq.job import Job
 
-from gateway.config import Config
+from gateway.config import Config, ConfigError
 from gateway.outbox import outbound, routes, sender
 from gateway.pipeline import inbox, intake, throttle
 from gateway.runtime import Runtime
@@ -186,7 +186,11 @@ def _resume(redis: Redis, rq_redis: Redis, name: str, died_at: float) -> bool:
 
 def main() -> int:
     """`kabootar worker` and `python -m workers`: one worker, settings from the environment."""
-    config = Config.from_env()
+    try:
+        config = Config.from_env()
+    except ConfigError as e:
+        print(f"kabootar: {e}", file=sys.stderr)
+        return 2
     if not config.redis_url:
         print(
             "kabootar: REDIS_URL is not set: use `kabootar run` to start Redis as well, or set it",

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from redis import Redis
 from redis.exceptions import RedisError
 
-from gateway.config import Config
+from gateway.config import Config, ConfigError
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -121,7 +121,10 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the `kabootar` console script."""
     args = build_parser().parse_args(argv)
     handler: Handler = args.handler
-    return handler(args)
+    try:
+        return handler(args)
+    except ConfigError as e:  # a setting it cannot start with: say which, not a traceback
+        return _fail(str(e))
 
 
 if __name__ == "__main__":
