@@ -113,3 +113,19 @@ def test_kabootar_run_restarts_a_dead_worker_stops_cleanly_and_keeps_posts(proce
     assert output.count("kabootar run: stopped") == 2
     assert "did not stop" not in output  # every child stopped when asked, none was killed
     assert leaks(output, [TEHRAN]) == []
+
+
+def test_kabootar_run_on_a_fresh_clone_with_secret_key_set_serves_and_posts(processes, tmp_path):
+    """With SECRET_KEY set no key file is written, so nothing else has made var/ yet."""
+    var = tmp_path / "fresh" / "var"
+    settings = {"PORT": str(embedded_redis.free_port()), "WORKERS": "1", "KABOOTAR_VAR_DIR": str(var)}
+    settings["SECRET_KEY"] = "a-key-the-operator-chose-" + uuid.uuid4().hex
+    gateway = Gateway(Config.from_env(settings), processes)
+    supervisor = processes.start("run", [*CLI, "run"], clean_env(WEB_CONCURRENCY="1", **settings))
+    gateway.wait_ready("run")
+
+    assert gateway.text(TEHRAN, "posted with the operator's key") == 200
+    assert [p["body"] for p in gateway.wait_for_posts(1)] == ["posted with the operator's key"]
+    assert not (var / "secret_key").exists()  # the operator's key is used, none is generated
+    os.killpg(supervisor.pid, signal.SIGINT)
+    assert supervisor.wait(timeout=60) == 0

@@ -94,11 +94,17 @@ class Supervisor:
         """Start everything, watch it, stop it on a signal; returns the exit status."""
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, self._on_signal)
-        config = self.config.with_secret_key()  # creates var/ and keeps the dev key there
+        config = self.config.with_secret_key()  # keeps a dev key in var/ when SECRET_KEY is unset
         try:
+            # var/ holds the lock and Redis's data even when SECRET_KEY is set (then no key file made it).
+            config.var_dir.mkdir(parents=True, exist_ok=True)
             lock = open(config.var_dir / "run.lock", "a+")  # held until this process exits
+        except OSError as e:
+            say(f"cannot use {config.var_dir}/ for Kabootar's data: {e.strerror}")
+            return 1
+        try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        except BlockingIOError:
             say(f"another `kabootar run` is already using {config.var_dir}/; stop it first")
             return 1
         problem = port_problem(config.host, config.port)
