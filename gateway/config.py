@@ -51,22 +51,17 @@ def _android_credentials(env: Mapping[str, str]) -> None:
 
 def _rates(raw: str) -> tuple[float, tuple[tuple[str, float], ...]]:
     """SMS_MPS: "10" (every provider), or "twilio:10,android:1" (others: 1)."""
+    pairs = [
+        (n.strip().lower(), rate) for n, _, rate in (p.partition(":") for p in raw.split(",") if p.strip())
+    ]
+    if ":" in raw and (unknown := [n for n, _ in pairs if n not in PROVIDERS]):
+        raise ConfigError(f"SMS_MPS={raw!r}: {unknown[0]!r} is no provider ({', '.join(PROVIDERS)})")
     try:
-        if ":" not in raw:
-            return float(raw), ()
-        rates: dict[str, float] = {}
-        for part in filter(None, (p.strip() for p in raw.split(","))):
-            name, _, rate = part.partition(":")
-            if name.strip().lower() not in PROVIDERS:
-                raise ConfigError(f"SMS_MPS={raw!r}: {name!r} is no provider ({', '.join(PROVIDERS)})")
-            rates[name.strip().lower()] = float(rate)
-    except ConfigError:
-        raise
+        return (1.0, tuple((n, float(rate)) for n, rate in pairs)) if ":" in raw else (float(raw), ())
     except ValueError:
         raise ConfigError(
             f"SMS_MPS={raw!r}: a number, or provider:number pairs (twilio:10,android:1)"
         ) from None
-    return 1.0, tuple(rates.items())
 
 
 @dataclass(frozen=True)
@@ -164,6 +159,17 @@ class Config:
     def simulator(self) -> bool:
         """Whether a provider's simulator serves (then /dev/phone does too)."""
         return self.twilio_simulated or self.android_simulated
+
+    def simulated(self, provider: str) -> bool:
+        """Whether `provider` is one of the simulators (it is on, without credentials)."""
+        return {"twilio": self.twilio_simulated, "android": self.android_simulated}.get(provider, False)
+
+    @property
+    def total_mps(self) -> float:
+        """The segments per second all providers that are on may be sent together (0: one of
+        them is unpaced, so there is no limit)."""
+        rates = [self.mps(p) for p in self.sms_providers]
+        return 0.0 if any(r <= 0 for r in rates) else sum(rates)
 
     def mps(self, provider: str) -> float:
         """The segments per second `provider` may be sent (0 or less: unpaced)."""

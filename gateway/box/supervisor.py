@@ -196,9 +196,8 @@ class Supervisor:
             lines.append(f"  dev phone (text the gateway as any number): {base}/dev/phone")
         lines.append(f"  operator console: {base}/ops")
         lines.append(f"  health: {base}/healthz, {base}/readyz")
-        simulated = {"twilio": config.twilio_simulated, "android": config.android_simulated}
         for provider in config.sms_providers:
-            if simulated[provider]:
+            if config.simulated(provider):
                 lines.append(f"  {provider}: the built-in simulator (no credentials given)")
             elif provider == "twilio":
                 lines.append(f"  twilio: set the number's webhook to {config.public_url}/twilio/sms")

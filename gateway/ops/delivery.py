@@ -40,6 +40,7 @@ class Delivery:
     sent_per_s: float  # messages per second over the last minute
     sms_mps: float
     drain_seconds: float | None
+    raw: dict[str, str]  # the outcome counters as stored, by provider too (see `by_provider`)
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -107,4 +108,5 @@ def read(redis: Redis, waiting: int, retry_later: int, window: stats.Window, sms
         sent_per_s=sent_per_s,
         sms_mps=sms_mps,
         drain_seconds=(backlog / pace if pace > 0 else None) if backlog else 0.0,
+        raw=raw,
     )

@@ -57,12 +57,14 @@ class ProviderFigures:
         }
 
 
-def read(redis: Redis, config: Config, window: stats.Window) -> list[ProviderFigures]:
-    """Every provider that is on, in SMS_PROVIDERS order (two round trips)."""
+def read(
+    redis: Redis, config: Config, window: stats.Window, raw_outcomes: dict[str, str]
+) -> list[ProviderFigures]:
+    """Every provider that is on, in SMS_PROVIDERS order, given the outcome counters the
+    delivery figures read (one round trip: their health)."""
     names = config.sms_providers
-    health = routes.read_health(redis, names, probes=True)
-    _, outcomes = delivery.by_provider(delivery.raw_outcomes(redis))
-    simulated = {"twilio": config.twilio_simulated, "android": config.android_simulated}
+    health = routes.read_health(redis, names)
+    _, outcomes = delivery.by_provider(raw_outcomes)
     found = []
     for name in names:
         counts = outcomes.get(name, {})
@@ -72,7 +74,7 @@ def read(redis: Redis, config: Config, window: stats.Window) -> list[ProviderFig
             ProviderFigures(
                 name=name,
                 state=health.state(name),
-                simulated=simulated.get(name, False),
+                simulated=config.simulated(name),
                 received=window.total(f"received@{name}"),
                 received_per_min=window.last_minute(f"received@{name}"),
                 sent=counts.get("sent", 0),

@@ -83,10 +83,9 @@ def take(runtime: Runtime, now: float | None = None, detail: bool = True) -> dic
     backlog.sample(redis, queues, now)
     worker_rows = workers.read(redis, runtime.rq_redis, now)
     sms = [q for q in queues if q.spec.kind == "sms"]
-    limits = [runtime.config.mps(p) for p in runtime.config.sms_providers]
-    limit = 0.0 if any(m <= 0 for m in limits) else sum(limits)  # one unpaced provider: no limit
+    limit = runtime.config.total_mps
     outbound = delivery.read(redis, sum(q.depth for q in sms), sum(q.later for q in sms), window, limit)
-    channels = providers.read(redis, runtime.config, window)
+    channels = providers.read(redis, runtime.config, window, outbound.raw)
     alerts = _alerts(queues, worker_rows, channels, now)
     found: dict[str, Any] = {
         "at": round(now, 3),

@@ -32,8 +32,8 @@ PROBE_SECONDS = 30  # how often one of the workers asks each provider's API whet
 
 @dataclass(frozen=True)
 class Health:
-    """Providers' health as read at one moment: failing since (unix time), marked down, and
-    (when read for the console) not answering a health probe since."""
+    """Providers' health as read at one moment: failing since (unix time), marked down, not
+    answering a health probe since (for the console and /readyz; routing does not use it)."""
 
     failing_since: dict[str, float]
     down: frozenset[str]
@@ -55,8 +55,8 @@ class Health:
         return "failing" if provider in self.failing_since else "up"
 
 
-def read_health(redis: Redis, providers: Iterable[str], probes: bool = False) -> Health:
-    """Every provider's health, in one round trip (with `probes`, their probes' findings too)."""
+def read_health(redis: Redis, providers: Iterable[str]) -> Health:
+    """Every provider's health, in one round trip."""
     names = list(providers)
     pipe = redis.pipeline(transaction=False)
     for name in names:
@@ -64,7 +64,7 @@ def read_health(redis: Redis, providers: Iterable[str], probes: bool = False) ->
     rows = cast(list[list[str | None]], pipe.execute())
     failing = {p: float(row[0]) for p, row in zip(names, rows, strict=True) if row[0]}
     down = frozenset(p for p, row in zip(names, rows, strict=True) if row[1])
-    unreachable = {p: float(row[2]) for p, row in zip(names, rows, strict=True) if row[2] and probes}
+    unreachable = {p: float(row[2]) for p, row in zip(names, rows, strict=True) if row[2]}
     last_ok = {p: float(row[3]) for p, row in zip(names, rows, strict=True) if row[3]}
     return Health(failing, down, unreachable, last_ok)
 

@@ -28,7 +28,7 @@ def readyz() -> ResponseReturnValue:
     names = runtime.config.sms_providers
     try:
         alive = heartbeats.alive(runtime.redis)
-        health = routes.read_health(runtime.redis, names, probes=True)
+        health = routes.read_health(runtime.redis, names)
     except RedisError:
         return jsonify(status="unavailable", redis=False, workers=0), 503
     if not alive:

@@ -42,8 +42,7 @@ TEXTERS = {"twilio": twilio_phones.text_webhook, "android": android_phones.text_
 
 def channels(config: Config) -> list[str]:
     """The channels a simulated phone can text through: the simulated providers."""
-    simulated = {"twilio": config.twilio_simulated, "android": config.android_simulated}
-    return [name for name in config.sms_providers if simulated[name]]
+    return [name for name in config.sms_providers if config.simulated(name)]
 
 
 def deliver(number: str, body: str, channel: str) -> int:
