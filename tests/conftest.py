@@ -6,6 +6,7 @@ Like flask-rq's tests: one server per session on a free port, FLUSHALL after eac
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -46,6 +47,18 @@ def config(redis_server: str, tmp_path: Path) -> Config:
             "SMS_PROVIDERS": "twilio,android",  # both simulated: every route of either is served
         },
         var_dir=tmp_path / "var",
+    )
+
+
+def real_twilio(config: Config) -> Config:
+    """`config` with real Twilio credentials as its only provider: nothing is simulated."""
+    return replace(
+        config,
+        sms_providers=("twilio",),
+        android_simulated=False,
+        twilio_simulated=False,
+        twilio_account_sid="AC" + "1" * 32,
+        twilio_auth_token="real",
     )
 
 

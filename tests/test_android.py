@@ -29,7 +29,9 @@ from gateway.store import keys
 from tests.live import Processes, start_gateway
 from tests.phones import ALI, REZA, SARA, Phones, phones_on
 from tests.privacy import leaks, redis_leaks, url_of
+from tests.simulated import wait_until
 from tests.test_ops import PASSWORD, csrf_of, log_in
+from tests.test_web_replies import reply
 
 KEY = "test-signing-key"
 
@@ -50,6 +52,11 @@ def post_signed(client: FlaskClient, body: bytes, key: str, at: float | None = N
     signature = documented_signature(key, body.decode(), timestamp)
     headers = {"Content-Type": "application/json", "X-Timestamp": timestamp, "X-Signature": signature}
     return client.post(android.PATH, data=body, headers=headers)
+
+
+def deliver(client: FlaskClient, key: str, payload: dict[str, object], event_id: str) -> int:
+    """The status the webhook answers a signed "sms:received" with `payload` and `event_id`."""
+    return post_signed(client, webhook("sms:received", payload, event_id), key).status_code
 
 
 def feed(redis: Redis) -> list[str]:
@@ -130,18 +137,8 @@ def test_two_texts_alike_share_the_apps_message_id_and_still_make_two_posts(
     client: FlaskClient, signing_key: str, drain, redis: Redis
 ):
     payload = {"messageId": "same-content-id", "message": "we are here", "sender": ALI}
-    assert (
-        post_signed(
-            client, webhook("sms:received", payload, "eventAAAAAAAAAAAAAAAA1"), signing_key
-        ).status_code
-        == 200
-    )
-    assert (
-        post_signed(
-            client, webhook("sms:received", payload, "eventAAAAAAAAAAAAAAAA2"), signing_key
-        ).status_code
-        == 200
-    )
+    assert deliver(client, signing_key, payload, "eventAAAAAAAAAAAAAAAA1") == 200
+    assert deliver(client, signing_key, payload, "eventAAAAAAAAAAAAAAAA2") == 200
     drain()
     assert feed(redis) == ["we are here", "we are here"]
 
@@ -151,18 +148,8 @@ def test_a_number_the_phone_reports_without_its_country_is_read_in_the_phones_co
 ):
     national = {"messageId": "m", "message": "first", "sender": "09121234567", "recipient": "+989350000000"}
     international = {"messageId": "m", "message": "second", "sender": ALI}
-    assert (
-        post_signed(
-            client, webhook("sms:received", national, "nationalAAAAAAAAAAAA1"), signing_key
-        ).status_code
-        == 200
-    )
-    assert (
-        post_signed(
-            client, webhook("sms:received", international, "internationalAAAAAA1"), signing_key
-        ).status_code
-        == 200
-    )
+    assert deliver(client, signing_key, national, "nationalAAAAAAAAAAAA1") == 200
+    assert deliver(client, signing_key, international, "internationalAAAAAA1") == 200
     drain()
     [p1, p2] = posts.page(redis, keys.TIMELINE_ALL, None, 10)[0]
     assert p1.author_id == p2.author_id  # one person, however the phone wrote the number
@@ -171,13 +158,17 @@ def test_a_number_the_phone_reports_without_its_country_is_read_in_the_phones_co
 def test_a_sender_that_is_no_phone_number_is_refused_without_saying_it(
     client: FlaskClient, signing_key: str, redis: Redis, caplog: pytest.LogCaptureFixture
 ):
-    for sender in ("abc", "12", "0912 555 0199"):  # the last: national, and the phone gives no country
+    national = "0912 555 0199"  # national, and the phone gives no country
+    answers = []
+    for sender in ("abc", "12", national):
         body = webhook(
             "sms:received", {"messageId": "m", "message": "x", "sender": sender}, f"bad{len(sender):018d}"
         )
         response = post_signed(client, body, signing_key)
         assert response.status_code == 400
-        assert sender not in caplog.text and sender not in response.get_data(as_text=True)
+        answers.append(response.get_data(as_text=True))
+        assert sender not in caplog.text and sender not in answers[-1]
+    assert leaks("\n".join([caplog.text, *answers]), [national]) == []  # in no shape: digits only, dashed…
     assert redis.llen(keys.INBOX) == 0
 
 
@@ -293,10 +284,7 @@ def test_one_number_is_one_texter_whichever_channel_it_texts_through(mixed: Phon
 def web_reply(phones: Phones, newest: int, name: str, body: str) -> None:
     """Reply on the web to the `newest`-th newest post, and let the workers run."""
     post = posts.page(phones.redis, keys.TIMELINE_ALL, None, 100)[0][newest]
-    client = phones.live.app.test_client()
-    token = csrf_of(client.get(f"/posts/{post.id}").get_data(as_text=True))
-    reply = {"name": name, "body": body, "csrf_token": token}
-    assert client.post(f"/posts/{post.id}/replies", data=reply).status_code == 303
+    assert reply(phones.live.app.test_client(), post.id, name, body).status_code == 303
     phones.run()
 
 
@@ -334,9 +322,7 @@ def test_a_number_the_phone_cannot_send_to_fails_with_the_phones_reason(mixed: P
     phones.live.queue([(landline, "hello")], intent="landline", kind="answer")
     phones.live.send_all()
     mid = outbound.message_id("landline", landline)
-    deadline = time.monotonic() + 5
-    while outbound.message_status(phones.redis, mid) != "failed" and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: outbound.message_status(phones.redis, mid) == "failed")
     stored = outbound.get(phones.redis, mid)
     assert stored is not None and stored.status == "failed"
     assert phones.redis.hget(keys.OUTBOUND_STATS, "failed:INVALID_PHONE_NUMBER@android") == "1"
@@ -368,13 +354,9 @@ def test_the_simulated_phone_answers_as_the_app_does(mixed: Phones):
     client = mixed.live.app.test_client()
     config = mixed.live.config
     auth = (config.android_gateway_user, config.android_gateway_password)
-    import base64
 
     def call(doc: object, credentials: tuple[str, str] | None = auth):
-        headers = {"Content-Type": "application/json"}
-        if credentials:
-            headers["Authorization"] = "Basic " + base64.b64encode(":".join(credentials).encode()).decode()
-        return client.post("/dev/android/message", data=json.dumps(doc), headers=headers)
+        return client.post("/dev/android/message", json=doc, auth=credentials)
 
     good = {"id": "sim-1", "textMessage": {"text": "hi"}, "phoneNumbers": [SARA]}
     assert call(good, None).status_code == 401
@@ -410,16 +392,15 @@ def test_an_offline_phone_hands_its_sms_to_twilio_only_with_failover_on(
         phones.live.queue([(ali, "news 0")], intent="news", kind="fanout")
         mid = outbound.message_id("news", ali)
 
-        try:
+        if failover == "on":
             phones.live.send_all(budget=3.0)
-        except AssertionError:
-            pass  # with failover off, the SMS is still waiting for the phone: that is the point
+        else:  # the SMS is still waiting for the phone: that is the point
+            with pytest.raises(AssertionError, match="still waiting"):
+                phones.live.send_all(budget=3.0)
 
         inbox = handsets.inbox_for(phones.redis, ALI)
         if failover == "on":
-            assert [(m["body"], m["channel"]) for m in inbox] == [
-                ("news 0", "twilio")
-            ]  # once, through Twilio
+            assert [(m["body"], m["channel"]) for m in inbox] == [("news 0", "twilio")]  # once, by Twilio
             assert phones.redis.hget(keys.outbound_message(mid), "via") == "twilio"
         else:
             assert inbox == []
@@ -524,14 +505,15 @@ def test_the_console_shows_each_channels_traffic_and_state(mixed: Phones):
     client = phones.live.app.test_client()
     log_in(client, "ana")
 
-    found = client.get("/ops/api/health").get_json()["providers"]
+    health = client.get("/ops/api/health")
+    found = health.get_json()["providers"]
     assert (found["android"]["received"], found["twilio"]["received"]) == (1, 2)
     assert (found["android"]["sent"], found["twilio"]["sent"]) == (1, 2)  # welcomes; the FOLLOW answer
     assert found["android"]["state"] == found["twilio"]["state"] == "up"
     assert found["android"]["last_ok"] is not None and found["android"]["simulated"] is True
     page = client.get("/ops").get_data(as_text=True)
     assert 'id="provider-android"' in page and 'id="provider-twilio"' in page
-    assert ALI not in page and SARA not in page
+    assert leaks(page + health.get_data(as_text=True), [ALI, SARA]) == []
 
 
 def test_an_sms_the_phone_could_not_send_for_lack_of_credit_is_sent_again_once_topped_up(
@@ -546,18 +528,15 @@ def test_an_sms_the_phone_could_not_send_for_lack_of_credit_is_sent_again_once_t
     mid = outbound.message_id("credit", ali)
 
     phones.live.send_all()
-    deadline = time.monotonic() + 5  # the phone took it, then reports the failure
-    while phones.redis.hget(keys.outbound_message(mid), "gen") is None and time.monotonic() < deadline:
-        time.sleep(0.05)
+    # The phone took it, then reports the failure.
+    wait_until(lambda: phones.redis.hget(keys.outbound_message(mid), "gen") is not None)
     assert outbound.message_status(phones.redis, mid) == "queued"  # kept, to try again
     assert outbound.get(phones.redis, mid).error == "RESULT_ERROR_GENERIC_FAILURE"  # type: ignore[union-attr]
     assert handsets.inbox_for(phones.redis, ALI) == []
 
     phones.live.control("credit", provider="android", credit="1")
     phones.live.send_all()
-    deadline = time.monotonic() + 5
-    while outbound.message_status(phones.redis, mid) != "delivered" and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: outbound.message_status(phones.redis, mid) == "delivered")
     assert [m["body"] for m in handsets.inbox_for(phones.redis, ALI)] == ["the square is quiet now"]
     assert outbound.message_status(phones.redis, mid) == "delivered"
     assert phones.redis.hget(keys.outbound_message(mid), "sid") == f"{mid}.1"  # the second send of it

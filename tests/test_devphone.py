@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from redis import Redis
 
 from gateway.microblog import posts
 from gateway.providers.simulated import handsets
 from gateway.store import keys
 from gateway.web import create_app
+from tests.conftest import real_twilio
 from tests.test_ops import csrf_of
 
 
@@ -38,15 +37,7 @@ def test_empty_message_is_not_sent(client, redis: Redis):
 
 
 def test_dev_phone_is_absent_with_real_twilio_credentials(config):
-    real = replace(
-        config,
-        sms_providers=("twilio",),
-        android_simulated=False,
-        twilio_simulated=False,
-        twilio_account_sid="AC" + "1" * 32,
-        twilio_auth_token="real",
-    )
-    app = create_app(real, {"TESTING": True})
+    app = create_app(real_twilio(config), {"TESTING": True})
     assert app.test_client().get("/dev/phone").status_code == 404
 
 

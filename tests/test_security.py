@@ -28,7 +28,6 @@ from flask.testing import FlaskClient
 from redis import Redis
 from werkzeug.routing import AnyConverter, Rule
 
-from gateway.config import Config
 from gateway.microblog import posts
 from gateway.ops import accounts
 from gateway.providers.android import webhooks as android
@@ -36,7 +35,7 @@ from gateway.providers.android.simulator import reports as android_sim
 from gateway.store import keys
 from gateway.web import create_app, security
 from gateway.web import replies as web_replies
-from tests.conftest import Twilio
+from tests.conftest import Twilio, real_twilio
 from tests.live import start_gateway
 from tests.test_ops import PASSWORD, csrf_of, log_in
 
@@ -136,17 +135,6 @@ def operator(app: Flask, redis: Redis) -> FlaskClient:
     client = app.test_client()
     assert log_in(client).status_code == 303
     return client
-
-
-def real_twilio(config: Config) -> Config:
-    return replace(
-        config,
-        sms_providers=("twilio",),
-        android_simulated=False,
-        twilio_simulated=False,
-        twilio_account_sid="AC" + "1" * 32,
-        twilio_auth_token="real",
-    )
 
 
 # ---------------------------------------------------------------- who may see the console
