@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 # Credentials the built-in Twilio simulator accepts; used when none are configured.
 SIMULATOR_ACCOUNT_SID = "AC" + "0" * 31 + "1"
@@ -27,6 +27,9 @@ PROVIDERS = ("twilio", "android")  # every SMS provider Kabootar can use
 
 class ConfigError(ValueError):
     """A setting Kabootar cannot start with; the message names it and says what it needs."""
+
+
+_N = TypeVar("_N", int, float)
 
 
 def _providers(raw: str) -> tuple[str, ...]:
@@ -62,6 +65,15 @@ def _rates(raw: str) -> tuple[float, tuple[tuple[str, float], ...]]:
         raise ConfigError(
             f"SMS_MPS={raw!r}: a number, or provider:number pairs (twilio:10,android:1)"
         ) from None
+
+
+def _number(name: str, raw: str, kind: Callable[[str], _N]) -> _N:
+    """A numeric setting, or a ConfigError that names it (never a bare ValueError)."""
+    try:
+        return kind(raw.strip())
+    except ValueError:
+        wanted = "a whole number" if kind is int else "a number"
+        raise ConfigError(f"{name}={raw!r}: {wanted}") from None
 
 
 @dataclass(frozen=True)
@@ -108,7 +120,7 @@ class Config:
         env = os.environ if env is None else env
         var_dir = Path(env.get("KABOOTAR_VAR_DIR", "var"))
         host = env.get("HOST", "127.0.0.1")
-        port = int(env.get("PORT", "5000"))
+        port = _number("PORT", env.get("PORT", "5000"), int)
         sid = env.get("TWILIO_ACCOUNT_SID", "")
         token = env.get("TWILIO_AUTH_TOKEN", "")
         providers = _providers(env.get("SMS_PROVIDERS", "twilio"))
@@ -145,12 +157,14 @@ class Config:
             sms_mps=default_mps,
             sms_mps_by_provider=mps_by_provider,
             sms_failover=env.get("SMS_FAILOVER") == "1",
-            sms_failover_after=float(env.get("SMS_FAILOVER_AFTER", "300")),
-            workers=int(env.get("WORKERS", "2")),
-            sms_max_segments=int(env.get("SMS_MAX_SEGMENTS", "2")),
-            sender_posts_per_minute=int(env.get("SENDER_POSTS_PER_MINUTE", "20")),
+            sms_failover_after=_number("SMS_FAILOVER_AFTER", env.get("SMS_FAILOVER_AFTER", "300"), float),
+            workers=_number("WORKERS", env.get("WORKERS", "2"), int),
+            sms_max_segments=_number("SMS_MAX_SEGMENTS", env.get("SMS_MAX_SEGMENTS", "2"), int),
+            sender_posts_per_minute=_number(
+                "SENDER_POSTS_PER_MINUTE", env.get("SENDER_POSTS_PER_MINUTE", "20"), int
+            ),
             metrics_public=env.get("METRICS_PUBLIC") == "1",
-            trusted_proxies=int(env.get("TRUSTED_PROXIES", "0")),
+            trusted_proxies=_number("TRUSTED_PROXIES", env.get("TRUSTED_PROXIES", "0"), int),
             var_dir=var_dir,
         )
         return replace(cfg, **overrides) if overrides else cfg

@@ -64,8 +64,16 @@ def test_help_lists_the_commands():
         ),
         ({"SMS_PROVIDERS": "twilio,pigeon"}, "SMS_PROVIDERS"),
         ({"SMS_MPS": "fast"}, "SMS_MPS"),
+        ({"SMS_FAILOVER_AFTER": "5m"}, "SMS_FAILOVER_AFTER"),
+        ({"WORKERS": "two"}, "WORKERS"),
     ],
-    ids=["phone-without-its-key", "unknown-provider", "rate-not-a-number"],
+    ids=[
+        "phone-without-its-key",
+        "unknown-provider",
+        "rate-not-a-number",
+        "seconds-with-a-unit",
+        "workers-in-words",
+    ],
 )
 def test_a_setting_it_cannot_start_with_is_named_without_a_traceback(tmp_path: Path, settings, named: str):
     for command in ("run", "web", "worker"):
