@@ -22,7 +22,7 @@ def create_app(config: Config | None = None, test_config: Mapping[str, Any] | No
     app = Flask(__name__)
     app.config.update(
         SECRET_KEY=config.secret_key,
-        MAX_CONTENT_LENGTH=64 * 1024,
+        MAX_CONTENT_LENGTH=webhooks.MAX_BODY_BYTES,  # every request: larger is a 413
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=config.public_url.startswith("https://"),

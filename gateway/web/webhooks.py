@@ -9,11 +9,11 @@ hears "got it" for a text we could lose; when Redis cannot be reached the answer
 and the provider's fallback URL takes over. Nothing here sends SMS or makes posts.
 
 Reports repeat and arrive out of order; `outbound.record_report` only moves a message
-forward. Reports on unknown messages still get 200, or the provider would retry them
-forever. The ordinary case of both is answered in `fast_webhooks.py` before Flask is
-entered, with the same `intake.accept` and `record_status`; these views answer the
-rest (bad signatures, malformed forms, Redis away), so refusals and their counting live
-here alone.
+forward, and is what tells our SMS from others. Reports on unknown messages still get
+200, or the provider would retry them forever. The ordinary case of both is answered in
+`fast_webhooks.py` before Flask is entered, with the same `intake.accept` and
+`record_status`; these views answer the rest (bad signatures, malformed forms, Redis
+away), so refusals and their counting live here alone.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from gateway.outbox import outbound
 from gateway.phones import mask
 from gateway.pipeline import intake
 from gateway.providers.android import webhooks as android
-from gateway.providers.records import InboundText, MalformedWebhook
+from gateway.providers.records import DeliveryReport, InboundText, MalformedWebhook
 from gateway.providers.twilio import webhooks as twilio
 from gateway.runtime import Runtime
 from gateway.store import stats
@@ -36,6 +36,8 @@ from gateway.store import stats
 log = logging.getLogger(__name__)
 bp = Blueprint("webhooks", __name__)
 
+# The largest request body the app reads (Flask's MAX_CONTENT_LENGTH: larger is a 413),
+# webhooks included; fast_webhooks.py leaves a larger one to Flask.
 MAX_BODY_BYTES = 64 * 1024
 
 
@@ -45,11 +47,14 @@ def record_status(runtime: Runtime, message_id: str, form: Mapping[str, str]) ->
     report = twilio.parse_report(form)
     if report is None:
         return False
-    if outbound.our_message_id(message_id) is None:
-        return True  # not one of ours: our ids are short hex strings
-    if outbound.record_report(runtime.redis, message_id, report, twilio.CHANNEL) == "unknown":
-        log.info("status callback for unknown message %s", message_id[:64])
+    _record_report(runtime, message_id, report, twilio.CHANNEL)
     return True
+
+
+def _record_report(runtime: Runtime, message_id: str, report: DeliveryReport, provider: str) -> None:
+    """Apply `provider`'s report on our SMS `message_id`; one not ours changes nothing."""
+    if outbound.record_report(runtime.redis, message_id, report, provider) == "unknown":
+        log.info("%s report for unknown message %r", provider, message_id[:64])
 
 
 def _signed(runtime: Runtime) -> bool:
@@ -87,9 +92,7 @@ def _accept(runtime: Runtime, text: InboundText) -> None:
 @bp.post(twilio.SMS_PATH)
 def twilio_sms() -> Response:
     runtime = _runtime_serving(twilio.CHANNEL)
-    if (request.content_length or 0) > MAX_BODY_BYTES:
-        abort(413)
-    if not _signed(runtime):
+    if not _signed(runtime):  # reading the form answers 413 to a body over MAX_BODY_BYTES
         log.warning("rejected a webhook with a bad or missing signature")
         _count(runtime, "rejected")
         abort(403)
@@ -119,9 +122,7 @@ def android_webhook() -> Response:
     Kabootar does not use (acknowledged, so the app does not retry it for two days)."""
     runtime = _runtime_serving(android.CHANNEL)
     config = runtime.config
-    if (request.content_length or 0) > android.MAX_BODY_BYTES:
-        abort(413)
-    body = request.get_data(cache=False)  # the raw bytes, as signed
+    body = request.get_data(cache=False)  # the raw bytes, as signed (over MAX_BODY_BYTES: a 413)
     timestamp, signature = request.headers.get("X-Timestamp", ""), request.headers.get("X-Signature", "")
     if not android.verify(config.android_webhook_signing_key, body, timestamp, signature):
         log.warning("rejected an Android webhook with a bad, missing or stale signature")
@@ -135,7 +136,6 @@ def android_webhook() -> Response:
         abort(400, str(e))
     if isinstance(event, InboundText):
         _accept(runtime, event)
-    elif event is not None and outbound.record_report(runtime.redis, event.message_id, event.report,
-                                                     android.CHANNEL) == "unknown":  # fmt: skip
-        log.info("report for unknown message %s", event.message_id[:64])
+    elif event is not None:
+        _record_report(runtime, event.provider_id, event, android.CHANNEL)
     return Response("", 200)

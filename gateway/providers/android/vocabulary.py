@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import re
 
+from android_sms_gateway.enums import WebhookEvent
+
 from gateway.providers.records import (
     DELIVERED,
     FAILED,
@@ -21,9 +23,15 @@ from gateway.providers.records import (
     SENT,
 )
 
-RECEIVED = "sms:received"
-# The events that report on an SMS we sent, as our statuses. A cancelled SMS never left.
-REPORTS = {"sms:sent": SENT, "sms:delivered": DELIVERED, "sms:failed": FAILED, "sms:cancelled": FAILED}
+RECEIVED = WebhookEvent.SMS_RECEIVED.value
+# The events that report on an SMS we sent: (our status, its failure code). `sms:failed`
+# carries its code in the report's reason; a cancelled SMS never left.
+REPORTS = {
+    WebhookEvent.SMS_SENT.value: (SENT, ""),
+    WebhookEvent.SMS_DELIVERED.value: (DELIVERED, ""),
+    WebhookEvent.SMS_FAILED.value: (FAILED, ""),
+    WebhookEvent.SMS_CANCELLED.value: (FAILED, "CANCELLED"),
+}
 
 # failure reason code -> (what it means for us, what it says to an operator)
 FAILURES: dict[str, tuple[str, str]] = {
@@ -78,9 +86,7 @@ def describe(code: str) -> str:
 
 def report_outcome(event: str, code: str) -> str:
     """The neutral outcome of a report event: DELIVERED, a failure's outcome, or "" (not final)."""
-    status = REPORTS.get(event, "")
+    status = REPORTS.get(event, ("", ""))[0]
     if status == DELIVERED:
         return DELIVERED
-    if status == FAILED:
-        return outcome(code) if event == "sms:failed" else PERMANENT
-    return ""
+    return outcome(code) if status == FAILED else ""

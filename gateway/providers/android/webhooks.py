@@ -12,7 +12,9 @@ attempt). A timestamp more than MAX_SKEW_SECONDS from ours is refused: a capture
 cannot be replayed later.
 
 Reports (`sms:sent`, `sms:delivered`, `sms:failed`, `sms:cancelled`) name our SMS by the id
-we gave it when sending (see `api.py`), so they settle it directly.
+we gave it when sending (see `api.py`), so they settle it directly; a report on an SMS
+Kabootar did not send (someone used the phone's API directly) names an id the outbox does
+not know, and changes nothing there.
 """
 
 from __future__ import annotations
@@ -22,27 +24,17 @@ import hmac
 import json
 import re
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from gateway import phones
 from gateway.providers.android import vocabulary
-from gateway.providers.records import DeliveryReport, InboundText, MalformedWebhook
+from gateway.providers.records import FAILED, DeliveryReport, InboundText, MalformedWebhook
 
 PATH = "/android/webhook"
-MAX_BODY_BYTES = 64 * 1024
 MAX_SKEW_SECONDS = 300
 CHANNEL = "android"
 _EVENT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
-_OUR_ID = re.compile(r"[0-9a-f]{1,64}(\.[0-9]{1,4})?")  # what we call our SMS (outbound.provider_message_id)
-
-
-@dataclass(frozen=True)
-class Report:
-    """A report on one of our SMS: its id (ours) and what it says."""
-
-    message_id: str
-    report: DeliveryReport
+_INTERNATIONAL = re.compile(r"\+[1-9]")  # a number with its country code: read alike in any region
 
 
 def sign(key: str, body: bytes, timestamp: str) -> str:
@@ -66,9 +58,10 @@ def verify(key: str, body: bytes, timestamp: str, signature: str, now: float | N
     return hmac.compare_digest(sign(key, body, timestamp), signature.strip().lower())
 
 
-def parse(body: bytes, country: str = "") -> InboundText | Report | None:
-    """What a signed webhook says: a text received, a report on our SMS, or None for an event
-    Kabootar does not use (acknowledged and ignored). Raises MalformedWebhook.
+def parse(body: bytes, country: str = "") -> InboundText | DeliveryReport | None:
+    """What a signed webhook says: a text received, a report on an SMS (its `provider_id` is
+    the id we sent it under), or None for an event Kabootar does not use (acknowledged and
+    ignored). Raises MalformedWebhook.
 
     `country` (ISO 3166 code) reads a sender number written without its country code, when
     the phone does not say its own number."""
@@ -95,26 +88,23 @@ def _text(event_id: str, payload: dict[str, Any], country: str) -> InboundText:
     sender, message = payload.get("sender") or payload.get("phoneNumber"), payload.get("message")
     if not isinstance(sender, str) or not isinstance(message, str):
         raise MalformedWebhook("sender and message are required")
-    device = payload.get("recipient")
-    region = country or (phones.region_of(device) if isinstance(device, str) else None)
+    region = None
+    if not _INTERNATIONAL.match(sender.strip()):  # only a national number needs the phone's country
+        device = payload.get("recipient")
+        region = country or (phones.region_of(device) if isinstance(device, str) else None)
     number = phones.to_e164(sender, region)
     if number is None:
         raise MalformedWebhook("sender is not a phone number Kabootar can read")
     return InboundText(message_id=f"{CHANNEL}:{event_id}", sender=number, body=message, channel=CHANNEL)
 
 
-def _report(event: str, payload: dict[str, Any]) -> Report | None:
-    ours = payload.get("messageId")
-    if not isinstance(ours, str) or not _OUR_ID.fullmatch(ours):
-        return None  # an SMS Kabootar did not send (someone used the phone's API directly)
+def _report(event: str, payload: dict[str, Any]) -> DeliveryReport | None:
+    message_id = payload.get("messageId")
+    if not isinstance(message_id, str):
+        return None  # no SMS named: nothing to settle
+    status, code = vocabulary.REPORTS[event]
     reason = payload.get("reason")
-    code = vocabulary.failure_code(reason) if event == "sms:failed" and isinstance(reason, str) else ""
-    if event == "sms:cancelled":
-        code = "CANCELLED"
-    report = DeliveryReport(
-        provider_id=ours,
-        status=vocabulary.REPORTS[event],
-        code=code,
-        outcome=vocabulary.report_outcome(event, code),
-    )
-    return Report(ours, report)
+    if status == FAILED and not code and isinstance(reason, str):
+        code = vocabulary.failure_code(reason)
+    outcome = vocabulary.report_outcome(event, code)
+    return DeliveryReport(provider_id=message_id, status=status, code=code, outcome=outcome)
