@@ -7,6 +7,7 @@ import io
 import json
 import re
 import time
+from dataclasses import replace
 
 import pytest
 from flask import Flask
@@ -23,6 +24,7 @@ from gateway.pipeline import intake
 from gateway.providers.records import InboundText
 from gateway.runtime import Runtime
 from gateway.store import keys, queues
+from gateway.web import create_app
 from tests.conftest import Twilio
 from workers import context
 
@@ -129,6 +131,21 @@ def test_operator_logs_in_sees_the_console_and_logs_out(client: FlaskClient, red
     assert page.headers["Cache-Control"] == "no-store"
     client.post("/ops/logout", data={"csrf_token": csrf_of(html)})
     assert client.get("/ops").status_code == 303
+
+
+def test_settings_panel_shows_the_limits_this_app_runs_with_and_no_secret(config, runtime, redis: Redis):
+    changed = replace(
+        config, sender_posts_per_minute=7, sms_max_segments=3, twilio_auth_token="t0ps3cret-token"
+    )
+    client = create_app(changed, {"TESTING": True}).test_client()
+    accounts.add_user(redis, "ana", PASSWORD)
+    log_in(client)
+    html = client.get("/ops").get_data(as_text=True)
+    panel = html[html.index('<section id="settings">') :]
+    panel = panel[: panel.index("</section>")]
+    assert re.search(r"SENDER_POSTS_PER_MINUTE</code></th><td>7<", panel)
+    assert re.search(r"SMS_MAX_SEGMENTS</code></th><td>3<", panel)
+    assert "t0ps3cret" not in html and changed.secret_key not in html
 
 
 def test_session_cookie_is_httponly_samesite_and_secure_behind_https(client: FlaskClient, redis: Redis):

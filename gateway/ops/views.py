@@ -8,7 +8,7 @@ from flask import current_app, g, jsonify, redirect, render_template, request, u
 from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import generate_csrf
 
-from gateway.ops import accounts, auth, snapshot
+from gateway.ops import accounts, auth, settings, snapshot
 from gateway.ops.blueprint import bp
 from gateway.runtime import Runtime
 
@@ -26,6 +26,7 @@ def console() -> ResponseReturnValue:
         operator=g.operator,
         thresholds=snapshot.OLDEST_ALERT_SECONDS,
         config=Runtime.of(current_app).config,
+        settings=settings.shown(Runtime.of(current_app).config),
     )
 
 

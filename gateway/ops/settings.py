@@ -1,0 +1,39 @@
+"""The settings panel: the limits and switches an operator may want to check or change,
+as the running app reads them (never a credential or a key)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gateway.config import Config
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str  # the environment variable that changes it (README: Configuration)
+    value: str
+    meaning: str
+
+
+def _switch(on: bool) -> str:
+    return "on" if on else "off"
+
+
+def shown(config: Config) -> list[Setting]:
+    """Every setting the console shows, in the README's order."""
+    rates = ", ".join(f"{name}: {rate:g}" for name, rate in config.sms_mps_by_provider)
+    return [
+        Setting("SMS_PROVIDERS", ", ".join(config.sms_providers), "providers that are on"),
+        Setting("SMS_MPS", rates or f"{config.sms_mps:g}", "segments per second each provider may be sent"),
+        Setting("SMS_FAILOVER", _switch(config.sms_failover), "send through another provider when one fails"),
+        Setting("SMS_FAILOVER_AFTER", f"{config.sms_failover_after:g} s", "how long a provider fails first"),
+        Setting("SMS_MAX_SEGMENTS", str(config.sms_max_segments), "longest fan-out SMS, in segments"),
+        Setting(
+            "SENDER_POSTS_PER_MINUTE",
+            str(config.sender_posts_per_minute),
+            "posts one number may make a minute",
+        ),
+        Setting("WORKERS", str(config.workers), "worker processes `make run` starts"),
+        Setting("METRICS_PUBLIC", _switch(config.metrics_public), "/metrics served without login"),
+        Setting("TRUSTED_PROXIES", str(config.trusted_proxies), "proxies whose X-Forwarded-For is believed"),
+    ]
