@@ -328,6 +328,28 @@ def test_a_number_the_phone_cannot_send_to_fails_with_the_phones_reason(mixed: P
     assert phones.redis.hget(keys.OUTBOUND_STATS, "failed:INVALID_PHONE_NUMBER@android") == "1"
 
 
+def test_a_failure_reason_naming_the_number_keeps_only_its_code(mixed: Phones, caplog):
+    phones = mixed
+    ali = phones.live.subscriber(ALI)
+    phones.live.queue([(ali, "hello")], intent="reason", kind="answer")
+    mid = outbound.message_id("reason", ali)
+    reason = f"Invalid phone number {ALI} (could not be parsed: {ALI[1:]})"
+    body = webhook("sms:failed", {"messageId": mid, "recipient": ALI, "reason": reason}, "reason0000000001")
+    assert (
+        post_signed(
+            phones.live.app.test_client(), body, phones.live.config.android_webhook_signing_key
+        ).status_code
+        == 200
+    )
+
+    stored = outbound.get(phones.redis, mid)
+    assert stored is not None and stored.status == "failed" and stored.error == "INVALID_PHONE_NUMBER"
+    assert phones.redis.hget(keys.OUTBOUND_STATS, "failed:INVALID_PHONE_NUMBER@android") == "1"
+    scanned, found = redis_leaks(url_of(phones.redis), [ALI], skip_prefix=keys.SIMULATOR_PREFIX)
+    assert found == {}
+    assert leaks(caplog.text, [ALI]) == []
+
+
 # ---------------------------------------------------------------- the phone's API (the vendor's client)
 
 

@@ -62,14 +62,17 @@ FAILURES: dict[str, tuple[str, str]] = {
     "INVALID_PHONE_NUMBER_TYPE": (INVALID_NUMBER, "not a mobile number"),
     "CANCELLED": (PERMANENT, "cancelled before it was sent"),
 }
-_CODE = re.compile(r"[A-Z][A-Z0-9_]{2,63}")
+# Longest first, so "Invalid phone number type" is not read as "Invalid phone number".
+_BY_LENGTH = sorted(FAILURES, key=len, reverse=True)
 
 
 def failure_code(reason: str) -> str:
-    """The label of a failure reason: its result code, or the app's words as one."""
-    head = reason.split("(", 1)[0].strip()
-    code = re.sub(r"[^A-Za-z0-9]+", "_", head).strip("_").upper()
-    return code if _CODE.fullmatch(code) else "UNKNOWN"
+    """The code of a failure reason (a result code, or the app's words as one), or
+    "UNKNOWN". Only codes we know come out: a reason is free text that may carry the
+    recipient's number ("Invalid phone number +98…"), and the code is stored, shown on the
+    console and used as a metrics label."""
+    words = re.sub(r"[^A-Za-z0-9]+", "_", reason).strip("_").upper() + "_"
+    return next((code for code in _BY_LENGTH if words.startswith(code + "_")), "UNKNOWN")
 
 
 def outcome(code: str) -> str:
