@@ -19,13 +19,14 @@ from redis import Redis
 from gateway.microblog import posts
 from gateway.ops import accounts
 from gateway.outbox import outbound, routes
+from gateway.outbox import sender as outbox_sender
 from gateway.providers.android import webhooks as android
 from gateway.providers.android.api import AndroidSender
 from gateway.providers.android.simulator import reports
 from gateway.providers.android.simulator import store as phone_store
 from gateway.providers.records import RETRY, SendError
 from gateway.providers.simulated import handsets
-from gateway.store import keys
+from gateway.store import keys, queues
 from tests.live import Processes, start_gateway
 from tests.phones import ALI, REZA, SARA, Phones, phones_on
 from tests.privacy import leaks, redis_leaks, url_of
@@ -562,6 +563,32 @@ def test_an_sms_the_phone_could_not_send_for_lack_of_credit_is_sent_again_once_t
     assert [m["body"] for m in handsets.inbox_for(phones.redis, ALI)] == ["the square is quiet now"]
     assert outbound.message_status(phones.redis, mid) == "delivered"
     assert phones.redis.hget(keys.outbound_message(mid), "sid") == f"{mid}.1"  # the second send of it
+
+
+def test_a_failure_reported_while_the_batch_still_sends_is_still_sent_again(
+    redis_server: str, tmp_path: Path, fast_retries: None, monkeypatch: pytest.MonkeyPatch
+):
+    """The phone reports a failure moments after taking an SMS; a batch settles its SMS only
+    when all its calls are answered. The report's retry must not be overwritten by "sent"."""
+    monkeypatch.setattr(outbound, "REPORTED_RETRY_SECONDS", 1.0)
+    with phones_on(redis_server, tmp_path, {ALI: "android"}) as phones:
+        ali = phones.live.subscriber(ALI)
+        phones.live.redis.hset(keys.subscriber(ali), "ch", "android")
+        phones.live.control("credit", provider="android", credit="0")
+        phones.live.control("delay", provider="android", seconds="0.3")  # one recipient's calls: in turn
+        texts = ["first", "second", "third"]
+        for n, text in enumerate(texts):
+            phones.live.queue([(ali, text)], intent=f"paced{n}", kind="answer")
+        mids = [outbound.message_id(f"paced{n}", ali) for n in range(3)]
+        outbox_sender.drain(phones.live.runtime, phones.live.senders, queues.LANES, budget=5)  # one batch
+        wait_until(lambda: all(phones.redis.hget(keys.outbound_message(m), "gen") for m in mids))
+        assert handsets.inbox_for(phones.redis, ALI) == []
+
+        phones.live.control("credit", provider="android", credit="1")
+        phones.live.control("delay", provider="android", seconds="0")
+        phones.live.send_all()
+        wait_until(lambda: all(outbound.message_status(phones.redis, m) == "delivered" for m in mids))
+        assert [m["body"] for m in handsets.inbox_for(phones.redis, ALI)] == texts
 
 
 def test_an_operator_marks_the_phone_down_and_its_sms_go_through_twilio(redis_server: str, tmp_path: Path):

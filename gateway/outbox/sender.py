@@ -148,6 +148,7 @@ class _Attempt:
     code: str = ""
     due: float = 0.0
     opted_out: bool = False
+    generation: int = 0  # of the SMS when called (see the settle script)
 
 
 @dataclass(frozen=True)
@@ -225,7 +226,9 @@ def _request(batch: _Batch, call: _Call, got: list[str]) -> _Attempt:
         their_id = outbound.provider_message_id(mid, generation)  # a new one after a reported failure
         result = batch.senders[provider].send(batch.runtime.vault.decrypt(got[2]), body, their_id)
         cost = result.segments or segments.segments(body)
-        return _Attempt(mid, created, provider, provider_id=result.provider_id, segments=cost)
+        return _Attempt(
+            mid, created, provider, provider_id=result.provider_id, segments=cost, generation=generation
+        )
     except SendError as e:
         if e.outcome_unknown:
             outcome, due = "unknown", 0.0
@@ -235,10 +238,19 @@ def _request(batch: _Batch, call: _Call, got: list[str]) -> _Attempt:
             outcome, due = "failed", 0.0
         log.info("SMS %s attempt %d via %s: %s (%s)", mid, attempts, provider, outcome, e.message)
         opted_out = e.outcome == OPTED_OUT
-        return _Attempt(mid, created, provider, outcome=outcome, code=e.code, due=due, opted_out=opted_out)
+        return _Attempt(
+            mid,
+            created,
+            provider,
+            outcome=outcome,
+            code=e.code,
+            due=due,
+            opted_out=opted_out,
+            generation=generation,
+        )
     except Exception as e:  # never a crash: the outcome is simply unknown
         log.error("SMS %s attempt %d via %s: unexpected %s", mid, attempts, provider, type(e).__name__)
-        return _Attempt(mid, created, provider, outcome="unknown", code=NO_ANSWER)
+        return _Attempt(mid, created, provider, outcome="unknown", code=NO_ANSWER, generation=generation)
 
 
 def _call_in_order(batch: _Batch, calls: Sequence[_Call]) -> list[_Attempt]:
@@ -257,7 +269,7 @@ def _settle_all(redis: Redis, lane: str, done: Sequence[_Attempt]) -> None:
     for a in done:
         ks = [keys.outbound_message(a.mid), keys.OUTBOUND_SENDING, keys.OUTBOUND_STATS, delayed]
         args: list[str | int] = [a.outcome, a.mid, f"{now:.3f}", a.provider_id, a.segments, a.code]
-        args += [f"{a.due:.3f}", keys.subscriber(""), "1" if a.opted_out else "0", a.provider]
+        args += [f"{a.due:.3f}", keys.subscriber(""), "1" if a.opted_out else "0", a.provider, a.generation]
         script(keys=ks, args=args, client=pipe)
         routes.note(pipe, a.provider, a.outcome, now)
         if a.outcome in ("sent", "failed"):

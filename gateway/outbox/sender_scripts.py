@@ -27,21 +27,27 @@ return {'go', m[3], s[1], tostring(attempts), m[6] or '0'}
 """
 # KEYS: message, sending zset, stats, delayed zset.
 # ARGV: outcome (sent/retry/failed/unknown), id, now, the provider's id, segments, error code,
-# due, subscriber prefix, "1" if the recipient opted out, the provider called.
+# due, subscriber prefix, "1" if the recipient opted out, the provider called, the generation
+# the call was made under (a provider's report of a retryable failure bumps it and queues the
+# SMS again, possibly before this settles: that retry must stand).
 LUA["settle"] = """
-local cur = redis.call('HMGET', KEYS[1], 'status', 'r')
+local cur = redis.call('HMGET', KEYS[1], 'status', 'r', 'gen')
+local same_send = (cur[3] or '0') == ARGV[11]
 if ARGV[1] == 'sent' then
   redis.call('ZREM', KEYS[2], ARGV[2])
   if not cur[1] then return 0 end
-  redis.call('HSET', KEYS[1], 'sid', ARGV[4], 'segments', ARGV[5], 'via', ARGV[10])
-  if cur[1] == 'queued' or cur[1] == 'sending' then
-    redis.call('HSET', KEYS[1], 'status', 'sent', 'updated', ARGV[3])
+  if same_send then
+    redis.call('HSET', KEYS[1], 'sid', ARGV[4], 'segments', ARGV[5], 'via', ARGV[10])
+    -- "queued" too: the reaper gave up on a slow call that then went through.
+    if cur[1] == 'queued' or cur[1] == 'sending' then
+      redis.call('HSET', KEYS[1], 'status', 'sent', 'updated', ARGV[3])
+    end
   end
   redis.call('HINCRBY', KEYS[3], 'sent', 1)
   redis.call('HINCRBY', KEYS[3], 'sent@' .. ARGV[10], 1)
   return 1
 end
-if cur[1] ~= 'sending' then redis.call('ZREM', KEYS[2], ARGV[2]) return 0 end
+if cur[1] ~= 'sending' or not same_send then redis.call('ZREM', KEYS[2], ARGV[2]) return 0 end
 redis.call('HSET', KEYS[1], 'error', ARGV[6], 'updated', ARGV[3], 'via', ARGV[10])
 if ARGV[1] == 'unknown' then return 1 end
 redis.call('ZREM', KEYS[2], ARGV[2])
