@@ -440,6 +440,30 @@ def test_an_offline_phone_hands_its_sms_to_twilio_only_with_failover_on(
         ]
 
 
+def test_a_phone_that_takes_sms_but_cannot_send_them_hands_them_to_twilio_with_failover_on(
+    redis_server: str, tmp_path: Path, fast_retries: None, monkeypatch: pytest.MonkeyPatch
+):
+    """Without credit the phone's API still takes every SMS (202), then reports each failed:
+    those reports count towards failing over, however often the API says yes."""
+    monkeypatch.setattr(outbound, "REPORTED_RETRY_SECONDS", 0.2)
+    settings = {"SMS_FAILOVER": "1", "SMS_FAILOVER_AFTER": "0.5"}
+    with phones_on(redis_server, tmp_path, {ALI: "android"}, **settings) as phones:
+        ali = phones.live.subscriber(ALI)
+        phones.live.redis.hset(keys.subscriber(ali), "ch", "android")
+        phones.live.control("credit", provider="android", credit="0")
+        phones.live.queue([(ali, "news 0")], intent="news", kind="fanout")
+        mid = outbound.message_id("news", ali)
+
+        def sent_and_delivered() -> bool:
+            phones.live.send_all()  # what the phone's reports queued again
+            return outbound.message_status(phones.redis, mid) == "delivered"
+
+        wait_until(sent_and_delivered, timeout=10.0)
+        inbox = handsets.inbox_for(phones.redis, ALI)
+        assert [(m["body"], m["channel"]) for m in inbox] == [("news 0", "twilio")]
+        assert phone_store.requests_received(phones.redis) >= 2  # the phone took it, and failed it
+
+
 # ---------------------------------------------------------------- privacy
 
 

@@ -16,7 +16,7 @@ from gateway.store import stats
 
 STATES_MEANING = {
     "up": "up",
-    "failing": "refusing SMS with retryable errors",
+    "failing": "refusing SMS, or reporting them failed, with retryable errors",
     "unreachable": "its API does not answer",
     "down": "marked down by an operator",
 }

@@ -71,7 +71,8 @@ if n > 0 and redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[7]) then schedule 
 return {n, schedule}
 """
 
-# KEYS: message, sending zset, stats.  ARGV: our status, the provider's id, error code, now,
+# KEYS: message, sending zset, stats, the reporting provider's health.
+# ARGV: our status, the provider's id, error code, now,
 # message id, subscriber key prefix, "1" if the recipient opted out, the reporting provider,
 # which send of the SMS it reports on, "1" if the failure is worth retrying, when to retry,
 # the delayed zsets' key prefix, the oldest creation time still retried.
@@ -81,6 +82,8 @@ _CALLBACK = (
     + """
 local cur = redis.call('HMGET', KEYS[1], 'status', 'r', 'sid', 'gen', 'kind', 'created')
 if not cur[1] then return -1 end
+-- A provider whose SMS arrive is not in trouble, whatever its API said before.
+if ARGV[1] == 'sent' or ARGV[1] == 'delivered' then redis.call('HDEL', KEYS[4], 'reports_failing') end
 if (cur[4] or '0') ~= ARGV[9] then return 0 end  -- about an earlier send of it: long settled
 -- Any report proves the provider took the message: it is no longer "outcome unknown".
 redis.call('ZREM', KEYS[2], ARGV[5])
@@ -96,6 +99,8 @@ if ARGV[10] == '1' and (cur[1] == 'sent' or cur[1] == 'sending')
   redis.call('ZADD', ARGV[12] .. lane, ARGV[11], ARGV[5])
   redis.call('HINCRBY', KEYS[3], 'retried', 1)
   redis.call('HINCRBY', KEYS[3], 'retried@' .. ARGV[8], 1)
+  -- Counts towards failing over: a phone without credit or signal still takes every SMS.
+  redis.call('HSETNX', KEYS[4], 'reports_failing', ARGV[4])
   return 2
 end
 if rank[ARGV[1]] <= rank[cur[1]] then return 0 end
@@ -272,12 +277,11 @@ def record_report(redis: Redis, provider_id: str, report: DeliveryReport, provid
     opted_out = "1" if report.outcome == OPTED_OUT else "0"
     retry = "1" if report.outcome == RETRY and report.status in (FAILED, UNDELIVERED) else "0"
     result = scripts.load(redis, _CALLBACK)(
-        keys=[keys.outbound_message(message_id), keys.OUTBOUND_SENDING, keys.OUTBOUND_STATS],
+        keys=[keys.outbound_message(message_id), keys.OUTBOUND_SENDING, keys.OUTBOUND_STATS,
+              keys.provider(provider)],
         args=[report.status, report.provider_id, report.code, f"{now:.3f}", message_id,
               keys.subscriber(""), opted_out, provider, generation, retry,
               f"{now + REPORTED_RETRY_SECONDS:.3f}", keys.outbound_delayed(""),
               f"{now - RETRY_WINDOW_SECONDS:.3f}"],
     )  # fmt: skip
-    if int(result) == 2:  # the provider is in trouble: this counts towards failing over
-        redis.hsetnx(keys.provider(provider), "failing", f"{now:.3f}")
     return {-1: "unknown", 0: "stale", 1: "recorded", 2: "retry"}[int(result)]

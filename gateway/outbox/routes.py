@@ -6,8 +6,11 @@ Kabootar sends them goes back the way they came in (`ch` on the SMS, see
 `outbound.queue`). An SMS whose channel is not on (or not known) goes through the first
 provider of SMS_PROVIDERS.
 
-Each provider's health is two keys: since when it has refused with a retryable error (or
-left the answer unknown) without a success in between, and a "down" mark an operator sets.
+Each provider's health is three marks: since when its API has refused with a retryable error
+(or left the answer unknown) without a success in between; since when it has reported SMS it
+took as failed with a retryable error (a phone without credit or signal takes every SMS, then
+reports each failed) without one sent or delivered in between; and a "down" mark an operator
+sets.
 With SMS_FAILOVER on, a provider failing for SMS_FAILOVER_AFTER seconds, or marked down,
 hands its SMS to the next provider that is neither. Off by default: some operators will
 not want a second sender number to appear to their texters.
@@ -60,9 +63,13 @@ def read_health(redis: Redis, providers: Iterable[str]) -> Health:
     names = list(providers)
     pipe = redis.pipeline(transaction=False)
     for name in names:
-        pipe.hmget(keys.provider(name), "failing", "down", "unreachable", "last_ok")
+        pipe.hmget(keys.provider(name), "failing", "down", "unreachable", "last_ok", "reports_failing")
     rows = cast(list[list[str | None]], pipe.execute())
-    failing = {p: float(row[0]) for p, row in zip(names, rows, strict=True) if row[0]}
+    failing = {  # the API's trouble or the reports', whichever began first
+        p: min(float(t) for t in (row[0], row[4]) if t)
+        for p, row in zip(names, rows, strict=True)
+        if row[0] or row[4]
+    }
     down = frozenset(p for p, row in zip(names, rows, strict=True) if row[1])
     unreachable = {p: float(row[2]) for p, row in zip(names, rows, strict=True) if row[2]}
     last_ok = {p: float(row[3]) for p, row in zip(names, rows, strict=True) if row[3]}

@@ -184,9 +184,11 @@ def outbound_window(provider: str) -> str:
 
 # Providers' health (outbox/routes.py)
 def provider(name: str) -> str:
-    """Hash: a provider's health. "failing": since when (unix time) it refuses with retryable
-    errors, with no success since; "down": "1" while an operator marks it down; "last_ok":
-    when it last took an SMS; "unreachable": since when its API does not answer a probe."""
+    """Hash: a provider's health. "failing": since when (unix time) its API refuses with
+    retryable errors, with no success since; "reports_failing": since when it reports SMS it
+    took as failed with retryable errors, with none sent or delivered since; "down": "1" while
+    an operator marks it down; "last_ok": when it last took an SMS; "unreachable": since when
+    its API does not answer a probe."""
     return f"{PREFIX}prov:{name}"
 
 
