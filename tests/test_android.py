@@ -615,6 +615,28 @@ def test_a_failure_reported_while_the_batch_still_sends_is_still_sent_again(
         assert [m["body"] for m in handsets.inbox_for(phones.redis, ALI)] == texts
 
 
+def test_each_failure_the_phone_reports_waits_twice_as_long_before_the_next_try(
+    mixed: Phones, fast_retries: None, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(outbound, "REPORTED_RETRY_SECONDS", 0.1)
+    monkeypatch.setattr(outbound, "REPORTED_RETRY_CAP_SECONDS", 0.4)
+    phones = mixed
+    ali = phones.live.subscriber(ALI)
+    phones.live.redis.hset(keys.subscriber(ali), "ch", "android")
+    phones.live.control("credit", provider="android", credit="0")
+    phones.live.queue([(ali, "still no credit")], intent="backoff", kind="answer")
+    mid = outbound.message_id("backoff", ali)
+    waits = []
+    for generation in range(1, 5):
+        phones.live.send_all()
+        wait_until(lambda g=generation: phones.redis.hget(keys.outbound_message(mid), "gen") == str(g))
+        due = phones.redis.zscore(keys.outbound_delayed("replies"), mid)
+        updated = phones.redis.hget(keys.outbound_message(mid), "updated")
+        assert due is not None and updated is not None
+        waits.append(round(due - float(updated), 2))
+    assert waits == [0.1, 0.2, 0.4, 0.4]  # doubling, up to the cap
+
+
 def test_an_operator_marks_the_phone_down_and_its_sms_go_through_twilio(redis_server: str, tmp_path: Path):
     with phones_on(redis_server, tmp_path, {ALI: "android"}, SMS_FAILOVER="1") as phones:
         accounts.add_user(phones.redis, "ana", PASSWORD)

@@ -36,8 +36,16 @@ MESSAGE_TTL_SECONDS = 14 * 24 * 3600  # the window in which an intent is recogni
 # permanent outcome"); then it fails with the last code.
 RETRY_WINDOW_SECONDS = 24 * 3600.0
 # A provider that took an SMS and then reported a failure worth trying again (the phone had
-# no signal, the SIM no credit) gets it again this much later, as a new send of it.
+# no signal, the SIM no credit) gets it again this much later, as a new send of it, doubling
+# with each such failure up to the cap: a phone out of credit for a day is sent each SMS
+# about 50 times, not 2,880.
 REPORTED_RETRY_SECONDS = 30.0
+REPORTED_RETRY_CAP_SECONDS = 1800.0
+
+
+def reported_retry_delay(generation: int) -> float:
+    """How long after its `generation`-th reported failure (0: the first send's) an SMS goes again."""
+    return min(REPORTED_RETRY_CAP_SECONDS, REPORTED_RETRY_SECONDS * 2 ** min(generation, 32))
 _OUR_ID = re.compile(r"([0-9a-f]{32})(?:\.([1-9][0-9]{0,3}))?")
 DRAIN_FLAG_TTL_MS = 60_000  # a send job that died frees its lane's slot after this
 QUEUE_CHUNK = 500  # messages per script call when queuing a large audience
@@ -267,7 +275,7 @@ def record_report(redis: Redis, provider_id: str, report: DeliveryReport, provid
     "sent" leaves "delivered" alone), and a report on an earlier send of a retried SMS
     changes nothing. A report for a message still "sending" settles it. A failure the
     provider reports with a retryable error (within RETRY_WINDOW_SECONDS of queuing) queues
-    the SMS again, to go REPORTED_RETRY_SECONDS later.
+    the SMS again, to go `reported_retry_delay` later.
     """
     ours = our_message_id(provider_id)
     if not report.status or ours is None:
@@ -281,7 +289,7 @@ def record_report(redis: Redis, provider_id: str, report: DeliveryReport, provid
               keys.provider(provider)],
         args=[report.status, report.provider_id, report.code, f"{now:.3f}", message_id,
               keys.subscriber(""), opted_out, provider, generation, retry,
-              f"{now + REPORTED_RETRY_SECONDS:.3f}", keys.outbound_delayed(""),
+              f"{now + reported_retry_delay(generation):.3f}", keys.outbound_delayed(""),
               f"{now - RETRY_WINDOW_SECONDS:.3f}"],
     )  # fmt: skip
     return {-1: "unknown", 0: "stale", 1: "recorded", 2: "retry"}[int(result)]
