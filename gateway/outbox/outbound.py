@@ -45,7 +45,9 @@ REPORTED_RETRY_CAP_SECONDS = 1800.0
 
 def reported_retry_delay(generation: int) -> float:
     """How long after its `generation`-th reported failure (0: the first send's) an SMS goes again."""
-    return min(REPORTED_RETRY_CAP_SECONDS, REPORTED_RETRY_SECONDS * 2 ** min(generation, 32))
+    return min(REPORTED_RETRY_CAP_SECONDS, REPORTED_RETRY_SECONDS * float(2 ** min(generation, 32)))
+
+
 _OUR_ID = re.compile(r"([0-9a-f]{32})(?:\.([1-9][0-9]{0,3}))?")
 DRAIN_FLAG_TTL_MS = 60_000  # a send job that died frees its lane's slot after this
 QUEUE_CHUNK = 500  # messages per script call when queuing a large audience
