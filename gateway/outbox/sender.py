@@ -385,7 +385,7 @@ def _drain(
     lanes: Sequence[str],
     budget: float | None,
 ) -> DrainOutcome:
-    redis, rate = runtime.redis, runtime.config.sms_mps
+    redis, rate = runtime.redis, runtime.config.total_mps  # every provider's share, together
     batch = MAX_BATCH if rate <= 0 else max(1, min(MAX_BATCH, int(rate * BATCH_SECONDS)))
     deadline = time.monotonic() + (JOB_BUDGET_SECONDS if budget is None else budget)
     while True:
