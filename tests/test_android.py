@@ -662,6 +662,22 @@ def test_an_operator_marks_the_phone_down_and_its_sms_go_through_twilio(redis_se
         assert unknown.status_code == 404
 
 
+def test_marking_the_phone_down_with_failover_off_says_its_sms_still_go_through_it(
+    redis_server: str, tmp_path: Path
+):
+    with phones_on(redis_server, tmp_path, {ALI: "android"}) as phones:
+        accounts.add_user(phones.redis, "ana", PASSWORD)
+        client = phones.live.app.test_client()
+        log_in(client, "ana")
+        token = csrf_of(client.get("/ops").get_data(as_text=True))
+        down = client.post("/ops/api/providers/android/down", data={"csrf_token": token})
+        page = client.get(down.headers["Location"]).get_data(as_text=True)
+        assert "SMS_FAILOVER is off: its SMS still go through it" in page
+
+        phones.join(ALI, "ali")
+        assert [m["channel"] for m in handsets.inbox_for(phones.redis, ALI)] == ["android"]  # as it said
+
+
 def test_each_provider_is_paced_at_its_own_rate(redis_server: str, tmp_path: Path):
     with phones_on(
         redis_server, tmp_path, {}, SMS_PROVIDERS="twilio,android", SMS_MPS="twilio:0,android:2"

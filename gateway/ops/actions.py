@@ -89,5 +89,5 @@ def provider_action(name: str, action: str) -> ResponseReturnValue:
     routes.set_down(Runtime.of(current_app).redis, name, action == "down")
     logged = "marked down" if action == "down" else "marked up"
     if action == "down" and not config.sms_failover:
-        logged += " (SMS_FAILOVER is off: its SMS wait for it)"
+        logged += " (SMS_FAILOVER is off: its SMS still go through it)"
     return _done(True, f"Provider {name} is {logged}.", "providers")
