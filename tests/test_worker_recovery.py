@@ -159,6 +159,23 @@ def test_job_taken_off_the_queue_by_a_worker_that_died_before_starting_it_is_req
     assert queue.get_job_ids() == [job.id] and not rq_redis.exists(keys.worker_popped(DEAD))
 
 
+def test_a_job_taken_just_as_redis_died_is_run_by_the_same_worker_once_it_asks_again(
+    runtime: Runtime, redis: Redis
+):
+    """Redis moved the job into the worker's list, then died before the answer reached the
+    worker (with appendfsync always the move survives the restart); RQ asks again."""
+    rq_redis = rq_client(runtime)
+    queue = inbound(rq_redis)
+    queue.enqueue("tests.test_ops.flaky", "runs-of-the-lost-job")  # counts its runs
+    rq_redis.lmove(queue.key, keys.worker_popped("this-host.3"), "LEFT", "RIGHT")  # the lost answer
+    beat(redis, "this-host.3", seconds_ago=0)  # alive: no other worker's recovery will hand it on
+
+    Worker("this-host.3", rq_redis).work(burst=True, logging_level="WARNING")
+
+    assert redis.get("runs-of-the-lost-job") == "1"  # run, and once
+    assert not rq_redis.exists(keys.worker_popped("this-host.3"))
+
+
 def test_our_worker_leaves_nothing_behind_once_a_job_is_done(runtime: Runtime, redis: Redis):
     rq_redis = rq_client(runtime)
     queue = inbound(rq_redis)

@@ -6,7 +6,8 @@ registry: gone (rq issues #1716, #2015, #2022). A fan-out job's post ids live no
 else, so its SMS would never go. Here a job id moves atomically (LMOVE) from its queue
 into a list of the worker's own, `keys.worker_popped(name)`, and leaves it once RQ has
 registered the job as started (`Worker.prepare_execution`); `recovery` requeues whatever a
-dead worker's list still holds.
+dead worker's list still holds, and a live worker runs what its own list holds (a take whose
+answer was lost when Redis died) before taking anything new.
 
 Waiting: BLPOP wakes for any of its queues, BLMOVE watches one list. A worker blocks on
 the first queue (the inbound one: texts becoming posts, where latency shows) for
@@ -61,7 +62,11 @@ class PoppingQueue(Queue):
         take = scripts.load(connection, _TAKE)
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            found = take(keys=[cls.popped_key, *queue_keys])
+            # A worker asks for a job only when it holds none, so an id already in its list was
+            # moved there by a take whose answer never came back (Redis died after doing it,
+            # and RQ simply asked again): it is this worker's to run, and nobody else's.
+            orphan = connection.lindex(cls.popped_key, 0)
+            found = [b"", orphan] if orphan else take(keys=[cls.popped_key, *queue_keys])
             if found:
                 queue_key, job_id = as_text(found[0]), as_text(found[1])
             else:
@@ -79,14 +84,15 @@ class PoppingQueue(Queue):
             except NoSuchJobError:  # deleted while queued, as RQ's own dequeue tolerates
                 connection.lrem(cls.popped_key, 1, job_id)
                 continue
-            queue = cls.from_queue_key(
-                queue_key,
-                connection=connection,
-                job_class=job_class,
-                serializer=serializer,
-                death_penalty_class=death_penalty_class,
-            )
-            return job, queue
+            options: dict[str, Any] = {
+                "connection": connection,
+                "job_class": job_class,
+                "serializer": serializer,
+                "death_penalty_class": death_penalty_class,
+            }
+            if not queue_key:  # an orphan: the queue it came from is the job's own
+                return job, cls(job.origin, **options)
+            return job, cls.from_queue_key(queue_key, **options)
 
 
 def for_worker(name: str) -> type[PoppingQueue]:
