@@ -108,6 +108,8 @@ class Config:
     sms_max_segments: int = 2  # longest fan-out SMS, in segments
     sender_posts_per_minute: int = 20  # posts one number may make per minute
     metrics_public: bool = False  # serve /metrics without login
+    # Keep and show http: media URLs too (a provider on plain http); else https: only.
+    media_allow_http: bool = False
     # Proxies in front of the web app that append the client to X-Forwarded-For; 0: none,
     # the connection's own address is the client (rate limits and login lockouts count by it).
     # Set it only if the app cannot be reached but through them: else anyone can forge it.
@@ -164,6 +166,7 @@ class Config:
                 "SENDER_POSTS_PER_MINUTE", env.get("SENDER_POSTS_PER_MINUTE", "20"), int
             ),
             metrics_public=env.get("METRICS_PUBLIC") == "1",
+            media_allow_http=env.get("MEDIA_ALLOW_HTTP") == "1",
             trusted_proxies=_number("TRUSTED_PROXIES", env.get("TRUSTED_PROXIES", "0"), int),
             var_dir=var_dir,
         )
@@ -241,6 +244,8 @@ class Config:
             env["ANDROID_COUNTRY"] = self.android_country
         if self.metrics_public:
             env["METRICS_PUBLIC"] = "1"
+        if self.media_allow_http:
+            env["MEDIA_ALLOW_HTTP"] = "1"
         if self.trusted_proxies:
             env["TRUSTED_PROXIES"] = str(self.trusted_proxies)
         return env

@@ -288,7 +288,7 @@ def test_post_page_shows_replies_oldest_first(redis: Redis, client: FlaskClient)
         posts.create(redis, posts.NewPost(body=body, source="web", display_name=name, reply_to=parent))
     api = client.get(f"/api/v1/posts/{parent}").get_json()
     assert api["body"] == "what is happening at the square?"
-    assert [(r["handle"], r["body"], r["source"]) for r in api["replies"]] == [
+    assert [(r["display_name"], r["body"], r["source"]) for r in api["replies"]] == [
         ("Sara", "first reply", "web"),
         ("Reza", "second reply", "web"),
     ]

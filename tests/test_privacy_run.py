@@ -341,7 +341,7 @@ def test_no_number_anywhere_after_every_command_through_real_processes(
     status, console = operator.open("/ops/login", login)
     assert status == 200 and "Failed jobs" in console
     csrf = json.loads(operator.open("/ops/api/health")[1])["csrf"]
-    [sam_post] = [p for p in gateway.feed() if p["handle"] == "sam"][:1]
+    [sam_post] = [p for p in gateway.feed() if p.get("handle") == "sam"][:1]
     assert (
         operator.open("/ops/api/posts/hide", {"post_id": str(sam_post["id"]), "csrf_token": csrf})[0] == 200
     )

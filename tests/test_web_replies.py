@@ -52,7 +52,7 @@ def test_a_web_reply_is_posted_and_reaches_the_author_by_sms(phones: Phones):
     assert response.status_code == 303
     assert response.headers["Location"].endswith(f"/posts/{post.id}")
     [made] = posts.replies_to(phones.redis, post.id)
-    assert (made.handle, made.body, made.source) == ("Maryam in Berlin", "Which bridge? سلام", "web")
+    assert (made.display_name, made.body, made.source) == ("Maryam in Berlin", "Which bridge? سلام", "web")
     assert "Which bridge?" in client.get(f"/posts/{post.id}").get_data(as_text=True)
     phones.run()
     assert phones.received(ALI)[-1] == "Maryam in Berlin (web): Which bridge? سلام"

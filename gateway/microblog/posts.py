@@ -3,7 +3,13 @@
 A post is a small hash at `kb:post:<id>` (ids increase, so the id is the sort key and
 the cursor). Timelines are sorted sets of ids: everything, per author, per tag, and
 the replies to a post. The author is stored by subscriber id, so a renamed texter's
-old posts show the new handle.
+old posts show the new handle. A web reply has no author: it carries the display name
+its writer chose, which is never a handle (`Post.byline`).
+
+Bodies are stored and read with their direction controls balanced (`text.balance_bidi`),
+display names without invisible characters or "@" (`text.display_name`), media as
+allowed URLs only (`media.py`): on the way in, and again on the way out for posts
+stored before those rules.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from typing import cast
 
 from redis import Redis
 
+from gateway.microblog import media as media_urls
 from gateway.microblog import text
 from gateway.store import keys, scripts
 
@@ -67,7 +74,7 @@ class NewPost:
 @dataclass(frozen=True)
 class Post:
     id: int
-    handle: str
+    handle: str  # the texter's current handle; "" for a web reply
     body: str
     created_at: datetime
     tags: list[str]
@@ -77,37 +84,56 @@ class Post:
     media: list[str]
     author_id: int | None
     hidden: bool = False
+    display_name: str = ""  # a web reply's chosen name; "" for a texter's post
 
-    def to_json(self) -> dict[str, object]:
-        """The public JSON shape (the README's HTTP API): never a phone number."""
+    @property
+    def from_web(self) -> bool:
+        return self.source == "web"
+
+    @property
+    def byline(self) -> str:
+        """Who wrote it, as every rendering names them: "@handle" for a texter, "Name (web)"
+        for a web reply (no "@": anyone can type any name on the web, so it must never
+        read as a texter), "anonymous" when there is neither."""
+        if self.from_web:
+            return f"{self.display_name or 'anonymous'} (web)"
+        return f"@{self.handle}" if self.handle else "anonymous"
+
+    def to_json(self, media_allow_http: bool = False) -> dict[str, object]:
+        """The public JSON shape (the README's HTTP API): never a phone number. A texter's
+        post names them by `handle`; a web reply by `display_name`, and has no handle."""
+        author = {"display_name": self.display_name} if self.from_web else {"handle": self.handle}
         return {
             "id": self.id,
-            "handle": self.handle,
+            **author,
             "body": self.body,
             "created_at": self.created_at.isoformat().replace("+00:00", "Z"),
             "tags": self.tags,
             "mentions": self.mentions,
             "reply_to": self.reply_to,
             "source": self.source,
-            "media": self.media,
+            "media": media_urls.kept(self.media, media_allow_http),
         }
 
 
-def _create_args(new: NewPost) -> tuple[list[str], list[str]]:
-    post_tags = text.tags(new.body)
+def _create_args(new: NewPost, media_allow_http: bool) -> tuple[list[str], list[str]]:
+    body = text.balance_bidi(new.body)
+    post_tags = text.tags(body)
+    display_name = text.display_name(new.display_name)
+    post_media = media_urls.kept(new.media, media_allow_http)
     fields = {
-        "body": new.body,
+        "body": body,
         "src": new.source,
         "at": f"{new.created_at:.3f}",
     }
     if new.author_id is not None:
         fields["sub"] = str(new.author_id)
-    if new.display_name:
-        fields["name"] = new.display_name
+    if display_name:
+        fields["name"] = display_name
     if new.reply_to is not None:
         fields["re"] = str(new.reply_to)
-    if new.media:
-        fields["media"] = json.dumps(list(new.media))
+    if post_media:
+        fields["media"] = json.dumps(post_media)
     if new.message_sid:
         fields["sid"] = new.message_sid
     flat = [x for pair in fields.items() for x in pair]
@@ -126,18 +152,19 @@ def _create_args(new: NewPost) -> tuple[list[str], list[str]]:
     return [seen, keys.POST_SEQ, keys.TIMELINE_ALL], args
 
 
-def create_many(redis: Redis, new_posts: Sequence[NewPost]) -> list[int]:
-    """Make posts in one round trip; returns their ids (an existing id for a repeat)."""
+def create_many(redis: Redis, new_posts: Sequence[NewPost], media_allow_http: bool = False) -> list[int]:
+    """Make posts in one round trip; returns their ids (an existing id for a repeat).
+    Media URLs are kept only if allowed (https, or http too with `media_allow_http`)."""
     script = scripts.load(redis, _CREATE)
     pipe = redis.pipeline(transaction=False)
     for new in new_posts:
-        script_keys, args = _create_args(new)
+        script_keys, args = _create_args(new, media_allow_http)
         script(keys=script_keys, args=args, client=pipe)
     return [int(x) for x in pipe.execute()]
 
 
-def create(redis: Redis, new: NewPost) -> int:
-    return create_many(redis, [new])[0]
+def create(redis: Redis, new: NewPost, media_allow_http: bool = False) -> int:
+    return create_many(redis, [new], media_allow_http)[0]
 
 
 # Reading: one round trip for a page or a batch, the post hashes and their authors'
@@ -147,58 +174,101 @@ def create(redis: Redis, new: NewPost) -> int:
 _FIELDS = ("body", "src", "at", "sub", "name", "re", "media", "hidden")
 _ROWS = f"""
 local FIELDS = {{{", ".join(repr(f) for f in _FIELDS)}}}
-local function add_rows(ids, out)
-  for _, id in ipairs(ids) do
-    local h = redis.call('HMGET', ARGV[1] .. id, unpack(FIELDS))
-    if (h[1] or h[2] or h[3]) and (ARGV[3] == '1' or h[8] ~= '1') then
-      out[#out + 1] = id
-      for j = 1, #FIELDS do out[#out + 1] = h[j] end
-      out[#out + 1] = h[4] and redis.call('HGET', ARGV[2] .. h[4], 'handle')
-    end
-  end
-  return out
+-- The post's fields if it exists and may be shown, else nil.
+local function shown(id)
+  local h = redis.call('HMGET', ARGV[1] .. id, unpack(FIELDS))
+  if (h[1] or h[2] or h[3]) and (ARGV[3] == '1' or h[8] ~= '1') then return h end
+  return nil
+end
+local function add_row(out, id, h)
+  out[#out + 1] = id
+  for j = 1, #FIELDS do out[#out + 1] = h[j] end
+  out[#out + 1] = h[4] and redis.call('HGET', ARGV[2] .. h[4], 'handle')
 end
 """
 # ARGV[4…]: post ids.
-_GET = _ROWS + "return add_rows({unpack(ARGV, 4)}, {})"
-# KEYS: timeline. ARGV[4]: max score ("+inf" or "(<id>"), ARGV[5]: limit. The first
-# element is the next cursor (false on the last page).
+_GET = (
+    _ROWS
+    + """
+local out = {}
+for i = 4, #ARGV do
+  local h = shown(ARGV[i])
+  if h then add_row(out, ARGV[i], h) end
+end
+return out
+"""
+)
+# A page is filled with shown posts, skipping hidden and deleted ones, but looks at no
+# more than ARGV[6] ids, so a long run of hidden posts cannot make one read unbounded.
+# KEYS: timeline. ARGV[4]: max score ("+inf" or "(<id>"), ARGV[5]: limit, ARGV[6]: most
+# ids to look at. The first element is the next cursor: the last post shown when a shown
+# post follows it; the last id looked at when the look ran out first; false at the end.
 _PAGE = (
     _ROWS
     + """
-local limit = tonumber(ARGV[5])
-local ids = redis.call('ZREVRANGEBYSCORE', KEYS[1], ARGV[4], '-inf', 'LIMIT', 0, limit + 1)
-local out = {false}
-if #ids > limit then out[1] = ids[limit]; ids[limit + 1] = nil end
-return add_rows(ids, out)
+local limit, budget = tonumber(ARGV[5]), tonumber(ARGV[6])
+local top, out = ARGV[4], {false}
+local found, looked, last_shown = 0, 0, nil
+while looked < budget do
+  -- One more than the page needs at first (the common case: nothing hidden), then more
+  -- at a time as hidden posts turn up.
+  local want = math.min(budget - looked, math.max(limit - found + 1, looked))
+  local ids = redis.call('ZREVRANGEBYSCORE', KEYS[1], top, '-inf', 'LIMIT', 0, want)
+  for _, id in ipairs(ids) do
+    local h = shown(id)
+    if h then
+      if found == limit then out[1] = last_shown; return out end
+      add_row(out, id, h)
+      found, last_shown = found + 1, id
+    end
+  end
+  looked = looked + #ids
+  if #ids < want then return out end
+  top = '(' .. ids[#ids]
+end
+out[1] = string.sub(top, 2)
+return out
 """
 )
+# The most ids one page read looks at: five full pages' worth.
+PAGE_SCAN_IDS = 5 * MAX_PAGE
 _ROW = len(_FIELDS) + 2
 Row = tuple[str | None, ...]
 
 
 @functools.lru_cache(maxsize=8192)
-def _extract(body: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """A body's tags and mentions: a post's text never changes, so each is found once."""
-    return tuple(text.tags(body)), tuple(text.mentions(body))
+def _readied(body: str) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
+    """A stored body balanced for showing, with its tags and mentions: a post's text
+    never changes, so each is worked out once."""
+    body = text.balance_bidi(body)  # a no-op for posts stored since bodies are balanced
+    return body, tuple(text.tags(body)), tuple(text.mentions(body))
+
+
+def _media(stored: str | None) -> list[str]:
+    try:
+        found = json.loads(stored) if stored else []
+    except ValueError:
+        return []
+    return [url for url in found if isinstance(url, str)] if isinstance(found, list) else []
 
 
 def _from_row(row: Row) -> Post:
-    post_id, body, src, at, sub, name, reply_to, media, hidden, handle = row
-    body = body or ""
-    found_tags, found_mentions = _extract(body)
+    post_id, stored_body, src, at, sub, name, reply_to, media, hidden, handle = row
+    source = src or "sms"
+    body, found_tags, found_mentions = _readied(stored_body or "")
     return Post(
         id=int(post_id or 0),
-        handle=(handle or "") if sub else (name or ""),
+        handle="" if source == "web" else handle or "",
         body=body,
         created_at=datetime.fromtimestamp(float(at or "0"), tz=UTC),
         tags=list(found_tags),
         mentions=list(found_mentions),
         reply_to=int(reply_to) if reply_to else None,
-        source=src or "sms",
-        media=json.loads(media) if media else [],
+        source=source,
+        media=_media(media),
         author_id=int(sub) if sub else None,
         hidden=hidden == "1",
+        display_name=text.display_name(name or "") if source == "web" else "",
     )
 
 
@@ -236,10 +306,12 @@ def get(redis: Redis, post_id: int) -> Post | None:
 
 
 def read_page(redis: Redis, timeline_key: str, before: int | None, limit: int) -> Page:
-    """Up to `limit` visible posts of a timeline older than `before`, newest first: one round trip."""
+    """Up to `limit` visible posts of a timeline older than `before`, newest first: one round
+    trip. The page is full unless the timeline ends (then `next` is None) or PAGE_SCAN_IDS
+    hidden posts in a row were passed over (then `next` carries on after them)."""
     limit = max(1, min(limit, MAX_PAGE))
     top = f"({before}" if before is not None else "+inf"
-    args: list[str | int] = [*_read_args(False), top, limit]
+    args: list[str | int] = [*_read_args(False), top, limit, PAGE_SCAN_IDS]
     flat = cast(list[str | None], scripts.load(redis, _PAGE)(keys=[timeline_key], args=args))
     return Page(_rows(flat[1:]), int(flat[0]) if flat[0] else None)
 

@@ -35,5 +35,8 @@ def shown(config: Config) -> list[Setting]:
         ),
         Setting("WORKERS", str(config.workers), "worker processes `make run` starts"),
         Setting("METRICS_PUBLIC", _switch(config.metrics_public), "/metrics served without login"),
+        Setting(
+            "MEDIA_ALLOW_HTTP", _switch(config.media_allow_http), "http: media URLs kept (else https: only)"
+        ),
         Setting("TRUSTED_PROXIES", str(config.trusted_proxies), "proxies whose X-Forwarded-For is believed"),
     ]

@@ -33,13 +33,13 @@ def post_url(public_url: str, post_id: int) -> str:
 
 
 def post_sms(post: posts.Post, public_url: str, max_segments: int) -> str:
-    """`@handle: text`, cut to `max_segments` with an ellipsis and the post's URL when longer.
+    """`@handle: text` (`Name (web): text` for a web reply), cut to `max_segments` with an
+    ellipsis and the post's URL when longer.
 
     Media cannot travel by SMS, so a post with media always carries its URL.
     """
-    name = f"@{post.handle}" if post.author_id is not None else f"{post.handle} (web)"
     url = post_url(public_url, post.id)
-    sms = f"{name}: {post.body}".rstrip()
+    sms = f"{post.byline}: {post.body}".rstrip()
     if post.media:
         sms = f"{sms} {url}"
     return segments.truncate(sms, max_segments, suffix=f" {url}")

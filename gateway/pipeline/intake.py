@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 
 from redis import Redis
 from redis.exceptions import RedisError
 from rq import Queue
 
+from gateway.microblog import media
 from gateway.phones import PhoneVault
 from gateway.providers.records import InboundText
 from gateway.runtime import Runtime
@@ -91,7 +93,12 @@ def schedule_drain(rq_queues: dict[str, Queue]) -> None:
 
 def accept(runtime: Runtime, text: InboundText) -> str:
     """Store a checked text in the inbox and see that a drain job will post it; returns
-    `store`'s outcome. Raises RedisError when the text may not have been stored."""
+    `store`'s outcome. Raises RedisError when the text may not have been stored.
+
+    Media URLs other than https (http too with MEDIA_ALLOW_HTTP) are dropped here, at the
+    one door every provider's texts come through: a reader would get them as links."""
+    if text.media:
+        text = replace(text, media=tuple(media.kept(text.media, runtime.config.media_allow_http)))
     outcome = store(runtime.redis, runtime.vault, text)
     if outcome == "schedule":
         try:

@@ -4,8 +4,9 @@ The form (`feed/templates/feed/_reply_form.html` on the post page) carries a Fla
 to the reader's session. A client address (`auth.client_address`, which believes
 X-Forwarded-For only from TRUSTED_PROXIES) may send REPLIES_PER_MINUTE replies a minute,
 invalid ones included; it is counted under a keyed hash, so no address is stored. The
-reply is a post with source "web" and the reader's chosen display name; `fanout` texts
-it to the author.
+reply is a post with source "web" and the reader's chosen display name, which is never a
+handle: it is kept without "@" or invisible characters (`text.display_name`) and always
+shown as "Name (web)"; `fanout` texts it to the author.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from flask_wtf.csrf import generate_csrf
 from wtforms import StringField, TextAreaField
 from wtforms.validators import DataRequired, Length
 
-from gateway.microblog import posts
+from gateway.microblog import posts, text
 from gateway.ops import auth
 from gateway.outbox import fanout
 from gateway.runtime import Runtime
@@ -99,7 +100,7 @@ def create_reply(post_id: int) -> ResponseReturnValue:
             )
         first = next(iter(form.errors.values()))[0]
         return error_page(400, str(first))
-    name = (form.name.data or "").lstrip("@＠").strip() or "web"
+    name = text.display_name(form.name.data or "") or "web"
     reply_id = posts.create(
         runtime.redis,
         posts.NewPost(body=form.body.data or "", source="web", display_name=name, reply_to=post_id),

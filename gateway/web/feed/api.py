@@ -41,7 +41,8 @@ def api_posts() -> ResponseReturnValue:
         return _error(400, str(e))
     if handle and tag:
         return _error(400, "give handle or tag, not both")
-    redis = Runtime.of(current_app).redis
+    runtime = Runtime.of(current_app)
+    redis, allow_http = runtime.redis, runtime.config.media_allow_http
     if handle:
         timeline = query.by_handle(redis, handle)
     elif tag:
@@ -51,19 +52,21 @@ def api_posts() -> ResponseReturnValue:
     if timeline is None:
         return _error(404, f"no such {'handle' if handle else 'tag'}")
     found = posts.read_page(redis, timeline.key, before, limit)
-    return cache.response(("api", found), lambda: _page_json(found), JSON_TYPE)
+    return cache.response(("api", allow_http, found), lambda: _page_json(found, allow_http), JSON_TYPE)
 
 
-def _page_json(found: posts.Page) -> str:
-    payload = {"posts": [p.to_json() for p in found.posts()], "next": found.next}
+def _page_json(found: posts.Page, media_allow_http: bool) -> str:
+    payload = {"posts": [p.to_json(media_allow_http) for p in found.posts()], "next": found.next}
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
 
 
 @bp.get("/api/v1/posts/<post_id>")
 def api_post(post_id: str) -> ResponseReturnValue:
     """One post with its replies, oldest first."""
-    found = query.thread(Runtime.of(current_app).redis, post_id)
+    runtime = Runtime.of(current_app)
+    found = query.thread(runtime.redis, post_id)
     if found is None:
         return _error(404, "no such post")
     post, replies = found
-    return json_response({**post.to_json(), "replies": [r.to_json() for r in replies]})
+    allow_http = runtime.config.media_allow_http
+    return json_response({**post.to_json(allow_http), "replies": [r.to_json(allow_http) for r in replies]})

@@ -37,13 +37,6 @@ def _add(parent: ET.Element, tag: str, content: str | None = None, **attrs: str)
     return element
 
 
-def _title(post: posts.Post) -> str:
-    first_line = " ".join(post.body.split())
-    if len(first_line) > TITLE_CHARS:
-        first_line = first_line[: TITLE_CHARS - 1] + "…"
-    return f"@{post.handle}: {first_line}" if post.handle else first_line
-
-
 def build(
     timeline: Timeline, entries: Sequence[posts.Post], public_url: str, self_path: str, html_path: str
 ) -> bytes:
@@ -59,17 +52,17 @@ def build(
         post_url = public_url + url_for("feed.post_page", post_id=post.id)
         entry = _add(feed, "entry")
         _add(entry, "id", post_url)
-        _add(entry, "title", _title(post), type="text")
+        _add(entry, "title", render.headline(post, TITLE_CHARS), type="text")
         _add(entry, "updated", render.iso(post.created_at))
         _add(entry, "published", render.iso(post.created_at))
         author = _add(entry, "author")
-        _add(author, "name", post.handle or "anonymous")
+        # A texter by their handle; a web reply as "Name (web)", never as a handle.
+        _add(author, "name", post.handle or post.byline)
         _add(entry, "link", rel="alternate", type="text/html", href=post_url)
         for tag in post.tags:
             _add(entry, "category", term=_clean(tag))
-        for media_url in post.media:
-            if render.safe_url(media_url):
-                _add(entry, "link", rel="enclosure", href=_clean(media_url))
+        for media_url in render.media_urls(post):
+            _add(entry, "link", rel="enclosure", href=media_url)
         _add(entry, "content", post.body, type="text")
     document: bytes = ET.tostring(feed, encoding="utf-8", xml_declaration=True)
     return document
@@ -92,5 +85,13 @@ def serve(timeline: Timeline, params: dict[str, Any]) -> ResponseReturnValue:
         )
 
     # The links depend on where the app is mounted and on the timeline's parameters.
-    key = ("atom", public_url, request.script_root, tuple(sorted(params.items())), timeline, found)
+    key = (
+        "atom",
+        public_url,
+        runtime.config.media_allow_http,
+        request.script_root,
+        tuple(sorted(params.items())),
+        timeline,
+        found,
+    )
     return cache.response(key, make, ATOM_TYPE)

@@ -1,14 +1,19 @@
-"""Turning a post into safe HTML: escaped text with #tags and @mentions made links."""
+"""Turning a post into safe HTML: escaped text with #tags and @mentions made links.
+
+Each body is shown in its own bidi isolate (`dir="auto"` in the templates) with its
+direction controls balanced (`text.balance_bidi`, done when posts are read), so no post
+can reorder the text around it; a web reply is named "Name (web)", never as a handle.
+"""
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 
-from flask import url_for
+from flask import current_app, url_for
 from markupsafe import Markup, escape
 
-from gateway.microblog import text
+from gateway.microblog import media, posts, text
+from gateway.runtime import Runtime
 
 # The same patterns that index a post (gateway/microblog/text.py), so a link goes exactly where
 # the post was filed.
@@ -46,9 +51,18 @@ def body_html(body: str) -> Markup:
     return Markup("").join(out)
 
 
-def safe_url(url: str) -> str | None:
-    """A media URL fit for a link (http or https only), else None."""
-    return url if re.match(r"https?://", url, re.IGNORECASE) else None
+def media_urls(post: posts.Post) -> list[str]:
+    """The post's media URLs fit for links: https, or http too with MEDIA_ALLOW_HTTP."""
+    return media.kept(post.media, Runtime.of(current_app).config.media_allow_http)
+
+
+def headline(post: posts.Post, chars: int) -> str:
+    """A one-line title for a post: its byline and the start of its body, at most about
+    `chars` characters of body, balanced again where the cut fell."""
+    first_line = " ".join(post.body.split())
+    if len(first_line) > chars:
+        first_line = first_line[: chars - 1] + "…"
+    return f"{post.byline}: {text.balance_bidi(first_line)}"
 
 
 def when(moment: datetime) -> str:

@@ -75,7 +75,16 @@ def _page(timeline: Timeline, params: dict[str, Any]) -> ResponseReturnValue:
         )
 
     # The links depend on where the app is mounted and on the timeline's parameters.
-    key = ("page", request.script_root, tuple(sorted(params.items())), timeline, before, found)
+    media_allow_http = Runtime.of(current_app).config.media_allow_http
+    key = (
+        "page",
+        media_allow_http,
+        request.script_root,
+        tuple(sorted(params.items())),
+        timeline,
+        before,
+        found,
+    )
     return cache.response(key, make, HTML_TYPE)
 
 
