@@ -120,7 +120,9 @@ def explain(key: str, others: set[int], ali_sids: set[str]) -> str | None:
         (keys.PREFIX + "out:drain-scheduled", keys.PREFIX + "out:lane:", keys.OUTBOUND_SENDING)
     ):
         return "outbound bookkeeping, no id of Ali's SMS (checked below)"
-    owner = re.fullmatch(rf"{keys.PREFIX}(?:sub|tl:user|fol|fans:user|rate:posts|rate:dms):?(\d+)(?::.*)?", key)
+    owner = re.fullmatch(
+        rf"{keys.PREFIX}(?:sub|tl:user|fol|fans:user|rate:posts|rate:dms):?(\d+)(?::.*)?", key
+    )
     if owner:
         return "others' own records" if int(owner.group(1)) in others else None
     if key.startswith(keys.timeline_tag("")) or key.startswith(keys.tag_followers("")):
