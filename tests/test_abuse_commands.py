@@ -319,7 +319,8 @@ def test_abuse_11_a_yes_after_10_minutes_erases_nothing(phones: Phones):
     )  # 10 min on
 
     assert phones.say(ALI, "YES") == [
-        "Nothing was erased: FORGET ME waits 10 minutes for YES. To be erased, text FORGET ME again."
+        "Nothing was erased: FORGET ME waits 10 minutes for YES. To be erased, text FORGET ME again.",
+        "Welcome back: SMS from Kabootar are on. Text HELP for commands.",  # START's YES again
     ]
     assert phones.sub_id(ALI) == ali
     phones.say(ALI, "a post after all")

@@ -198,20 +198,21 @@ def _forget(r: Request) -> None:
 
 def _confirm(r: Request) -> None:
     """The text after FORGET ME: YES erases the texter; anything else cancels. A command in
-    it still runs; any other text was an answer, so it is not posted (and they are told)."""
+    it still runs; any other text was an answer, so it is not posted (and they are told). A
+    YES after the question timed out erases nothing, says so, and is START's YES again."""
     redis, answer = r.out.redis, r.command.text
     asked_at = confirmation.asked(redis, [r.texter.id]).get(r.texter.id)
-    if words.is_yes(answer):
-        if asked_at is not None and confirmation.is_open(asked_at):
-            return _erase(r)
-        confirmation.close(redis, r.texter.id)
-        return r.answer("forget_expired", minutes=confirmation.CONFIRM_SECONDS // 60)
+    yes = words.is_yes(answer)
+    if yes and asked_at is not None and confirmation.is_open(asked_at):
+        return _erase(r)
     confirmation.close(redis, r.texter.id)
+    minutes = confirmation.CONFIRM_SECONDS // 60
     command = grammar.parse(answer)
     if command is None or not _runs(command):
-        return r.answer("forget_cancelled_unposted")
+        return r.answer("forget_expired" if yes else "forget_cancelled_unposted", minutes=minutes)
     if command.name != "forget":  # FORGET ME again simply asks again
-        r.say(answers.render("forget_cancelled", r.language), intent=f"cancelled:{r.sid}")
+        said = answers.render("forget_expired" if yes else "forget_cancelled", r.language, minutes=minutes)
+        r.say(said, intent=f"cancelled:{r.sid}")
     _carry_out(dataclasses.replace(r, command=command))
 
 

@@ -6,7 +6,7 @@ text the texter sends within those minutes is their answer, whatever it is (`ans
 a yes-word (`words.YES`, in any language) erases them; anything else cancels. A command
 in that answer still runs (STOP must always work); any other text is not posted, since
 it was an answer ("no!", "wait") rather than a post. A yes-word that comes within an hour
-after the question timed out is told so, rather than read as START.
+after the question timed out is told so (and an English YES is then START's, as always).
 """
 
 from __future__ import annotations
