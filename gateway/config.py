@@ -77,6 +77,15 @@ def _number(name: str, raw: str, kind: Callable[[str], _N]) -> _N:
 
 
 @dataclass(frozen=True)
+class Limits:
+    """What one texter may make Kabootar do (the abuse limits), for the commands and the fan-out."""
+
+    max_mention_sms: int = 5  # @mentions in one post that are texted (the rest are links on the web)
+    dm_per_hour: int = 30  # direct messages one texter may send in any hour
+    max_follows: int = 200  # texters and #tags one texter may follow, together
+
+
+@dataclass(frozen=True)
 class Config:
     host: str = "127.0.0.1"  # where `make run` serves
     port: int = 5000
@@ -107,6 +116,9 @@ class Config:
     workers: int = 2  # worker processes `make run` starts
     sms_max_segments: int = 2  # longest fan-out SMS, in segments
     sender_posts_per_minute: int = 20  # posts one number may make per minute
+    max_mention_sms: int = Limits.max_mention_sms  # MAX_MENTION_SMS: see `Limits`
+    dm_per_hour: int = Limits.dm_per_hour  # DM_PER_HOUR
+    max_follows: int = Limits.max_follows  # MAX_FOLLOWS
     metrics_public: bool = False  # serve /metrics without login
     # Keep and show http: media URLs too (a provider on plain http); else https: only.
     media_allow_http: bool = False
@@ -165,6 +177,9 @@ class Config:
             sender_posts_per_minute=_number(
                 "SENDER_POSTS_PER_MINUTE", env.get("SENDER_POSTS_PER_MINUTE", "20"), int
             ),
+            max_mention_sms=_number("MAX_MENTION_SMS", env.get("MAX_MENTION_SMS", "5"), int),
+            dm_per_hour=_number("DM_PER_HOUR", env.get("DM_PER_HOUR", "30"), int),
+            max_follows=_number("MAX_FOLLOWS", env.get("MAX_FOLLOWS", "200"), int),
             metrics_public=env.get("METRICS_PUBLIC") == "1",
             media_allow_http=env.get("MEDIA_ALLOW_HTTP") == "1",
             trusted_proxies=_number("TRUSTED_PROXIES", env.get("TRUSTED_PROXIES", "0"), int),
@@ -187,6 +202,11 @@ class Config:
         them is unpaced, so there is no limit)."""
         rates = [self.mps(p) for p in self.sms_providers]
         return 0.0 if any(r <= 0 for r in rates) else sum(rates)
+
+    @property
+    def limits(self) -> Limits:
+        """The abuse limits, as the commands and the fan-out read them."""
+        return Limits(self.max_mention_sms, self.dm_per_hour, self.max_follows)
 
     def mps(self, provider: str) -> float:
         """The segments per second `provider` may be sent (0 or less: unpaced)."""
@@ -224,6 +244,9 @@ class Config:
             "WORKERS": str(self.workers),
             "SMS_MAX_SEGMENTS": str(self.sms_max_segments),
             "SENDER_POSTS_PER_MINUTE": str(self.sender_posts_per_minute),
+            "MAX_MENTION_SMS": str(self.max_mention_sms),
+            "DM_PER_HOUR": str(self.dm_per_hour),
+            "MAX_FOLLOWS": str(self.max_follows),
             "KABOOTAR_VAR_DIR": str(self.var_dir),
         }
         if self.redis_url:

@@ -243,7 +243,8 @@ def test_a_whole_conversation_goes_through_the_phone_alone(phone_only: Phones):
     assert phones.received(SARA)[-1] == "You will get no more SMS from Kabootar. Text START to come back."
     assert phones.say(SARA, "START")[0].startswith("Welcome back")
 
-    assert phones.say(ALI, "FORGET ME") == []
+    assert "reply YES" in phones.say(ALI, "FORGET ME")[0]  # it asks first (issue 13 item 11)
+    assert phones.say(ALI, "YES") == []
     assert phones.sub_id(ALI) is None
     assert phones.channels_received(SARA) == {"android"} and phones.channels_received(ALI) == {"android"}
     assert phone_store.requests_received(phones.redis) >= 7  # every SMS went through the phone's API
@@ -478,7 +479,7 @@ def test_after_a_mixed_run_no_number_is_in_redis_the_logs_or_job_data(
     phones.join(REZA, "reza")  # through the phone
     for texter, words in ((SARA, "FOLLOW @ali"), (REZA, "FOLLOW @sara"), (ALI, "news #tehran"),
                           (SARA, "D @reza are you safe?"), (REZA, "@sara yes"), (ALI, "STOP"),
-                          (ALI, "START"), (REZA, "FORGET ME")):  # fmt: skip
+                          (ALI, "START"), (REZA, "FORGET ME"), (REZA, "YES")):  # fmt: skip
         phones.say(texter, words)
     # A number the phone reports in its national form is still the same secret.
     numbers = [ALI, SARA, REZA, "09121234567", "9121234567", "9351112233"]

@@ -74,24 +74,22 @@ def test_a_word_typed_on_an_arabic_keyboard_matches_the_persian_one():
         "on my way to the square",
         "دنبال حقیقت هستیم",
         "توقف کنید",
-        "@ali's photo is everywhere",
-        "",
     ],
-    ids=[
-        "stop-in-sentence",
-        "f",
-        "name",
-        "d",
-        "help",
-        "forget",
-        "on",
-        "fa-follow",
-        "fa-stop",
-        "possessive",
-        "empty",
-    ],
+    ids=["stop-in-sentence", "f", "name", "d", "help", "forget", "on", "fa-follow", "fa-stop"],
 )
-def test_texts_that_only_start_with_a_command_word_are_posts(text):
+def test_texts_that_only_start_with_a_command_word_are_asked_about_not_posted(text):
+    """Issue 13 item 10 changed this: such a text was posted; now it gets "did you mean …?"."""
+    parsed = grammar.parse(text)
+    assert parsed is not None and parsed.problem == grammar.UNCLEAR
+    assert grammar.parse(f'"{text}"') is None  # sent again in quotes: a post
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["@ali's photo is everywhere", "«توقف کنید»", "", "Stopping here for the night"],
+    ids=["possessive", "quoted", "empty", "longer-word"],
+)
+def test_texts_that_are_posts(text):
     assert grammar.parse(text) is None
 
 
@@ -137,6 +135,11 @@ def test_every_answer_fits_two_segments_even_with_long_names(key, language):
         users=123,
         tags=45,
         start="y" * 40,
+        word="UNSUBSCRIBE",
+        usage="z" * 45,
+        most=200,
+        minutes=10,
+        tag="t" * 20,
     )
     assert segments.segments(answers.render(key, language, **fields)) <= answers.MAX_SEGMENTS
 

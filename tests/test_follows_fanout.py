@@ -102,7 +102,7 @@ def test_stop_silences_everything_until_start(phones: Phones):
 
     phones.say(ALI, "while you were away")
     assert phones.say(ALI, "D @sara are you there?") == [
-        "@sara is not taking SMS now, so your message was not sent."
+        "Your private message to @sara was not delivered: they are not receiving messages now."
     ]
     assert phones.received(SARA)[-1] == "You follow @ali now: new posts come to you by SMS."
 
@@ -245,7 +245,9 @@ def test_forget_me_leaves_nothing_of_them(phones: Phones):
         "D @vanishing-ali: this is private",
     ]
 
-    assert phones.say(ALI, "FORGET ME") == []  # nothing left to answer to
+    [question] = phones.say(ALI, "FORGET ME")  # issue 13 item 11: it asks first
+    assert "reply YES within 10 minutes" in question
+    assert phones.say(ALI, "YES") == []  # nothing left to answer to
 
     stored = everything_stored(phones.redis)
     assert [k for k, v in stored.items() if "vanishing-ali" in k + v] == []

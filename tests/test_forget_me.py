@@ -1,4 +1,5 @@
-"""FORGET ME by SMS erases the texter, and a diff of all of Redis proves nothing of them remains.
+"""FORGET ME by SMS, confirmed with YES, erases the texter, and a diff of all of Redis proves
+nothing of them remains.
 
 A live gateway (web app on a real port, the Twilio simulator over HTTP, real RQ workers)
 takes a texter through everything: posts, tags, replies, a deleted post, follows both
@@ -119,7 +120,9 @@ def explain(key: str, others: set[int], ali_sids: set[str]) -> str | None:
         (keys.PREFIX + "out:drain-scheduled", keys.PREFIX + "out:lane:", keys.OUTBOUND_SENDING)
     ):
         return "outbound bookkeeping, no id of Ali's SMS (checked below)"
-    owner = re.fullmatch(rf"{keys.PREFIX}(?:sub|tl:user|fol|fans:user|rate:posts):?(\d+)(?::.*)?", key)
+    owner = re.fullmatch(
+        rf"{keys.PREFIX}(?:sub|tl:user|fol|fans:user|rate:posts|rate:dms):?(\d+)(?::.*)?", key
+    )
     if owner:
         return "others' own records" if int(owner.group(1)) in others else None
     if key.startswith(keys.timeline_tag("")) or key.startswith(keys.tag_followers("")):
@@ -204,7 +207,8 @@ def test_forget_me_erases_the_texter_and_leaves_nothing_of_them(texters: Texters
     ciphertexts = {c for c in ciphertexts if c.startswith("gAAAAA") and vault.decrypt(c) == ALI}
 
     t.text(ALI, "last words before forgetting")
-    t.text(ALI, "FORGET ME")
+    t.text(ALI, "FORGET ME")  # asks to confirm (issue 13 item 11); YES in the same batch erases
+    t.text(ALI, "YES")
     t.drain()
     in_flight.join(timeout=10)
     assert not in_flight.is_alive()
@@ -325,12 +329,14 @@ def test_texts_waiting_from_before_forget_me_are_erased_and_later_ones_start_afr
     held = redis.zcard(keys.INBOX_DEFERRED)
     assert held >= 2  # throttled: waiting for the next minute
 
+    twilio.text(sender=ALI, body="FORGET ME")
+    drain()  # asks to confirm (issue 13 item 11); the burst still waits, throttled
     late = twilio.form(sender=ALI, body="sent before, promoted late")
     twilio.post(late)
     twilio.text(sender=SARA, body="Sara's words, not Ali's")
-    forget = twilio.form(sender=ALI, body="FORGET ME")
+    forget = twilio.form(sender=ALI, body="YES")
     twilio.post(forget)
-    # A text sent before FORGET ME but queued behind it (as a throttled text promoted is).
+    # A text sent before the YES but queued behind it (as a throttled text promoted is).
     redis.lrem(keys.INBOX, 0, late["MessageSid"])
     redis.rpush(keys.INBOX, late["MessageSid"])
     time.sleep(0.01)

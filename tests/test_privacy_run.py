@@ -211,10 +211,12 @@ def every_word(run: Run) -> None:
         run.text(POLY, starts[i % len(starts)])
     run.wait()
     leaving = [w for words in command_words.WORDS["forget"].values() for w in words]
+    yes = [w for words in command_words.YES.values() for w in words]
     assert len(leaving) == len(LEAVERS)
-    for number, word in zip(LEAVERS, leaving, strict=True):
+    for n, (number, word) in enumerate(zip(LEAVERS, leaving, strict=True)):
         run.text(number, "a post from someone about to leave #tehran")
-        run.text(number, word)
+        run.text(number, word)  # asks to confirm (issue 13 item 11) ...
+        run.text(number, yes[n % len(yes)])  # ... and a yes-word of any language erases
     run.wait()
 
 

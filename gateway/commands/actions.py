@@ -1,19 +1,22 @@
 """Carrying out a texter's commands, and answering them in the language they used.
 
 Every command gets a short answer (intent `answer:<message id>`, so a drain that runs
-twice answers once), except the STOP words a provider answers itself and FORGET ME, after
-which there is no number left to answer. Bad input gets a usage hint, never silence.
+twice answers once), except the STOP words a provider answers itself and the YES that
+confirms FORGET ME, after which there is no number left to answer. Bad input gets a usage
+hint, never silence; a text that starts with a command word but is not its shape gets
+"did you mean …?" and is neither carried out nor posted.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from gateway import segments
-from gateway.commands import answers, grammar
+from gateway.commands import answers, confirmation, grammar, limits, words
 from gateway.commands.grammar import Command, bare
-from gateway.microblog import account, follows, posts, subscribers
+from gateway.microblog import account, follows, posts, subscribers, text
 from gateway.outbox import fanout, outbound
 from gateway.outbox.outbound import Outbox
 from gateway.providers import registry
@@ -43,9 +46,11 @@ class Request:
         """Queue the answer `key`, in the texter's language."""
         self.say(answers.render(key, self.language, **fields), force)
 
-    def say(self, text: str, force: bool = False) -> None:
-        """Queue `text` as the answer to this command (once, however often this runs)."""
-        self.out.queue([(self.texter.id, answers.fit(text))], f"answer:{self.sid}", "answer", force)
+    def say(self, text: str, force: bool = False, intent: str = "") -> None:
+        """Queue `text` as the answer to this command (once, however often this runs); a
+        second answer to the same text needs an `intent` of its own."""
+        intent = intent or f"answer:{self.sid}"
+        self.out.queue([(self.texter.id, answers.fit(text))], intent, "answer", force)
 
 
 def _help(r: Request) -> None:
@@ -78,35 +83,51 @@ def _follow(r: Request) -> None:
     if r.command.problem:
         return r.answer(r.command.problem)
     on = r.command.name == "follow"
-    done: list[str] = []
-    unknown: list[str] = []
-    self_named = False
+    found: dict[str, list[str]] = {}
     for target in r.command.targets:
-        name = bare(target)
-        if target[0] in "#＃":
-            (follows.follow_tag if on else follows.unfollow_tag)(r.out.redis, r.texter.id, name)
-            done.append(f"#{name}")
-        elif (sub_id := subscribers.id_for_handle(r.out.redis, name)) is None:
-            unknown.append(name)
-        elif sub_id == r.texter.id:
-            self_named = True
-        else:
-            (follows.follow_user if on else follows.unfollow_user)(r.out.redis, r.texter.id, sub_id)
-            done.append(f"@{subscribers.handle_of(r.out.redis, sub_id) or name}")
+        outcome, label = _follow_one(r, target, on)
+        found.setdefault(outcome, []).append(label)
     parts = []
-    if done:
+    if done := found.get("done"):
         parts.append(answers.render("followed" if on else "unfollowed", r.language, targets=", ".join(done)))
-    if unknown:
+    if unknown := found.get("unknown"):
         parts.append(answers.render("no_such_handle", r.language, handle=unknown[0]))
-    if self_named and on:
+    if too_long := found.get("too_long"):
+        parts.append(answers.render("tag_too_long", r.language, tag=too_long[0][:20], most=text.TAG_MAX))
+    if "full" in found:
+        parts.append(answers.render("follow_limit", r.language, most=r.out.limits.max_follows))
+    if "self" in found and on:
         parts.append(answers.render("follow_self", r.language))
     r.say(" ".join(parts) or answers.render(f"{r.command.name}_usage", r.language))
+
+
+def _follow_one(r: Request, target: str, on: bool) -> tuple[str, str]:
+    """Follow or unfollow one @handle or #tag: (done / unknown / too_long / full / self, its label)."""
+    name, most = bare(target), r.out.limits.max_follows
+    if target[0] in "#＃":
+        if on and not text.tag_fits(name):
+            return "too_long", name
+        if not on:
+            follows.unfollow_tag(r.out.redis, r.texter.id, name)
+        elif follows.follow_tag(r.out.redis, r.texter.id, name, most) == "full":
+            return "full", name
+        return "done", f"#{name}"
+    sub_id = subscribers.id_for_handle(r.out.redis, name) if len(name) <= text.HANDLE_MAX else None
+    if sub_id is None:
+        return "unknown", name
+    if sub_id == r.texter.id:
+        return "self", name
+    if not on:
+        follows.unfollow_user(r.out.redis, r.texter.id, sub_id)
+    elif follows.follow_user(r.out.redis, r.texter.id, sub_id, most) == "full":
+        return "full", name
+    return "done", f"@{subscribers.handle_of(r.out.redis, sub_id) or name}"
 
 
 def _resolve(r: Request) -> tuple[int, str] | None:
     """The subscriber a GET/WHOIS/D names, after answering if there is none."""
     name = bare(r.command.targets[0])
-    sub_id = subscribers.id_for_handle(r.out.redis, name)
+    sub_id = subscribers.id_for_handle(r.out.redis, name) if len(name) <= text.HANDLE_MAX else None
     if sub_id is None:
         r.answer("no_such_handle", handle=name)
         return None
@@ -169,11 +190,55 @@ def _stats(r: Request) -> None:
 
 
 def _forget(r: Request) -> None:
+    """FORGET ME: ask to confirm (even a stopped texter: it is their way out). Their next
+    text answers (`confirmation.answers`), and runs as `_confirm`."""
+    confirmation.ask(r.out.redis, r.texter.id)
+    r.answer("forget_ask", force=True, minutes=confirmation.CONFIRM_SECONDS // 60)
+
+
+def _confirm(r: Request) -> None:
+    """The text after FORGET ME: YES erases the texter; anything else cancels. A command in
+    it still runs; any other text was an answer, so it is not posted (and they are told). A
+    YES after the question timed out erases nothing, says so, and is START's YES again."""
+    redis, answer = r.out.redis, r.command.text
+    asked_at = confirmation.asked(redis, [r.texter.id]).get(r.texter.id)
+    yes = words.is_yes(answer)
+    if yes and asked_at is not None and confirmation.is_open(asked_at):
+        return _erase(r)
+    confirmation.close(redis, r.texter.id)
+    minutes = confirmation.CONFIRM_SECONDS // 60
+    command = grammar.parse(answer)
+    if command is None or not _runs(command):
+        return r.answer("forget_expired" if yes else "forget_cancelled_unposted", minutes=minutes)
+    if command.name != "forget":  # FORGET ME again simply asks again
+        said = answers.render("forget_expired" if yes else "forget_cancelled", r.language, minutes=minutes)
+        r.say(said, intent=f"cancelled:{r.sid}")
+    _carry_out(dataclasses.replace(r, command=command))
+
+
+def _runs(command: Command) -> bool:
+    """Whether a text is a command to carry out, rather than one that would be posted (a
+    reply to someone who exists) or that is not carried out ("did you mean …?")."""
+    return command.problem != grammar.UNCLEAR and not (command.name == "reply" and not command.problem)
+
+
+def _erase(r: Request) -> None:
+    """Erase the texter now (their records here; the outbox's in a job)."""
     post_ids, handle = account.forget(r.out.redis, r.texter.id, r.texter.lookup_key)
     description = f"forget subscriber {r.texter.id}"
     queues.enqueue(
         r.out.rq_queues, queues.FORGET_OUTBOUND, r.texter.id, post_ids, handle, description=description
     )
+
+
+def _unclear(r: Request) -> None:
+    """A text that starts with a command word without its shape: "did you mean …?", with
+    the way to post it instead (start it with a quote mark)."""
+    name, word = r.command.name, r.command.keyword
+    if grammar.takes_arguments(name):
+        usage = answers.render(f"{name}_usage", r.language)
+        return r.answer("did_you_mean_usage", word=word, usage=usage)
+    r.answer("did_you_mean", force=name == "help", word=word)
 
 
 def _reply(r: Request) -> None:
@@ -183,17 +248,25 @@ def _reply(r: Request) -> None:
 
 
 def _dm(r: Request) -> None:
-    """D @handle text: to them alone, by SMS, never public."""
+    """D @handle text: to them alone, by SMS, never public; at most DM_PER_HOUR an hour."""
     if r.command.problem:
         return r.answer("dm_usage")
     if (found := _resolve(r)) is None:
         return None
     sub_id, handle = found
+    if sub_id == r.texter.id:
+        return r.answer("dm_self")
     intent = f"dm:{r.texter.id}:{r.sid}"  # starts with the sender: FORGET ME finds their messages
-    sms = f"D @{r.texter.handle}: {r.command.text}"
-    queued = r.out.queue([(sub_id, segments.truncate(sms, r.out.max_segments))], intent, "direct")
     already = outbound.message_status(r.out.redis, outbound.message_id(intent, sub_id)) is not None
-    r.answer("dm_sent" if queued or already else "dm_unreachable", handle=handle)
+    most = r.out.limits.dm_per_hour
+    if not already and not limits.take_dm(r.out.redis, r.texter.id, r.sid, most):
+        return r.answer("dm_limit", most=most)
+    sms = segments.truncate(f"D @{r.texter.handle}: {r.command.text}", r.out.max_segments)
+    undelivered = answers.fit(answers.render("dm_undelivered", r.language, handle=handle))
+    queued = r.out.queue([(sub_id, sms)], intent, "direct", notice=(r.texter.id, undelivered))
+    if queued or already:
+        return r.answer("dm_sent", handle=handle)
+    r.say(undelivered)  # they are OFF or stopped: not delivered, and nothing more said of why
 
 
 HANDLERS: dict[str, Callable[[Request], None]] = {
@@ -211,6 +284,7 @@ HANDLERS: dict[str, Callable[[Request], None]] = {
     "delete": _delete,
     "stats": _stats,
     "forget": _forget,
+    confirmation.ANSWER: _confirm,
     "reply": _reply,
     "dm": _dm,
 }
@@ -218,9 +292,16 @@ HANDLERS: dict[str, Callable[[Request], None]] = {
 
 def run(out: Outbox, sid: str, texter: Texter, command: Command) -> None:
     """Carry out one command from `texter` (text `sid`) and queue its answer."""
-    said = command.text if command.name in ("reply", "dm", "bio") else ""
+    whole = command.name in ("reply", "dm", "bio", confirmation.ANSWER) or command.problem == grammar.UNCLEAR
+    said = command.text if whole else ""
     said = said or " ".join((command.keyword, *command.targets))  # "@sara" alone: the name's script
     language = command.language or grammar.language_of(said, texter.language)
     if language != texter.language:
         out.redis.hset(keys.subscriber(texter.id), "lang", language)
-    HANDLERS[command.name](Request(out, sid, texter, command, language))
+    _carry_out(Request(out, sid, texter, command, language))
+
+
+def _carry_out(r: Request) -> None:
+    if r.command.problem == grammar.UNCLEAR:
+        return _unclear(r)
+    HANDLERS[r.command.name](r)

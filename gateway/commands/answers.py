@@ -16,19 +16,59 @@ MAX_SEGMENTS = 2
 TEXTS: dict[str, dict[str, str]] = {
     "welcome": {
         "en": "Welcome to Kabootar! You are @{handle}. Anything you text is posted publicly. "
-        "Text HELP for commands.",
-        "fa": "به کبوتر خوش آمدید! شما @{handle} هستید. هر متنی بفرستید عمومی منتشر می‌شود. فرمان‌ها: راهنما",
-        "ar": "أهلاً بك في كبوتر! أنت @{handle}. كل ما ترسله يُنشر للعموم. للأوامر: مساعدة",
+        "Text HELP for commands. FORGET ME erases you (after you confirm with YES).",
+        "fa": "به کبوتر خوش آمدید! شما @{handle} هستید. هر متن شما عمومی منتشر می‌شود. فرمان‌ها: راهنما. "
+        "پاک‌شدن: فراموشم کن+بله",
+        "ar": "أهلاً بك في كبوتر! أنت @{handle}. كل ما ترسله يُنشر للعموم. للأوامر: مساعدة. "
+        "للمحو: انسني ثم نعم",
     },
     "help": {
         "en": "Kabootar: any text is a public post. @name text: reply. D @name text: private. "
         "FOLLOW or UNFOLLOW @name/#tag. GET @name. WHOIS @name. NAME newname. BIO text. "
-        "OFF/ON. DELETE. STATS. FORGET ME. STOP.",
+        "OFF/ON. DELETE. STATS. FORGET ME (then YES to confirm). STOP.",
         # Persian and Arabic have 134 characters for two segments: the list alone.
         "fa": "@نام متن=پاسخ. D @نام متن=خصوصی. دنبال/لغو دنبال @نام #برچسب. آخرین/کیست @نام. "
-        "تغییر نام. بیو. خاموش/روشن. حذف. آمار. فراموشم کن. توقف",
+        "تغییر نام/بیو. خاموش/روشن/حذف/آمار. فراموشم کن+بله/توقف",
         "ar": "@اسم نص=رد. D @اسم نص=خاص. تابع/الغاء المتابعة @اسم #وسم. آخر/من هو @اسم. "
-        "الاسم. بايو. اطفاء/تشغيل. حذف. احصائيات. انسني. توقف",
+        "الاسم. بايو. اطفاء/تشغيل. حذف. احصائيات. انسني+نعم. توقف",
+    },
+    "did_you_mean": {
+        "en": "Not posted: your text starts with the command {word}. To run it, text {word} alone. "
+        'To post your text, send it again starting with a quote mark (").',
+        "fa": "منتشر نشد: متن با فرمان «{word}» شروع می‌شود. برای اجرا فقط «{word}» بفرستید. "
+        "برای انتشار، متن را با « آغاز کنید.",
+        "ar": "لم يُنشر: نصك يبدأ بالأمر «{word}». لتنفيذه أرسل «{word}» وحده. لنشره ابدأه بعلامة «",
+    },
+    "did_you_mean_usage": {
+        "en": "Not posted: your text starts with the command {word}. {usage} "
+        'To post your text, send it again starting with a quote mark (").',
+        "fa": "منتشر نشد: متن با فرمان «{word}» شروع می‌شود. {usage} برای انتشار، با « آغاز کنید.",
+        "ar": "لم يُنشر: نصك يبدأ بالأمر «{word}». {usage} لنشره ابدأه بعلامة «",
+    },
+    "forget_ask": {
+        "en": "FORGET ME erases your number, posts, follows and messages for good. To go ahead, "
+        "reply YES within {minutes} minutes. Any other reply cancels.",
+        "fa": "فراموشم کن شماره، پست‌ها و دنبال‌شده‌های شما را برای همیشه پاک می‌کند. "
+        "برای تأیید تا {minutes} دقیقه «بله» بفرستید؛ پاسخ دیگر لغو می‌کند.",
+        "ar": "انسني يمحو رقمك ومنشوراتك ومتابعاتك نهائياً. للتأكيد أرسل «نعم» خلال {minutes} دقائق؛ "
+        "أي رد آخر يلغي.",
+    },
+    "forget_cancelled": {
+        "en": "FORGET ME cancelled: nothing was erased.",
+        "fa": "فراموشم کن لغو شد؛ چیزی پاک نشد.",
+        "ar": "أُلغي انسني؛ لم يُمحَ شيء.",
+    },
+    "forget_cancelled_unposted": {
+        "en": "FORGET ME cancelled: nothing was erased, and your text was taken as the answer, "
+        "not posted. Send it again to post it.",
+        "fa": "فراموشم کن لغو شد؛ چیزی پاک نشد و متن شما منتشر نشد. برای انتشار دوباره بفرستید.",
+        "ar": "أُلغي انسني؛ لم يُمحَ شيء ولم يُنشر نصك. أعد إرساله لنشره.",
+    },
+    "forget_expired": {
+        "en": "Nothing was erased: FORGET ME waits {minutes} minutes for YES. To be erased, "
+        "text FORGET ME again.",
+        "fa": "چیزی پاک نشد: فراموشم کن فقط {minutes} دقیقه منتظر «بله» است. دوباره «فراموشم کن» بفرستید.",
+        "ar": "لم يُمحَ شيء: انسني ينتظر «نعم» {minutes} دقائق فقط. أرسل «انسني» من جديد.",
     },
     "reply_usage": {
         "en": "To reply, write your message after the name: @{handle} your reply",
@@ -168,10 +208,30 @@ TEXTS: dict[str, dict[str, str]] = {
         "fa": "پیام خصوصی برای @{handle} فرستاده شد.",
         "ar": "أُرسلت رسالتك الخاصة إلى @{handle}.",
     },
-    "dm_unreachable": {
-        "en": "@{handle} is not taking SMS now, so your message was not sent.",
-        "fa": "@{handle} اکنون پیامک نمی‌گیرد؛ پیام شما فرستاده نشد.",
-        "ar": "@{handle} لا يستقبل الرسائل الآن؛ لم تُرسل رسالتك.",
+    "dm_undelivered": {
+        "en": "Your private message to @{handle} was not delivered: they are not receiving messages now.",
+        "fa": "پیام خصوصی شما به @{handle} نرسید: او اکنون پیامی دریافت نمی‌کند.",
+        "ar": "لم تصل رسالتك الخاصة إلى @{handle}: لا يستقبل الرسائل الآن.",
+    },
+    "dm_self": {
+        "en": "You cannot send a private message to yourself.",
+        "fa": "نمی‌توانید به خودتان پیام خصوصی بفرستید.",
+        "ar": "لا يمكنك إرسال رسالة خاصة إلى نفسك.",
+    },
+    "dm_limit": {
+        "en": "Not sent: you can send {most} private messages an hour. Try again later.",
+        "fa": "فرستاده نشد: در هر ساعت {most} پیام خصوصی می‌توانید بفرستید. بعداً دوباره بفرستید.",
+        "ar": "لم تُرسل: يمكنك إرسال {most} رسالة خاصة في الساعة. حاول لاحقاً.",
+    },
+    "tag_too_long": {
+        "en": "A #tag has at most {most} characters: #{tag}… was not followed.",
+        "fa": "برچسب حداکثر {most} نویسه دارد: #{tag}… دنبال نشد.",
+        "ar": "الوسم {most} حرفاً على الأكثر: لم تتم متابعة #{tag}…",
+    },
+    "follow_limit": {
+        "en": "You follow {most} people and tags, the most allowed: UNFOLLOW some first.",
+        "fa": "شما {most} نفر و برچسب را دنبال می‌کنید که بیشترین مجاز است. اول چندتا را لغو دنبال کنید.",
+        "ar": "تتابع {most} شخصاً ووسماً، وهو الحد الأقصى. ألغِ متابعة بعضها أولاً.",
     },
 }
 

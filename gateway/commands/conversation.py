@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from redis.exceptions import RedisError
 
-from gateway.commands import actions, answers, grammar
+from gateway.commands import actions, answers, confirmation, grammar
 from gateway.commands.grammar import Command
 from gateway.outbox.outbound import Outbox
 from gateway.store import keys
@@ -44,5 +44,5 @@ def run(out: Outbox, items: Sequence[tuple[str, int, str, Command]]) -> None:
         except Exception:
             # A bug in one command must not hold up every text behind it. Ids only in the log.
             log.exception("command %s in %s failed", command.name, sid)
-        if command.name in ("name", "forget"):  # later texts in the batch see the change
+        if command.name in ("name", confirmation.ANSWER):  # later texts in the batch see the change
             known[sub_id] = out.redis.hmget(keys.subscriber(sub_id), "handle", "lang", "ch")

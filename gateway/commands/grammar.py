@@ -1,11 +1,14 @@
 """Which texts are commands, and what they ask for (the README's command table).
 
-A text is a command only when it has a command's shape, so ordinary posts that happen
-to start with a command word stay posts: a word that takes nothing (STOP, HELP, OFF…)
-must be the whole text, as with the carriers' own keywords ("Stop the arrests" is a post);
-FOLLOW-like words take @handles, #tags or one bare name; NAME takes one word; `D` takes
-an @handle. A command word with nothing after it is still a command, answered with
-how to use it. The words themselves, in every language, are in `words.py`.
+A text that starts with a command word is never posted unless the texter means it: a
+command with the right shape is carried out; one that does not fit (extra words after a
+word that takes nothing, such as `FORGET ME please` or `Help is needed at the square`;
+FOLLOW-like words followed by more than @handles, #tags or one bare name; NAME with more
+than one word; `D` without an @handle) is answered "did you mean …?" (`UNCLEAR`), never
+carried out nor posted. A text that starts with a quote mark is always a post, so a post
+that starts with a command word can be sent again that way. A command word with nothing
+after it is still a command, answered with how to use it. The words themselves, in every
+language, are in `words.py`.
 """
 
 from __future__ import annotations
@@ -18,7 +21,10 @@ from gateway.microblog.text import MENTION_PATTERN
 
 NO_ARGUMENT = frozenset({"help", "off", "on", "delete", "stats", "forget", "stop", "start"})
 TARGETS = frozenset({"follow", "unfollow", "get", "whois"})
-_TRAILING = ".,!?؟،:;"  # "Stop." and "help?" are still the keyword
+_TRAILING = words.TRAILING  # "Stop." and "help?" are still the keyword
+# A text starting with one of these is a post whatever follows: "Help is needed…" sent again.
+QUOTES = "\"'«»“”„‘’‹›「"
+UNCLEAR = "did_you_mean"  # the problem of a text that starts with a command word but has not its shape
 _PERSIAN_ONLY = frozenset("پچژگکی")
 _ARABIC_ONLY = frozenset("كيةى")
 
@@ -30,8 +36,8 @@ class Command:
     name: str  # a key of words.WORDS, or "reply" for `@handle text`
     language: str | None  # en / fa / ar when the command word tells; None: decide from the text
     targets: tuple[str, ...] = ()  # "@handle", "#tag" or a bare name, as written
-    text: str = ""  # a reply's or message's text, a bio, a new handle
-    problem: str = ""  # "" when well formed, else the usage answer to give
+    text: str = ""  # a reply's or message's text, a bio, a new handle; the whole text when UNCLEAR
+    problem: str = ""  # "" when well formed, UNCLEAR, else the usage answer to give
     keyword: str = ""  # the command word as typed, for answers and a provider's own keywords
 
 
@@ -73,18 +79,17 @@ def _split_command(text: str) -> tuple[str, frozenset[str], str, list[str]] | No
     """The longest command word or phrase at the start, its languages, the word as typed, the rest."""
     tokens = text.split()
     for n in range(min(words.LONGEST, len(tokens)), 0, -1):
-        typed = " ".join(tokens[:n])
-        last = n == len(tokens)
-        found = words.lookup(typed.rstrip(_TRAILING) if last else typed)
+        typed = " ".join(tokens[:n]).rstrip(_TRAILING)  # "FORGET ME, please": the phrase still
+        found = words.lookup(typed)
         if found:
-            return found[0], found[1], typed.rstrip(_TRAILING), tokens[n:]
+            return found[0], found[1], typed, tokens[n:]
     return None
 
 
 def parse(body: str) -> Command | None:
     """The command in a text, or None when the text is a post."""
     text = body.strip()
-    if not text:
+    if not text or text[0] in QUOTES:
         return None
     if text[0] in ("@", "＠"):
         return _reply(text)
@@ -93,19 +98,24 @@ def parse(body: str) -> Command | None:
         return None
     name, languages, keyword, rest = split
     language = next(iter(languages)) if len(languages) == 1 else None
-    command = Command(name, language, keyword=keyword)
+    shaped = _shaped(name, language, keyword, rest, text)
+    return shaped or Command(name, language, text=text, problem=UNCLEAR, keyword=keyword)
+
+
+def _shaped(name: str, language: str | None, keyword: str, rest: list[str], text: str) -> Command | None:
+    """The command `name` with its arguments `rest`, or None when they are not its shape."""
 
     def usage() -> Command:
         return Command(name, language, problem=f"{name}_usage", keyword=keyword)
 
     if name in NO_ARGUMENT:
-        return command if not rest else None
+        return Command(name, language, keyword=keyword) if not rest else None
     if name in TARGETS:
         if not rest:
             return usage()
         if all(_is_target(t) for t in rest):
             return Command(name, language, targets=tuple(rest), keyword=keyword)
-        if len(rest) == 1 and re.fullmatch(r"[\w\-]+", rest[0]):
+        if len(rest) == 1 and re.fullmatch(r"[\w\-]+", rest[0].rstrip(_TRAILING)):
             return Command(name, language, targets=(rest[0],), keyword=keyword)
         return None
     if name == "name":
@@ -124,6 +134,11 @@ def parse(body: str) -> Command | None:
         problem = "" if message else "dm_usage"
         return Command(name, language, targets=(rest[0],), text=message, problem=problem, keyword=keyword)
     raise AssertionError(f"no shape for command {name}")  # a new word table entry needs a rule here
+
+
+def takes_arguments(name: str) -> bool:
+    """Whether a command takes words after it (FOLLOW @x, NAME x, D @x text…)."""
+    return name not in NO_ARGUMENT
 
 
 def bare(target: str) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import unicodedata
 
 LANGUAGES = ("en", "fa", "ar")
+TRAILING = ".,!?؟،:;"  # punctuation after a word that leaves it the same word ("Stop.", "yes!")
 
 # command -> language -> words (a word may be a phrase of up to three words)
 WORDS: dict[str, dict[str, tuple[str, ...]]] = {
@@ -39,6 +40,10 @@ WORDS: dict[str, dict[str, tuple[str, ...]]] = {
     "start": {"en": ("START", "YES", "UNSTOP"), "fa": ("شروع", "ادامه"), "ar": ("ابدأ", "ابدا", "بدء")},
     "dm": {"en": ("D", "DM"), "fa": ("پیام", "خصوصی"), "ar": ("رسالة", "خاص")},
 }
+
+# The answers that confirm a question Kabootar asked (FORGET ME's "reply YES"). Only while
+# such a question waits: otherwise YES is START's, and the others are ordinary words.
+YES: dict[str, tuple[str, ...]] = {"en": ("YES",), "fa": ("بله", "بلی", "آره"), "ar": ("نعم", "أجل")}
 
 # Spelling variants people type interchangeably, mapped to one form for matching only.
 _SAME = str.maketrans(
@@ -80,6 +85,14 @@ def _index() -> dict[str, tuple[str, frozenset[str]]]:
 
 INDEX = _index()
 LONGEST = max(len(key.split()) for key in INDEX)
+
+
+_YES = frozenset(normalize(word) for words in YES.values() for word in words)
+
+
+def is_yes(text: str) -> bool:
+    """Whether a text is a yes-word alone (any language, any case; "yes!" too)."""
+    return normalize(text).rstrip(TRAILING) in _YES
 
 
 def lookup(words: str) -> tuple[str, frozenset[str]] | None:

@@ -98,9 +98,10 @@ def delete_latest(redis: Redis, sub_id: int, message_sid: str) -> posts.Post | N
 
 
 def forget(redis: Redis, sub_id: int, lookup_key: str) -> tuple[list[int], str]:
-    """FORGET ME: erase the subscriber, their number, handle, bio, follows and posts, and
-    their place in the block list. (What the pipeline and the outbox still hold of them,
-    they forget themselves: `pipeline.forget`, `outbox.forget`.)
+    """FORGET ME, confirmed: erase the subscriber, their number, handle, bio, follows, posts,
+    the count of their direct messages, and their place in the block list. (What the
+    pipeline and the outbox still hold of them, they forget themselves: `pipeline.forget`,
+    `outbox.forget`.)
 
     SMS queued to them are never sent from here on: the sender finds no number to send
     to. Returns the erased post ids and the old handle, for `outbox.forget` (a slower
@@ -116,6 +117,7 @@ def forget(redis: Redis, sub_id: int, lookup_key: str) -> tuple[list[int], str]:
     if redis.hget(keys.PHONE_INDEX, lookup_key) == str(sub_id):
         pipe.hdel(keys.PHONE_INDEX, lookup_key)
     pipe.delete(keys.subscriber(sub_id), keys.timeline_user(sub_id))
+    pipe.delete(keys.confirmation(sub_id), keys.dm_rate(sub_id))
     pipe.srem(keys.BLOCKED_SUBSCRIBERS, sub_id)
     pipe.execute()
     return post_ids, handle

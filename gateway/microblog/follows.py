@@ -2,19 +2,37 @@
 
 `kb:fans:user:<id>` and `kb:fans:tag:<tag>` answer "who gets this post" in one SUNION;
 `kb:fol:<id>:users` and `kb:fol:<id>:tags` answer STATS and let FORGET ME find every
-set a subscriber is in. Both sides change in one MULTI, so they never disagree. Tags are
-case-folded (`text.fold`), so FOLLOW #Tehran and #tehran are one follow.
+set a subscriber is in. Both sides change in one step, so they never disagree. Tags are
+case-folded (`text.fold`), so FOLLOW #Tehran and #tehran are one follow. A follow may be
+capped (MAX_FOLLOWS: texters and tags together), checked in the same step as it is made.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from redis import Redis
 
 from gateway.microblog.text import fold
-from gateway.store import keys
+from gateway.store import keys, scripts
+
+Followed = Literal["followed", "already", "full"]
+
+# KEYS: the follower's set to add to, their other following set, the fans set of what they
+# follow.  ARGV: what they follow (an id or a folded tag), the follower's id, the most
+# follows they may have (-1: no limit).
+_FOLLOW = """
+if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then return 'already' end
+local limit = tonumber(ARGV[3])
+if limit >= 0 and redis.call('SCARD', KEYS[1]) + redis.call('SCARD', KEYS[2]) >= limit then
+  return 'full'
+end
+redis.call('SADD', KEYS[1], ARGV[1])
+redis.call('SADD', KEYS[3], ARGV[2])
+return 'followed'
+"""
 
 
 @dataclass(frozen=True)
@@ -24,12 +42,21 @@ class Counts:
     following_tags: int
 
 
-def follow_user(redis: Redis, follower: int, followed: int) -> bool:
-    """Start following a subscriber; False if already following."""
-    pipe = redis.pipeline(transaction=True)
-    pipe.sadd(keys.following(follower), followed)
-    pipe.sadd(keys.followers(followed), follower)
-    return bool(pipe.execute()[0])
+def _follow(redis: Redis, follower: int, target: str, kind: str, limit: int | None) -> Followed:
+    mine, other = keys.following(follower), keys.following_tags(follower)
+    if kind == "tag":
+        mine, other, fans = other, mine, keys.tag_followers(target)
+    else:
+        fans = keys.followers(target)
+    args: list[str | int] = [target, follower, -1 if limit is None else limit]
+    found: Followed = scripts.load(redis, _FOLLOW)(keys=[mine, other, fans], args=args)
+    return found
+
+
+def follow_user(redis: Redis, follower: int, followed: int, limit: int | None = None) -> Followed:
+    """Start following a subscriber: "followed", "already" (following), or "full" (the
+    follower has `limit` follows already)."""
+    return _follow(redis, follower, str(followed), "user", limit)
 
 
 def unfollow_user(redis: Redis, follower: int, followed: int) -> bool:
@@ -40,12 +67,9 @@ def unfollow_user(redis: Redis, follower: int, followed: int) -> bool:
     return bool(pipe.execute()[0])
 
 
-def follow_tag(redis: Redis, follower: int, tag: str) -> bool:
-    """Start following a tag (as written or folded); False if already following."""
-    pipe = redis.pipeline(transaction=True)
-    pipe.sadd(keys.following_tags(follower), fold(tag))
-    pipe.sadd(keys.tag_followers(fold(tag)), follower)
-    return bool(pipe.execute()[0])
+def follow_tag(redis: Redis, follower: int, tag: str, limit: int | None = None) -> Followed:
+    """Start following a tag (as written or folded), as `follow_user` a subscriber."""
+    return _follow(redis, follower, fold(tag), "tag", limit)
 
 
 def unfollow_tag(redis: Redis, follower: int, tag: str) -> bool:

@@ -33,6 +33,9 @@ def shown(config: Config) -> list[Setting]:
             str(config.sender_posts_per_minute),
             "posts one number may make a minute",
         ),
+        Setting("MAX_MENTION_SMS", str(config.max_mention_sms), "@mentions in one post that are texted"),
+        Setting("DM_PER_HOUR", str(config.dm_per_hour), "direct messages one texter may send an hour"),
+        Setting("MAX_FOLLOWS", str(config.max_follows), "texters and #tags one texter may follow"),
         Setting("WORKERS", str(config.workers), "worker processes `make run` starts"),
         Setting("METRICS_PUBLIC", _switch(config.metrics_public), "/metrics served without login"),
         Setting(

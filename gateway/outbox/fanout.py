@@ -1,9 +1,11 @@
 """A new post, by SMS, to the people it concerns.
 
-The replied-to author and the texters it @mentions are told first ("direct", the
-priority lane); then everyone following its author or one of its tags gets it ("fanout",
-bulk). Every SMS for a post shares the intent `post:<id>`, so each person gets one SMS
-per post however many reasons they have, and a plan that runs twice queues nothing new.
+The replied-to author is told first ("direct", the priority lane, beside answers and
+direct messages); the texters it @mentions (the first MAX_MENTION_SMS of them: the rest
+are only links on the web) and everyone following its author or one of its tags get it in
+bulk ("fanout"), so a text full of mentions cannot crowd out answers to commands. Every
+SMS for a post shares the intent `post:<id>`, so each person gets one SMS per post
+however many reasons they have, and a plan that runs twice queues nothing new.
 Audiences larger than FANOUT_BATCH are split into batch jobs that any worker can take.
 Who is stopped or paused is decided when queuing (`outbound.queue`) and again when sending.
 
@@ -53,17 +55,24 @@ def enqueue(rq_queues: Mapping[str, Queue], post_ids: Sequence[int]) -> None:
         )
 
 
-def _notified(redis: Redis, post: posts.Post) -> list[int]:
-    """The replied-to author and, for texted posts, the mentioned texters; never the author."""
-    ids: list[int] = []
-    if post.reply_to is not None:
-        parent = posts.get(redis, post.reply_to)
-        if parent is not None and parent.author_id is not None:
-            ids.append(parent.author_id)
-    if post.source == "sms" and post.mentions:
-        found = redis.hmget(keys.HANDLE_INDEX, [fold(m) for m in post.mentions])
-        ids += [int(x) for x in found if x]
-    return [i for i in dict.fromkeys(ids) if i != post.author_id]
+def _replied_to(redis: Redis, post: posts.Post) -> list[int]:
+    """The texter a post replies to (never its own author): told in the priority lane."""
+    if post.reply_to is None:
+        return []
+    parent = posts.get(redis, post.reply_to)
+    if parent is None or parent.author_id is None or parent.author_id == post.author_id:
+        return []
+    return [parent.author_id]
+
+
+def _mentioned(redis: Redis, post: posts.Post, skip: list[int], cap: int) -> list[int]:
+    """The first `cap` texters a texted post @mentions, in the order it names them, leaving
+    out its author and `skip` (told already). Web posts text no one they mention."""
+    if post.source != "sms" or not post.mentions or cap <= 0:
+        return []
+    found = redis.hmget(keys.HANDLE_INDEX, [fold(m) for m in post.mentions])
+    ids = [int(x) for x in found if x]
+    return [i for i in dict.fromkeys(ids) if i != post.author_id and i not in skip][:cap]
 
 
 def plan(out: Outbox, post_ids: Sequence[int]) -> int:
@@ -76,10 +85,11 @@ def plan(out: Outbox, post_ids: Sequence[int]) -> int:
     )
     queued = 0
     for post, audience in zip(found, audiences, strict=True):
-        direct = _notified(out.redis, post) if post.reply_to is not None or post.mentions else []
-        audience = [r for r in audience if r not in direct]
-        if direct or audience:
-            queued += _queue_post(out, post, direct, audience)
+        direct = _replied_to(out.redis, post)
+        mentioned = _mentioned(out.redis, post, direct, out.limits.max_mention_sms)
+        bulk = [r for r in dict.fromkeys([*mentioned, *audience]) if r not in direct]
+        if direct or bulk:
+            queued += _queue_post(out, post, direct, bulk)
     return queued
 
 

@@ -22,6 +22,7 @@ from typing import cast
 from redis import Redis
 from rq import Queue
 
+from gateway.config import Limits
 from gateway.providers.records import FAILED, OPTED_OUT, RETRY, UNDELIVERED, DeliveryReport
 from gateway.runtime import Runtime
 from gateway.store import keys, queues, scripts, stats
@@ -55,12 +56,13 @@ QUEUE_CHUNK = 500  # messages per script call when queuing a large audience
 _LUA_RANK = "local rank = {" + ", ".join(f"{status}={n}" for status, n in RANK.items()) + "}\n"
 
 # KEYS: lane list, lane drain flag.  ARGV: kind, force ("1": even if stopped), now, message key
-# prefix, subscriber key prefix, ttl, flag ttl ms, intent, then (recipient, id, body) triples.
+# prefix, subscriber key prefix, ttl, flag ttl ms, intent, who to tell if it cannot be
+# delivered ("" no one) and what, then (recipient, id, body) triples.
 # Each SMS notes the channel its recipient texted through last (`ch`: its way back).
 # Returns {queued, 1 if the caller must enqueue a send job}.
 _QUEUE = """
 local n = 0
-for i = 9, #ARGV, 3 do
+for i = 11, #ARGV, 3 do
   local key = ARGV[4] .. ARGV[i + 1]
   if redis.call('EXISTS', key) == 0 then
     local s = redis.call('HMGET', ARGV[5] .. ARGV[i], 'phone', 'stopped', 'paused', 'ch')
@@ -70,6 +72,7 @@ for i = 9, #ARGV, 3 do
       redis.call('HSET', key, 'r', ARGV[i], 'body', ARGV[i + 2], 'kind', ARGV[1], 'force', ARGV[2],
                  'intent', ARGV[8], 'status', 'queued', 'attempts', 0, 'created', ARGV[3],
                  'ch', s[4] or '')
+      if ARGV[9] ~= '' then redis.call('HSET', key, 'nto', ARGV[9], 'notice', ARGV[10]) end
       redis.call('EXPIRE', key, ARGV[6])
       redis.call('RPUSH', KEYS[1], ARGV[i + 1])
       n = n + 1
@@ -145,24 +148,46 @@ class OutboundSMS:
 
 @dataclass(frozen=True)
 class Outbox:
-    """Where SMS go: Redis, the RQ queues, and what links and lengths need."""
+    """Where SMS go: Redis, the RQ queues, what links and lengths need, and how many SMS
+    one texter may cause (`limits`)."""
 
     redis: Redis
     rq_queues: Mapping[str, Queue]
     public_url: str = ""
     max_segments: int = 2
     default_channel: str = "twilio"  # the way to texters whose channel is not known
+    limits: Limits = Limits()
 
     @classmethod
     def of(cls, runtime: Runtime) -> Outbox:
         """The outbox of a runtime: its Redis, its queues, its links and SMS lengths."""
         config = runtime.config
         return cls(
-            runtime.redis, runtime.queues, config.public_url, config.sms_max_segments, config.sms_providers[0]
+            runtime.redis,
+            runtime.queues,
+            config.public_url,
+            config.sms_max_segments,
+            config.sms_providers[0],
+            config.limits,
         )
 
-    def queue(self, messages: list[tuple[int, str]], intent: str, kind: str, force: bool = False) -> int:
-        return queue(self.redis, self.rq_queues, messages, intent=intent, kind=kind, even_if_stopped=force)
+    def queue(
+        self,
+        messages: list[tuple[int, str]],
+        intent: str,
+        kind: str,
+        force: bool = False,
+        notice: tuple[int, str] | None = None,
+    ) -> int:
+        return queue(
+            self.redis,
+            self.rq_queues,
+            messages,
+            intent=intent,
+            kind=kind,
+            even_if_stopped=force,
+            notice=notice,
+        )
 
 
 def message_id(intent: str, recipient: int) -> str:
@@ -197,13 +222,16 @@ def queue(
     intent: str,
     kind: str,
     even_if_stopped: bool = False,
+    notice: tuple[int, str] | None = None,
 ) -> int:
     """Queue SMS (recipient subscriber id, text). Returns how many were queued.
 
     At most once per (intent, recipient): queuing the same intent for the same recipient
     again does nothing. Skips recipients who are stopped (unless `even_if_stopped`, for
     HELP answers), paused (unless `kind` is "answer"), or forgotten. One script call per
-    500 messages, and one send job per lane, however large the audience.
+    500 messages, and one send job per lane, however large the audience. `notice`: who to
+    tell, and what, should an SMS be dropped because its recipient stopped or paused
+    before it went (`tell_undelivered`).
     """
     if kind not in KINDS:
         raise ValueError(f"unknown kind {kind!r}")
@@ -221,6 +249,8 @@ def queue(
             MESSAGE_TTL_SECONDS,
             DRAIN_FLAG_TTL_MS,
             intent,
+            notice[0] if notice else "",
+            notice[1] if notice else "",
         ]
         for recipient, body in chunk:
             args += [int(recipient), message_id(intent, int(recipient)), body]
@@ -232,6 +262,15 @@ def queue(
     if schedule:
         enqueue_send_job(rq_queues, lane)
     return queued
+
+
+def tell_undelivered(redis: Redis, rq_queues: Mapping[str, Queue], message_id: str) -> bool:
+    """Queue the notice of an SMS that will not be delivered (its recipient stopped or paused
+    after it was queued) to whoever it names: a direct message's sender. Once per SMS."""
+    to, text = cast(list[str | None], redis.hmget(keys.outbound_message(message_id), "nto", "notice"))
+    if not to or not text:
+        return False
+    return queue(redis, rq_queues, [(int(to), text)], intent=f"undelivered:{message_id}", kind="answer") > 0
 
 
 def mark_stopped(redis: Redis, sub_id: int, stopped: bool) -> None:

@@ -211,6 +211,8 @@ def _call(batch: _Batch, call: _Call) -> _Attempt | None:
     got = _begin(batch, call.mid)
     if got[0] != "go":
         pacing.release(redis, call_id, call.segments, rate, made=False, provider=provider)
+        if got[1:] == ["off"]:  # a DM whose recipient went OFF or stopped since: its sender is told
+            outbound.tell_undelivered(redis, batch.runtime.queues, call.mid)
         return None
     try:
         return _request(batch, call, got)
@@ -344,6 +346,9 @@ def _send_batch(
         except BaseException as e:  # the worker is going down: settle what finished, then go
             killed = killed or e
     _settle_all(redis, lane, done)
+    for a in done:  # a DM whose recipient opted out with their carrier: its sender is told
+        if a.opted_out and a.outcome == "failed":
+            outbound.tell_undelivered(redis, runtime.queues, a.mid)
     if killed is not None:
         raise killed
     lane_of(lane).give_back(redis, token)

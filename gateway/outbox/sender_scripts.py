@@ -18,6 +18,8 @@ local s = redis.call('HMGET', ARGV[3] .. m[2], 'phone', 'stopped', 'paused')
 if not s[1] or (s[2] == '1' and m[5] ~= '1') or (s[3] == '1' and m[4] ~= 'answer') then
   redis.call('HSET', KEYS[1], 'status', 'cancelled', 'updated', ARGV[1])
   redis.call('HINCRBY', KEYS[5], 'cancelled', 1)
+  -- "off": the recipient stopped or paused (their sender may be told); else they are gone
+  if s[1] then return {'cancelled', 'off'} end
   return {'cancelled'}
 end
 local attempts = redis.call('HINCRBY', KEYS[1], 'attempts', 1)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from redis import Redis
 
-from gateway.commands import conversation
+from gateway.commands import confirmation, conversation
 from gateway.microblog import moderation, posts, subscribers
 from gateway.outbox import fanout
 from gateway.outbox.outbound import Outbox
@@ -89,6 +89,14 @@ def process(runtime: Runtime, sids: list[str]) -> list[int]:
     out = Outbox.of(runtime)
     authors = _authors(redis, texts)
     sorted_ = sort.sort(redis, [(t.sid, t.body) for t in texts])
+    # A texter asked to confirm FORGET ME: their next text is the answer, post or not.
+    sorted_ = sort.answering(
+        sorted_,
+        confirmation.answers(
+            redis,
+            [(t.sid, authors[t.from_key].id, t.body, sorted_.commands.get(t.sid)) for t in texts],
+        ),
+    )
     # A blocked handle's texts make no post (they are counted); its commands still run,
     # so a blocked texter can still opt out or ask to be forgotten.
     blocked = moderation.blocked_among(redis, [a.id for a in authors.values()])
@@ -135,7 +143,9 @@ def process(runtime: Runtime, sids: list[str]) -> list[int]:
     ]
     conversation.run(out, commands)
     for sid, sub_id, lookup_key, command in commands:
-        if command.name == "forget":  # what the pipeline itself still holds of them
+        # Erased by their YES (now, or in an earlier run of this batch): what the pipeline
+        # itself still holds of them goes too.
+        if command.name == confirmation.ANSWER and not redis.exists(keys.subscriber(sub_id)):
             forget.texter(redis, sub_id, lookup_key, sid)
     fanout.enqueue(out.rq_queues, post_ids)  # before the texts go: a rerun must still fan out
     pipe = redis.pipeline(transaction=False)

@@ -6,7 +6,7 @@ trip per batch, not per text.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from redis import Redis
@@ -52,3 +52,12 @@ def sort(redis: Redis, texts: Sequence[tuple[str, str]]) -> Sorted:
         else:
             sorted_commands[sid] = command
     return Sorted(sorted_posts, sorted_commands)
+
+
+def answering(found: Sorted, answers: Mapping[str, Command]) -> Sorted:
+    """`found` with the texts that answer a question (`confirmation.answers`) run as those
+    answers instead: neither posted nor run as what they would otherwise be."""
+    if not answers:
+        return found
+    remaining = {sid: reply_to for sid, reply_to in found.posts.items() if sid not in answers}
+    return Sorted(remaining, {**found.commands, **answers})

@@ -125,6 +125,16 @@ def tag_followers(tag: str) -> str:
     return f"{PREFIX}fans:tag:{tag}"
 
 
+def confirmation(sub_id: int | str) -> str:
+    """A question waiting for a texter's YES (FORGET ME's): when it was asked; expires."""
+    return f"{PREFIX}confirm:{sub_id}"
+
+
+def dm_rate(sub_id: int | str) -> str:
+    """Zset: a texter's direct messages of the last hour (message id -> when), for DM_PER_HOUR."""
+    return f"{PREFIX}rate:dms:{sub_id}"
+
+
 def command_done(sid: str) -> str:
     """What a command that must not run twice (DELETE) did for a text (its message id)."""
     return f"{PREFIX}cmd:{sid}"
