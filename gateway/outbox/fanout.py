@@ -19,8 +19,7 @@ from redis import Redis
 from rq import Queue
 
 from gateway import segments
-from gateway.microblog import follows, posts
-from gateway.microblog.text import fold
+from gateway.microblog import follows, handles, posts
 from gateway.outbox.outbound import Outbox
 from gateway.store import keys, queues
 
@@ -61,7 +60,7 @@ def _notified(redis: Redis, post: posts.Post) -> list[int]:
         if parent is not None and parent.author_id is not None:
             ids.append(parent.author_id)
     if post.source == "sms" and post.mentions:
-        found = redis.hmget(keys.HANDLE_INDEX, [fold(m) for m in post.mentions])
+        found = redis.hmget(keys.HANDLE_INDEX, [handles.key(m) for m in post.mentions])
         ids += [int(x) for x in found if x]
     return [i for i in dict.fromkeys(ids) if i != post.author_id]
 
