@@ -32,16 +32,39 @@ def normalize(number: str) -> str:
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
+# What a written phone number may hold: digits, one leading "+", and the spaces, dots,
+# dashes and brackets people write between digit groups. phonenumbers alone would read
+# far more: "abc+98…" (it skips the letters), "+1-800-FLOWERS" (vanity letters as digits),
+# "… ext. 5" (an extension).
+_WRITTEN = re.compile(r"\+?[0-9(][0-9 ().-]{0,30}")
+# The prefixes a provider writes before a number to say which of its channels a text came
+# through (Twilio's "whatsapp:+98…"). The person is the number; the prefix is the way back.
+CHANNEL_PREFIXES = ("whatsapp",)
+
+
 def to_e164(raw: str, region: str | None = None) -> str | None:
     """The E.164 form of a number a provider reported in whatever format ("+98 912 …",
-    "09121234567" with its `region`, "00989…"); None when it is not a possible phone number."""
+    "09121234567" with its `region`, "00989…"); None when it is not a possible phone number
+    (letters, control characters, an extension, too short or too long)."""
+    written = raw.strip()
+    if not _WRITTEN.fullmatch(written):
+        return None
     try:
-        parsed = phonenumbers.parse(raw.strip(), (region or "").upper() or None)
+        parsed = phonenumbers.parse(written, (region or "").upper() or None)
     except phonenumbers.NumberParseException:
         return None
-    if not phonenumbers.is_possible_number(parsed):
+    if parsed.extension or not phonenumbers.is_possible_number(parsed):
         return None
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    return e164 if _E164.match(e164) else None
+
+
+def split_prefix(address: str) -> tuple[str, str]:
+    """("whatsapp", "+98…") for "whatsapp:+98…"; ("", address) when it names no known channel."""
+    prefix, colon, rest = address.strip().partition(":")
+    if colon and prefix.lower() in CHANNEL_PREFIXES:
+        return prefix.lower(), rest
+    return "", address
 
 
 def region_of(number: str) -> str | None:
@@ -53,19 +76,28 @@ def region_of(number: str) -> str | None:
     return found if found and found != "ZZ" else None
 
 
-HIDDEN_DIGITS = 3  # a masked number always hides at least this many of its digits
+MIN_MASKED_DIGITS = 7  # shorter is a short code or a fragment: nothing of it is shown
 
 
 def mask(number: str) -> str:
-    """What a log line may show of a number: `+98912•••4567`, its first five digits at most
-    and its last four. A shorter number shows fewer first digits, so that at least
-    HIDDEN_DIGITS stay hidden (`+1415•••0123`, `0912•••4567`); a short code shows nothing."""
-    normal = normalize(number)
-    digits = re.sub(r"\D", "", normal)
-    if len(digits) < 4 + HIDDEN_DIGITS:
+    """What a log line may show of a number: its country code and last two digits
+    (`+98•••67`), never more. A number without a readable country code shows its last two
+    digits alone (`•••67`); a short one shows nothing (`•••`)."""
+    digits = re.sub(r"\D", "", number)
+    if len(digits) < MIN_MASKED_DIGITS:
         return "•••"
-    lead = min(5, len(digits) - 4 - HIDDEN_DIGITS)
-    return f"{'+' if normal.startswith('+') else ''}{digits[:lead]}•••{digits[-4:]}"
+    country = _country_code(number)
+    return f"+{country}•••{digits[-2:]}" if country else f"•••{digits[-2:]}"
+
+
+def _country_code(number: str) -> int | None:
+    """The country calling code of an international number (`+98…` -> 98), else None."""
+    if not number.strip().startswith("+"):
+        return None
+    try:
+        return phonenumbers.parse(number, None).country_code or None
+    except phonenumbers.NumberParseException:
+        return None
 
 
 _PHONE_LIKE = re.compile(r"\+?\d[\d\s().-]{6,}\d")

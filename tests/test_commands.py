@@ -10,7 +10,7 @@ import pytest
 from gateway import segments
 from gateway.commands import answers, grammar
 from gateway.commands import words as command_words
-from gateway.microblog import account
+from gateway.microblog import account, handles
 from gateway.pipeline import batch
 from gateway.providers.twilio import vocabulary as twilio_words
 from gateway.store import keys
@@ -240,17 +240,19 @@ def test_help_reaches_a_stopped_texter(phones: Phones):
     assert phones.say(ALI, "STATS") == []
 
 
-def test_rename_frees_the_old_handle_for_someone_else(phones: Phones):
+def test_rename_holds_the_old_handle_for_its_owner_alone(phones: Phones):
+    # (Until issue 13 a freed handle was anyone's the next second: now it is held 30 days.)
     ali = phones.join(ALI, "ali")
     sara = phones.join(SARA, "sara")
     assert phones.say(SARA, "NAME ali") == ["@ali is taken. Try another: NAME newname"]
 
     assert phones.say(ALI, "NAME Ali-Tehran") == ["You are @Ali-Tehran now."]
-    assert phones.say(SARA, "NAME ali") == ["You are @ali now."]
+    assert phones.say(SARA, "NAME ali") == ["@ali is taken. Try another: NAME newname"]
 
     assert account.rename(phones.redis, ali, "ali-tehran") == "renamed"  # a change of case is fine
+    assert account.rename(phones.redis, ali, "ali") == "renamed"  # and so is taking it back
     by_handle = phones.redis.hgetall(keys.HANDLE_INDEX)
-    assert by_handle == {"ali-tehran": str(ali), "ali": str(sara)}
+    assert by_handle == {handles.key("ali"): str(ali), handles.key("sara"): str(sara)}
 
 
 def test_a_drain_that_runs_twice_answers_and_welcomes_once(phones: Phones):

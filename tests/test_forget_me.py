@@ -23,7 +23,7 @@ import pytest
 from flask.testing import FlaskClient
 from redis import Redis
 
-from gateway.microblog import posts
+from gateway.microblog import handles, posts
 from gateway.outbox import outbound, sender
 from gateway.pipeline import inbox, throttle
 from gateway.providers.simulated import handsets
@@ -131,6 +131,8 @@ def explain(key: str, others: set[int], ali_sids: set[str]) -> str | None:
         return "others' posts and replies (Ali's erased: checked below)"
     if key.startswith(keys.outbound_message("")):
         return "SMS to others, none about Ali (checked below)"
+    if key.startswith(keys.handle_hold("")):
+        return "freed handles held 30 days for no one, named by a digest (checked below)"
     return None
 
 
@@ -261,7 +263,9 @@ def test_forget_me_erases_the_texter_and_leaves_nothing_of_them(texters: Texters
     assert str(ali) not in redis.smembers(keys.following(sara)) | redis.smembers(keys.followers(sara))
     assert not any(redis.sismember(keys.tag_followers(tag), ali) for tag in ("tehran", "shiraz"))
     assert not list(redis.scan_iter(keys.post_rate(ali, "*")))
-    assert redis.hget(keys.HANDLE_INDEX, HANDLE) is None
+    assert redis.hget(keys.HANDLE_INDEX, handles.key(HANDLE)) is None
+    held = [redis.get(k) for k in redis.scan_iter(keys.handle_hold("*"))]
+    assert "" in held and str(ali) not in held  # Ali's old handles, held for no one
     assert str(ali) not in redis.hvals(keys.PHONE_INDEX) + redis.hvals(keys.HANDLE_INDEX)
     for post_id in ali_posts:
         assert not redis.exists(keys.post(post_id), keys.replies(post_id))

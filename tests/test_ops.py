@@ -92,7 +92,7 @@ def _paths(app: Flask) -> list[tuple[str, str]]:
             continue
         built = set()
         for action in samples:  # every action a rule accepts
-            values = {"job_id": "abc", "action": action, "name": "android"}
+            values = {"job_id": "abc", "action": action, "name": "android", "key": "A" * 24}
             try:
                 built.add(adapter.build(rule.endpoint, {k: values[k] for k in rule.arguments}))
             except (BuildError, ValueError):
@@ -255,7 +255,7 @@ def test_health_counts_match_texts_failures_and_deliveries(
     assert h["failed_jobs"]["count"] == 1
     [job] = h["failed_jobs"]["jobs"]
     assert job["description"] == "explode on purpose" and job["queue"] == queues.INBOUND
-    assert job["error"] == "RuntimeError: could not text +98912•••4567: carrier said no"
+    assert job["error"] == "RuntimeError: could not text +98•••67: carrier said no"
     page = client.get("/ops").get_data(as_text=True)
     assert SECRET_NUMBER not in json.dumps(h) and SECRET_NUMBER not in page
 
@@ -324,17 +324,19 @@ def test_blocked_handles_texts_make_no_post(client, operator, twilio, runtime, r
     work(runtime)
     [post] = posts.page(redis, keys.TIMELINE_ALL, None, 10)[0]
     response = client.post(
-        "/ops/api/handles/block", data={"handle": f"@{post.handle}", "csrf_token": operator}
-    )
+        "/ops/api/handles/block", data={"handle": f"@{post.handle}", "hide": "0", "csrf_token": operator}
+    )  # the checkbox unticked: their posts stay up (issue 13 made hiding them the default)
     assert response.status_code == 303
-    assert moderation.blocked_among(redis, [post.author_id or 0]) == {post.author_id}
+    lookup_key = runtime.vault.lookup_key(SECRET_NUMBER)
+    assert moderation.blocked_among(redis, [lookup_key]) == {lookup_key}
 
     twilio.text(sender=SECRET_NUMBER, body="after the block")
     work(runtime)
     assert [p.body for p in posts.page(redis, keys.TIMELINE_ALL, None, 10)[0]] == ["before the block"]
     h = health(client)
     assert h["pipeline"]["blocked"] == 1
-    assert h["moderation"]["blocked"] == [{"id": post.author_id, "handle": post.handle}]
+    [blocked] = h["moderation"]["blocked"]
+    assert (blocked["id"], blocked["handle"], blocked["hides_posts"]) == (lookup_key, post.handle, False)
 
     client.post("/ops/api/handles/unblock", data={"handle": post.handle, "csrf_token": operator})
     twilio.text(sender=SECRET_NUMBER, body="after the unblock")

@@ -48,16 +48,16 @@ def test_a_different_secret_key_cannot_read_or_find_numbers(runtime):
 @pytest.mark.parametrize(
     "text, shown",
     [
-        ("+989121234567", "+98912•••4567"),
-        ("call +98 912 123 4567 now", "call +98912•••4567 now"),
+        ("+989121234567", "+98•••67"),
+        ("call +98 912 123 4567 now", "call +98•••67 now"),
         ("Twilio error 21610 for SM123", "Twilio error 21610 for SM123"),
         (
             "The 'To' number +15551234567 is not a valid phone number.",
-            "The 'To' number +1555•••4567 is not a valid phone number.",
+            "The 'To' number +1•••67 is not a valid phone number.",
         ),
-        ("call 0912 123 4567", "call 0912•••4567"),
-        ("to 989121234567", "to 98912•••4567"),
-        ("+3612345678", "+361•••5678"),
+        ("call 0912 123 4567", "call •••67"),
+        ("to 989121234567", "to •••67"),
+        ("+3612345678", "+36•••78"),
     ],
     ids=[
         "bare",

@@ -126,6 +126,7 @@ def sample(twilio: Twilio, drain, redis: Redis) -> dict[str, str]:
         "tag": "tehran",
         "job_id": "abc",
         "name": "android",
+        "key": "A" * 24,  # a block, by the keyed hash of its number
     }
 
 

@@ -111,6 +111,12 @@ TEXTS: dict[str, dict[str, str]] = {
         "fa": "کسی با نام @{handle} نیست؛ متن شما منتشر نشد.",
         "ar": "لا أحد باسم @{handle}؛ لم يُنشر نصك.",
     },
+    # The one SMS a blocked texter gets (pipeline/blocks.py): true, and no hint of a block.
+    "held": {
+        "en": "Kabootar could not take your text.",
+        "fa": "کبوتر نتوانست متن شما را بپذیرد.",
+        "ar": "لم يستطع كبوتر قبول رسالتك.",
+    },
     "followed": {
         "en": "You follow {targets} now: new posts come to you by SMS.",
         "fa": "اکنون {targets} را دنبال می‌کنید: پست‌های تازه پیامک می‌شوند.",

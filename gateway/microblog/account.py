@@ -18,14 +18,25 @@ from gateway.store import keys, scripts
 DONE_TTL_SECONDS = 7 * 24 * 3600  # as long as a text can come back (pipeline/intake.py's SEEN_TTL_SECONDS)
 BIO_MAX = 160
 
-# KEYS: handle index, subscriber.  ARGV: id, old folded, new folded, new as typed.
+# KEYS: handle index, subscriber, old handle's hold, new handle's hold, the texter's holds.
+# ARGV: id, old key, new key, new as typed, hold seconds.
+# A handle held for someone else (freed by NAME or FORGET ME lately) is taken; the old one
+# is held for this texter, who may take it back.
 _RENAME = """
 local cur = redis.call('HGET', KEYS[2], 'handle')
 if not cur then return 'gone' end
 local owner = redis.call('HGET', KEYS[1], ARGV[3])
 if owner and owner ~= ARGV[1] then return 'taken' end
+local held = redis.call('GET', KEYS[4])
+if held and held ~= ARGV[1] then return 'taken' end
 if cur == ARGV[4] then return 'same' end
-if redis.call('HGET', KEYS[1], ARGV[2]) == ARGV[1] then redis.call('HDEL', KEYS[1], ARGV[2]) end
+if ARGV[2] ~= ARGV[3] and redis.call('HGET', KEYS[1], ARGV[2]) == ARGV[1] then
+  redis.call('HDEL', KEYS[1], ARGV[2])
+  redis.call('SET', KEYS[3], ARGV[1], 'EX', ARGV[5])
+  redis.call('SADD', KEYS[5], KEYS[3])
+  redis.call('EXPIRE', KEYS[5], ARGV[5])
+end
+redis.call('DEL', KEYS[4])
 redis.call('HSET', KEYS[1], ARGV[3], ARGV[1])
 redis.call('HSET', KEYS[2], 'handle', ARGV[4])
 return 'renamed'
@@ -33,14 +44,17 @@ return 'renamed'
 
 
 def rename(redis: Redis, sub_id: int, new_handle: str) -> str:
-    """NAME: "renamed", "same", "taken", "invalid" or "gone". The old handle is freed at once."""
+    """NAME: "renamed", "same", "taken", "invalid" or "gone". A handle that looks like one in
+    use or held counts as taken (`handles.key`); the old one is held for HOLD_SECONDS."""
+    new_handle = handles.clean(new_handle)
     if not handles.is_valid(new_handle):
         return "invalid"
     old = str(redis.hget(keys.subscriber(sub_id), "handle") or "")
     script = scripts.load(redis, _RENAME)
+    holds = [handles.hold_key(old), handles.hold_key(new_handle)]
     result: str = script(
-        keys=[keys.HANDLE_INDEX, keys.subscriber(sub_id)],
-        args=[sub_id, fold(old), fold(new_handle), new_handle],
+        keys=[keys.HANDLE_INDEX, keys.subscriber(sub_id), *holds, keys.handles_held_for(sub_id)],
+        args=[sub_id, handles.key(old), handles.key(new_handle), new_handle, handles.HOLD_SECONDS],
     )
     return result
 
@@ -97,11 +111,26 @@ def delete_latest(redis: Redis, sub_id: int, message_sid: str) -> posts.Post | N
     return latest
 
 
+def _release_holds(redis: Redis, sub_id: int) -> None:
+    """The handles a forgotten texter freed by NAME stay held, but for no one: no record of
+    theirs may name them."""
+    mine = keys.handles_held_for(sub_id)
+    held = [str(k) for k in redis.smembers(mine)]
+    owners = redis.mget(held) if held else []
+    pipe = redis.pipeline(transaction=False)
+    for key, owner in zip(held, owners, strict=True):
+        if owner == str(sub_id):
+            pipe.set(key, "", keepttl=True)
+    pipe.delete(mine)
+    pipe.execute()
+
+
 def forget(redis: Redis, sub_id: int, lookup_key: str) -> tuple[list[int], str]:
-    """FORGET ME, confirmed: erase the subscriber, their number, handle, bio, follows, posts,
-    the count of their direct messages, and their place in the block list. (What the
-    pipeline and the outbox still hold of them, they forget themselves: `pipeline.forget`,
-    `outbox.forget`.)
+    """FORGET ME, confirmed: erase the subscriber, their number, handle, bio, follows, posts
+    and the count of their direct messages, but not a block on their number (`moderation`:
+    it is no escape), and their handle stays unavailable to others for a while
+    (`handles.HOLD_SECONDS`). (What the pipeline and the outbox still hold of them, they
+    forget themselves: `pipeline.forget`, `outbox.forget`.)
 
     SMS queued to them are never sent from here on: the sender finds no number to send
     to. Returns the erased post ids and the old handle, for `outbox.forget` (a slower
@@ -112,12 +141,13 @@ def forget(redis: Redis, sub_id: int, lookup_key: str) -> tuple[list[int], str]:
     _unpublish(redis, post_ids)
     follows.forget(redis, sub_id)
     pipe = redis.pipeline(transaction=True)
-    if handle and redis.hget(keys.HANDLE_INDEX, fold(handle)) == str(sub_id):
-        pipe.hdel(keys.HANDLE_INDEX, fold(handle))
+    if handle and redis.hget(keys.HANDLE_INDEX, handles.key(handle)) == str(sub_id):
+        pipe.hdel(keys.HANDLE_INDEX, handles.key(handle))
+        pipe.set(handles.hold_key(handle), "", ex=handles.HOLD_SECONDS)  # held for no one
     if redis.hget(keys.PHONE_INDEX, lookup_key) == str(sub_id):
         pipe.hdel(keys.PHONE_INDEX, lookup_key)
     pipe.delete(keys.subscriber(sub_id), keys.timeline_user(sub_id))
     pipe.delete(keys.confirmation(sub_id), keys.dm_rate(sub_id))
-    pipe.srem(keys.BLOCKED_SUBSCRIBERS, sub_id)
     pipe.execute()
+    _release_holds(redis, sub_id)
     return post_ids, handle

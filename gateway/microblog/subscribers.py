@@ -14,22 +14,22 @@ from typing import cast
 from redis import Redis
 
 from gateway.microblog import handles
-from gateway.microblog.text import fold
 from gateway.store import keys, scripts
 
 # Atomic registration: two drain jobs seeing the same new number make one subscriber,
 # and the handle is claimed in the same step as the id, so no two subscribers share one.
-# ARGV: lookup key, encrypted number, subscriber key prefix, created time, candidate handles…
+# ARGV: lookup key, encrypted number, subscriber key prefix, created time, then for each
+# candidate handle: its index key (`handles.key`), the handle, its hold key.
 _REGISTER = """
 local existing = redis.call('HGET', KEYS[1], ARGV[1])
 if existing then return {existing, ''} end
-for i = 5, #ARGV do
-  if redis.call('HEXISTS', KEYS[2], ARGV[i]) == 0 then
+for i = 5, #ARGV, 3 do
+  if redis.call('HEXISTS', KEYS[2], ARGV[i]) == 0 and redis.call('EXISTS', ARGV[i + 2]) == 0 then
     local id = redis.call('INCR', KEYS[3])
     redis.call('HSET', KEYS[2], ARGV[i], id)
     redis.call('HSET', KEYS[1], ARGV[1], id)
-    redis.call('HSET', ARGV[3] .. id, 'handle', ARGV[i], 'phone', ARGV[2], 'created', ARGV[4])
-    return {tostring(id), ARGV[i]}
+    redis.call('HSET', ARGV[3] .. id, 'handle', ARGV[i + 1], 'phone', ARGV[2], 'created', ARGV[4])
+    return {tostring(id), ARGV[i + 1]}
   end
 end
 return false
@@ -62,7 +62,7 @@ def register(redis: Redis, lookup_key: str, encrypted_phone: str) -> Subscriber:
                 encrypted_phone,
                 keys.subscriber(""),
                 f"{time.time():.3f}",
-                *handles.candidates(),
+                *(x for h in handles.candidates() for x in (handles.key(h), h, handles.hold_key(h))),
             ],
         )
         if result:
@@ -73,14 +73,19 @@ def register(redis: Redis, lookup_key: str, encrypted_phone: str) -> Subscriber:
     raise RuntimeError("could not find a free handle")  # 160 random candidates all taken
 
 
-def set_channels(redis: Redis, channels: dict[int, str]) -> None:
-    """Note the channel (provider) each texter texted through last, in one round trip:
-    SMS to them go back that way."""
+def set_channels(redis: Redis, channels: dict[int, tuple[str, str]]) -> None:
+    """Note the channel (provider) each texter texted through last, and the provider's own
+    channel prefix if their address had one ("whatsapp"), in one round trip: SMS to them
+    go back that way."""
     if not channels:
         return
     pipe = redis.pipeline(transaction=False)
-    for sub_id, channel in channels.items():
+    for sub_id, (channel, prefix) in channels.items():
         pipe.hset(keys.subscriber(sub_id), "ch", channel)
+        if prefix:
+            pipe.hset(keys.subscriber(sub_id), "pre", prefix)
+        else:
+            pipe.hdel(keys.subscriber(sub_id), "pre")
     pipe.execute()
 
 
@@ -98,5 +103,6 @@ def handles_of(redis: Redis, sub_ids: list[int]) -> dict[int, str]:
 
 
 def id_for_handle(redis: Redis, handle: str) -> int | None:
-    found = redis.hget(keys.HANDLE_INDEX, fold(handle.lstrip("@")))
+    """The subscriber whose handle is, or looks like, `handle`."""
+    found = redis.hget(keys.HANDLE_INDEX, handles.key(handle))
     return int(found) if found else None

@@ -22,6 +22,7 @@ from gateway.runtime import Runtime
 
 log = logging.getLogger(__name__)
 JOB_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+BLOCK_KEY = re.compile(r"^[A-Za-z0-9_-]{24}$")  # a keyed hash of a number (PhoneVault.lookup_key)
 
 
 def _done(ok: bool, message: str, anchor: str, status: int = 200) -> ResponseReturnValue:
@@ -70,14 +71,35 @@ def post_action(action: str) -> ResponseReturnValue:
 
 @bp.post("/api/handles/<any(block, unblock):action>")
 def handle_action(action: str) -> ResponseReturnValue:
+    """Block (hiding their posts unless `hide` says "0") or unblock the number behind a handle."""
     handle = request.form.get("handle", "").strip().lstrip("@")[:64]
     if not handle:
         return _done(False, "Give the handle to block, e.g. @quiet-falcon-27.", "moderation", 400)
-    redis = Runtime.of(current_app).redis
-    if moderation.set_blocked(redis, handle, action == "block", operator=g.operator) is None:
+    runtime = Runtime.of(current_app)
+    lookup_key = moderation.lookup_key_of(runtime.redis, runtime.vault, handle)
+    if lookup_key is None:
         return _done(False, f"There is no @{handle}.", "moderation", 404)
-    done = "blocked: their texts no longer become posts" if action == "block" else "unblocked"
-    return _done(True, f"@{handle} is {done}.", "moderation")
+    if action == "unblock":
+        return _unblock(lookup_key, f"@{handle}")
+    # The page's checkbox sends "1" after a hidden "0": absent altogether (a script), it hides.
+    hide = "1" in request.form.getlist("hide") or not request.form.getlist("hide")
+    moderation.block(runtime.redis, lookup_key, hide, operator=g.operator, target=f"@{handle}")
+    posts = "their posts are hidden" if hide else "their posts stay up"
+    return _done(True, f"@{handle} is blocked: their texts no longer become posts; {posts}.", "moderation")
+
+
+@bp.post("/api/blocks/<key>/unblock")
+def block_action(key: str) -> ResponseReturnValue:
+    """Unblock from the list of blocks, which also lists numbers that have no handle now."""
+    if not BLOCK_KEY.match(key):
+        return _done(False, "No such block.", "moderation", 404)
+    return _unblock(key, "a blocked number")
+
+
+def _unblock(lookup_key: str, target: str) -> ResponseReturnValue:
+    if not moderation.unblock(Runtime.of(current_app).redis, lookup_key, operator=g.operator, target=target):
+        return _done(False, f"{target} is not blocked.", "moderation", 404)
+    return _done(True, f"{target} is unblocked; posts the block hid are back.", "moderation")
 
 
 @bp.post("/api/providers/<name>/<any(down, up):action>")

@@ -104,7 +104,10 @@ def take(runtime: Runtime, now: float | None = None, detail: bool = True) -> dic
     if detail:
         found["failed_jobs"]["jobs"] = [j.to_json() for j in failed.listed(rq_queues)]
         found["moderation"] = {
-            "blocked": [{"id": i, "handle": h} for i, h in moderation.blocked_handles(redis)],
+            "blocked": [
+                {"id": b.key, "handle": b.handle, "at": b.at, "hides_posts": b.hides_posts}
+                for b in moderation.blocks(redis)
+            ],
             "recent": moderation.recent_actions(redis),
         }
     return found

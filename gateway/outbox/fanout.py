@@ -21,8 +21,7 @@ from redis import Redis
 from rq import Queue
 
 from gateway import segments
-from gateway.microblog import follows, posts
-from gateway.microblog.text import fold
+from gateway.microblog import follows, handles, posts
 from gateway.outbox.outbound import Outbox
 from gateway.store import keys, queues
 
@@ -70,7 +69,7 @@ def _mentioned(redis: Redis, post: posts.Post, skip: list[int], cap: int) -> lis
     out its author and `skip` (told already). Web posts text no one they mention."""
     if post.source != "sms" or not post.mentions or cap <= 0:
         return []
-    found = redis.hmget(keys.HANDLE_INDEX, [fold(m) for m in post.mentions])
+    found = redis.hmget(keys.HANDLE_INDEX, [handles.key(m) for m in post.mentions])
     ids = [int(x) for x in found if x]
     return [i for i in dict.fromkeys(ids) if i != post.author_id and i not in skip][:cap]
 

@@ -58,20 +58,21 @@ _LUA_RANK = "local rank = {" + ", ".join(f"{status}={n}" for status, n in RANK.i
 # KEYS: lane list, lane drain flag.  ARGV: kind, force ("1": even if stopped), now, message key
 # prefix, subscriber key prefix, ttl, flag ttl ms, intent, who to tell if it cannot be
 # delivered ("" no one) and what, then (recipient, id, body) triples.
-# Each SMS notes the channel its recipient texted through last (`ch`: its way back).
+# Each SMS notes the channel its recipient texted through last (`ch`: its way back), and
+# the provider's channel prefix their address had there (`pre`, e.g. "whatsapp").
 # Returns {queued, 1 if the caller must enqueue a send job}.
 _QUEUE = """
 local n = 0
 for i = 11, #ARGV, 3 do
   local key = ARGV[4] .. ARGV[i + 1]
   if redis.call('EXISTS', key) == 0 then
-    local s = redis.call('HMGET', ARGV[5] .. ARGV[i], 'phone', 'stopped', 'paused', 'ch')
+    local s = redis.call('HMGET', ARGV[5] .. ARGV[i], 'phone', 'stopped', 'paused', 'ch', 'pre')
     local stopped = s[2] == '1' and ARGV[2] ~= '1'
     local paused = s[3] == '1' and ARGV[1] ~= 'answer'
     if s[1] and not stopped and not paused then
       redis.call('HSET', key, 'r', ARGV[i], 'body', ARGV[i + 2], 'kind', ARGV[1], 'force', ARGV[2],
                  'intent', ARGV[8], 'status', 'queued', 'attempts', 0, 'created', ARGV[3],
-                 'ch', s[4] or '')
+                 'ch', s[4] or '', 'pre', s[5] or '')
       if ARGV[9] ~= '' then redis.call('HSET', key, 'nto', ARGV[9], 'notice', ARGV[10]) end
       redis.call('EXPIRE', key, ARGV[6])
       redis.call('RPUSH', KEYS[1], ARGV[i + 1])

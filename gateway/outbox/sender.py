@@ -161,6 +161,7 @@ class _Call:
     slot: float  # time.monotonic()
     created: float | None
     segments: int
+    prefix: str = ""  # the provider's channel prefix for the recipient ("whatsapp"), if any
 
 
 @dataclass(frozen=True)
@@ -226,7 +227,9 @@ def _request(batch: _Batch, call: _Call, got: list[str]) -> _Attempt:
     body, attempts, generation = got[1], int(got[3]), int(got[4])
     try:
         their_id = outbound.provider_message_id(mid, generation)  # a new one after a reported failure
-        result = batch.senders[provider].send(batch.runtime.vault.decrypt(got[2]), body, their_id)
+        number = batch.runtime.vault.decrypt(got[2])
+        to = f"{call.prefix}:{number}" if call.prefix else number
+        result = batch.senders[provider].send(to, body, their_id)
         cost = result.segments or segments.segments(body)
         return _Attempt(
             mid, created, provider, provider_id=result.provider_id, segments=cost, generation=generation
@@ -302,7 +305,7 @@ def _send_batch(
     redis, config = runtime.redis, runtime.config
     pipe = redis.pipeline(transaction=False)
     for mid in ids:
-        pipe.hmget(keys.outbound_message(mid), "status", "body", "created", "r", "ch")
+        pipe.hmget(keys.outbound_message(mid), "status", "body", "created", "r", "ch", "pre")
     rows = pipe.execute()
     health = routes.read_health(redis, config.sms_providers)
     now, horizon = time.time(), max(0.0, deadline - time.monotonic())
@@ -334,7 +337,9 @@ def _send_batch(
     for i in sorted(slot_of):
         provider, slot = slot_of[i]
         created = float(rows[i][2]) if rows[i][2] else None
-        call = _Call(ids[i], provider, slot, created, costs[i])
+        # The prefix is the texter's channel at the provider they texted: not another's.
+        prefix = (rows[i][5] or "") if provider == rows[i][4] else ""
+        call = _Call(ids[i], provider, slot, created, costs[i], prefix)
         by_recipient.setdefault(rows[i][3] or ids[i], []).append(call)
     batch = _Batch(runtime, senders, lane, token)
     futures = [pool.submit(_call_in_order, batch, calls) for calls in by_recipient.values()]

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from redis import Redis
 
 from gateway.commands import confirmation, conversation
-from gateway.microblog import moderation, posts, subscribers
+from gateway.microblog import posts, subscribers
 from gateway.outbox import fanout
 from gateway.outbox.outbound import Outbox
-from gateway.pipeline import forget, sort, throttle
+from gateway.pipeline import blocks, forget, sort, throttle
 from gateway.runtime import Runtime
 from gateway.store import keys, stats
 
@@ -33,6 +33,7 @@ class StoredText:
     media: tuple[str, ...]
     received_at: float
     channel: str  # the provider it came through
+    prefix: str  # the provider's channel prefix the sender wrote (Twilio's "whatsapp"), if any
 
 
 def _read(redis: Redis, sids: list[str]) -> list[StoredText]:
@@ -52,6 +53,7 @@ def _read(redis: Redis, sids: list[str]) -> list[StoredText]:
                 media=tuple(json.loads(h["media"])) if h.get("media") else (),
                 received_at=float(h.get("at", "0")),
                 channel=h.get("ch", ""),
+                prefix=h.get("pre", ""),
             )
         )
     return texts
@@ -69,7 +71,7 @@ def _authors(redis: Redis, texts: list[StoredText]) -> dict[str, subscribers.Sub
         else:
             authors[key] = subscribers.Subscriber(sub_id, "")
     # What comes back to a texter goes through the channel they texted last.
-    channels = {authors[t.from_key].id: t.channel for t in texts if t.channel}
+    channels = {authors[t.from_key].id: (t.channel, t.prefix) for t in texts if t.channel}
     subscribers.set_channels(redis, channels)
     return authors
 
@@ -97,21 +99,14 @@ def process(runtime: Runtime, sids: list[str]) -> list[int]:
             [(t.sid, authors[t.from_key].id, t.body, sorted_.commands.get(t.sid)) for t in texts],
         ),
     )
-    # A blocked handle's texts make no post (they are counted); its commands still run,
-    # so a blocked texter can still opt out or ask to be forgotten.
-    blocked = moderation.blocked_among(redis, [a.id for a in authors.values()])
-    held = [t for t in texts if t.sid in sorted_.posts and authors[t.from_key].id in blocked]
-    if held:
-        moderation.count_blocked(redis, len(held))
+    # A blocked number's posts, replies, DMs, renames and follows are held (counted, and
+    # told once); its other commands still run, so it can still opt out or be forgotten.
+    held = blocks.held(out, texts, {key: author.id for key, author in authors.items()}, sorted_)
     # Over SENDER_POSTS_PER_MINUTE: kept, and posted once the minute has passed.
     deferred = set(
         throttle.over_limit(
             redis,
-            [
-                (t.sid, authors[t.from_key].id)
-                for t in texts
-                if t.sid in sorted_.posts and authors[t.from_key].id not in blocked
-            ],
+            [(t.sid, authors[t.from_key].id) for t in texts if t.sid in sorted_.posts and t.sid not in held],
             config.sender_posts_per_minute,
             time.time(),
         )
@@ -127,7 +122,7 @@ def process(runtime: Runtime, sids: list[str]) -> list[int]:
             created_at=t.received_at,
         )
         for t in texts
-        if t.sid in sorted_.posts and authors[t.from_key].id not in blocked and t.sid not in deferred
+        if t.sid in sorted_.posts and t.sid not in held and t.sid not in deferred
     ]
     post_ids = posts.create_many(redis, new_posts, config.media_allow_http) if new_posts else []
     first_texts: dict[str, StoredText] = {}
@@ -139,7 +134,7 @@ def process(runtime: Runtime, sids: list[str]) -> list[int]:
     commands = [
         (t.sid, authors[t.from_key].id, t.from_key, sorted_.commands[t.sid])
         for t in texts
-        if t.sid in sorted_.commands
+        if t.sid in sorted_.commands and t.sid not in held
     ]
     conversation.run(out, commands)
     for sid, sub_id, lookup_key, command in commands:

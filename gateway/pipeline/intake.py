@@ -64,6 +64,8 @@ def store(redis: Redis, vault: PhoneVault, text: InboundText) -> str:
         "at": f"{text.received_at:.3f}",
         "ch": text.channel,
     }
+    if text.prefix:
+        fields["pre"] = text.prefix
     if text.media:
         fields["media"] = json.dumps(text.media)
     result = scripts.load(redis, _INGEST)(

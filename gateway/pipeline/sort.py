@@ -13,8 +13,7 @@ from redis import Redis
 
 from gateway.commands import grammar
 from gateway.commands.grammar import Command, bare
-from gateway.microblog import account
-from gateway.microblog.text import fold
+from gateway.microblog import account, handles
 from gateway.store import keys
 
 
@@ -34,7 +33,8 @@ def sort(redis: Redis, texts: Sequence[tuple[str, str]]) -> Sorted:
     command, answered with why nothing was posted.
     """
     parsed = {sid: grammar.parse(body) for sid, body in texts}
-    wanted = {fold(bare(c.targets[0])) for c in parsed.values() if c and c.name == "reply" and not c.problem}
+    replies = {sid: handles.key(bare(c.targets[0])) for sid, c in parsed.items() if c and _replies(c)}
+    wanted = set(replies.values())
     targets: dict[str, int | None] = {}
     if wanted:
         names = sorted(wanted)
@@ -47,8 +47,8 @@ def sort(redis: Redis, texts: Sequence[tuple[str, str]]) -> Sorted:
     for sid, command in parsed.items():
         if command is None:
             sorted_posts[sid] = None
-        elif command.name == "reply" and not command.problem and fold(bare(command.targets[0])) in targets:
-            sorted_posts[sid] = targets[fold(bare(command.targets[0]))]
+        elif replies.get(sid) in targets:
+            sorted_posts[sid] = targets[replies[sid]]
         else:
             sorted_commands[sid] = command
     return Sorted(sorted_posts, sorted_commands)
@@ -61,3 +61,8 @@ def answering(found: Sorted, answers: Mapping[str, Command]) -> Sorted:
         return found
     remaining = {sid: reply_to for sid, reply_to in found.posts.items() if sid not in answers}
     return Sorted(remaining, {**found.commands, **answers})
+
+
+def _replies(command: Command) -> bool:
+    """Whether a command is a well-formed `@handle text` (a reply, if the handle exists)."""
+    return command.name == "reply" and not command.problem

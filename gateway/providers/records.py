@@ -37,7 +37,8 @@ class MalformedWebhook(ValueError):
 
 @dataclass(frozen=True)
 class InboundText:
-    """A text as a provider delivered it; `sender` is the plain number and never leaves memory.
+    """A text as a provider delivered it; `sender` is the plain number in E.164 (the provider
+    module refuses anything else) and never leaves memory.
 
     `message_id` is unique per text at its provider (a repeat of the same delivery
     carries the same id), so it is what makes processing exactly-once."""
@@ -48,6 +49,9 @@ class InboundText:
     media: tuple[str, ...] = ()
     received_at: float = field(default_factory=time.time)
     channel: str = ""  # the provider it came through ("twilio", "android"): answers go back the same way
+    # The provider's channel within it, when the sender's address named one (Twilio's
+    # "whatsapp:+98…" is `sender` "+98…" and prefix "whatsapp"): answers go back that way too.
+    prefix: str = ""
 
 
 @dataclass(frozen=True)

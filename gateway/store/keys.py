@@ -31,7 +31,18 @@ def inbox_claim(token: str) -> str:
 # Subscribers (texters)
 SUBSCRIBER_SEQ = PREFIX + "sub:seq"
 PHONE_INDEX = PREFIX + "sub:by-phone"  # hash: keyed hash of the number -> subscriber id
-HANDLE_INDEX = PREFIX + "sub:by-handle"  # hash: case-folded handle -> subscriber id
+HANDLE_INDEX = PREFIX + "sub:by-handle"  # hash: handle's confusable skeleton (handles.key) -> subscriber id
+
+
+def handle_hold(digest: str) -> str:
+    """A freed handle, unavailable to others until it expires: the id of the subscriber who
+    freed it with NAME (they may take it back), or "" after FORGET ME."""
+    return f"{PREFIX}sub:held:{digest}"
+
+
+def handles_held_for(sub_id: int | str) -> str:
+    """Set of the `handle_hold` keys held for one subscriber (FORGET ME makes them no one's)."""
+    return f"{PREFIX}sub:{sub_id}:held"
 
 
 def subscriber(sub_id: int | str) -> str:
@@ -147,7 +158,10 @@ def web_reply_rate(client: str, window: int) -> str:
 
 # Operator console: counters, moderation, accounts (store/stats.py, microblog/moderation.py, ops/)
 STATS_TOTAL = PREFIX + "stats:total"  # hash: counter name -> count since the data began
-BLOCKED_SUBSCRIBERS = PREFIX + "mod:blocked"  # set of subscriber ids whose texts make no post
+# Block tombstones (microblog/moderation.py): keyed hash of a number -> JSON {"at", "hide"};
+# they outlive FORGET ME. The told set: the blocked numbers already sent their one neutral SMS.
+BLOCKS = PREFIX + "mod:blocks"
+BLOCKS_TOLD = PREFIX + "mod:blocks:told"
 MODERATION_LOG = PREFIX + "mod:log"  # capped list of JSON lines: who hid/blocked what, when
 OPS_USERS = PREFIX + "ops:users"  # hash: operator name -> werkzeug password hash
 

@@ -99,6 +99,7 @@ def twilio_sms() -> Response:
     try:
         text = twilio.parse_text(request.form)
     except MalformedWebhook as e:
+        log.warning("refused a Twilio text: %s", e)  # the reasons never quote the form
         _count(runtime, "malformed")
         abort(400, str(e))
     _accept(runtime, text)

@@ -22,7 +22,8 @@
     rate: function (v) { return v === null || v === undefined ? "\u2014" : (v < 10 ? v.toFixed(2) : v.toFixed(1)); },
     dur: dur,
     ago: function (v) { return v === null || v === undefined ? "\u2014" : dur(Math.max(0, now - v)) + " ago"; },
-    text: function (v) { return v === null || v === undefined ? "" : String(v); }
+    text: function (v) { return v === null || v === undefined ? "" : String(v); },
+    handle: function (v) { return v ? "@" + v : "(no handle: forgotten)"; }
   };
 
   function pick(obj, path) {

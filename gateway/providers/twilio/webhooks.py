@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
+from gateway import phones
 from gateway.config import Config
 from gateway.providers.records import (
     DELIVERED,
@@ -89,18 +90,28 @@ def status_callback_url(public_url: str, message_id: str) -> str:
 def parse_text(form: Mapping[str, str]) -> InboundText:
     """A received text from its webhook's fields (MessageSid, From, Body, NumMedia, MediaUrl<n>)."""
     sid = (form.get("MessageSid") or form.get("SmsSid") or "").strip()
-    sender = (form.get("From") or "").strip()
-    if not sid or not sender:
+    address = (form.get("From") or "").strip()
+    if not sid or not address:
         raise MalformedWebhook("MessageSid and From are required")
     if len(sid) > 64 or not sid.isascii() or not sid.isprintable():
         raise MalformedWebhook("MessageSid is not a Twilio message id")
+    # "whatsapp:+98…" is the same person as "+98…"; the prefix says how to answer them.
+    prefix, written = phones.split_prefix(address)
+    sender = phones.to_e164(written)  # Twilio writes E.164: no region guesses
+    if sender is None:
+        raise MalformedWebhook("From is not a phone number")  # never quoted: it may be one
     try:
         num_media = min(int(form.get("NumMedia") or 0), MAX_MEDIA)
     except ValueError:
         raise MalformedWebhook("NumMedia is not a number") from None
     media = tuple(url for n in range(max(num_media, 0)) if (url := form.get(f"MediaUrl{n}", "").strip()))
     return InboundText(
-        message_id=sid, sender=sender, body=form.get("Body") or "", media=media, channel=CHANNEL
+        message_id=sid,
+        sender=sender,
+        body=form.get("Body") or "",
+        media=media,
+        channel=CHANNEL,
+        prefix=prefix,
     )
 
 

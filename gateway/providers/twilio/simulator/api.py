@@ -23,7 +23,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from gateway import segments
+from gateway import phones, segments
 from gateway.config import Config
 from gateway.providers.simulated import controls, handsets
 from gateway.providers.twilio.simulator import callbacks, store
@@ -135,7 +135,8 @@ def create_message(account_sid: str) -> Response:
     to, body = form.get("To", "").strip(), form.get("Body", "")
     if not to:
         return twilio_error(21604)
-    if not _E164.match(to):
+    prefix, number = phones.split_prefix(to)  # "whatsapp:+98…": Twilio's WhatsApp channel
+    if not _E164.match(number):
         return twilio_error(21211, message=QUOTES_NUMBER[21211].format(to=to))
     if not (form.get("From") or form.get("MessagingServiceSid")):
         return twilio_error(21603)
@@ -151,7 +152,9 @@ def create_message(account_sid: str) -> Response:
     created = datetime.now(UTC)
     message = _message_json(account_sid, sid, form, created)
     num_segments = int(message["num_segments"]) or segments.segments(body)
-    store.record(redis, sid, to, body, num_segments, arrived)
+    store.record(
+        redis, sid, number, body, num_segments, arrived, channel=f"twilio:{prefix}" if prefix else ""
+    )
     # Delivery errors (30003-30008 …) come from the carrier: accepted now, reported later.
     outcome = (
         ("undelivered" if code in range(30003, 30009) else "failed", code) if code else ("delivered", None)

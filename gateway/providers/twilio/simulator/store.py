@@ -102,12 +102,19 @@ def requests_log(redis: Redis) -> list[tuple[float, int, int]]:
 
 
 def record(
-    redis: Redis, sid: str, to: str, body: str, num_segments: int, arrived: float | None = None
+    redis: Redis,
+    sid: str,
+    to: str,
+    body: str,
+    num_segments: int,
+    arrived: float | None = None,
+    channel: str = "",
 ) -> None:
-    """Remember an accepted message, in its recipient's inbox (`arrived`: when the request came)."""
+    """Remember an accepted message, in its recipient's inbox (`arrived`: when the request came;
+    `channel`: "twilio:whatsapp" for one sent to a WhatsApp address, else "twilio")."""
     now = time.time() if arrived is None else arrived
     pipe = redis.pipeline(transaction=True)
-    handsets.deliver(pipe, "twilio", sid, to, body, num_segments, now)
+    handsets.deliver(pipe, channel or "twilio", sid, to, body, num_segments, now)
     pipe.rpush(ARRIVALS, f"{now:.6f}|{num_segments}")
     pipe.execute()
 
