@@ -136,7 +136,8 @@ def test_abuse_05_a_blocked_texter_stays_blocked_after_forget_me_and_is_told_onc
     assert texters.received(SARA)[-1:] != ["D @ali: psst"]
     assert texters.say(ALI, "STATS") == [STATS_ONE_POST]  # what a blocked texter may still do
 
-    texters.say(ALI, "FORGET ME")
+    assert "reply YES" in texters.say(ALI, "FORGET ME")[0]  # it asks first (item 11)
+    texters.say(ALI, "YES")
     assert texters.sub_id(ALI) is None
     after = texters.say(ALI, "I am someone new")  # a fresh registration: the welcome, nothing else
     assert len(after) == 1 and after[0].startswith("Welcome to Kabootar! You are @")
@@ -158,7 +159,8 @@ def test_abuse_05_unblocking_a_forgotten_number_from_the_list(texters: Phones):
     texters.join(ALI, "ali")
     console = Console(texters)
     console.block("@ali")
-    texters.say(ALI, "FORGET ME")
+    assert "reply YES" in texters.say(ALI, "FORGET ME")[0]  # it asks first (item 11)
+    texters.say(ALI, "YES")
     [listed] = console.blocks()
     assert listed["handle"] == ""  # no handle now, still blocked, still listed
     assert "(no handle: forgotten)" in console.client.get("/ops").get_data(as_text=True)
@@ -239,7 +241,8 @@ def test_abuse_06_a_freed_handle_stays_unavailable_to_others_for_30_days(texters
     texters.join(REZA, "reza")
     assert texters.say(ALI, "NAME ali-tehran") == ["You are @ali-tehran now."]
     assert texters.say(SARA, "NAME ali") == ["@ali is taken. Try another: NAME newname"]
-    texters.say(REZA, "FORGET ME")
+    assert "reply YES" in texters.say(REZA, "FORGET ME")[0]  # it asks first (item 11)
+    texters.say(REZA, "YES")
     assert texters.say(SARA, "NAME reza") == ["@reza is taken. Try another: NAME newname"]
     assert texters.say(SARA, "NAME r\u0435za") == ["@r\u0435za is taken. Try another: NAME newname"]
     assert texters.redis.ttl(handles.hold_key("reza")) > 29.9 * 24 * 3600
