@@ -154,15 +154,7 @@ def test_session_cookie_is_httponly_samesite_and_secure_behind_https(client: Fla
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" in cookie
 
 
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """The login waits' clock, standing still until a test moves it."""
-    now = [1_800_000_000.0]
-    monkeypatch.setattr(backoff, "clock", lambda: now[0])
-    return now
-
-
-def test_wrong_passwords_earn_growing_waits_not_a_lock(app: Flask, redis: Redis, clock: list[float]):
+def test_wrong_passwords_earn_growing_waits_not_a_lock(app: Flask, redis: Redis, login_clock: list[float]):
     # Replaces a hard 15-minute lock of the name, which a guesser could set off for anyone.
     accounts.add_user(redis, "ana", PASSWORD)
     guesser = app.test_client()
@@ -174,7 +166,7 @@ def test_wrong_passwords_earn_growing_waits_not_a_lock(app: Flask, redis: Redis,
 
     waits = []
     for _ in range(12):  # the guesser waits each time as told, and guesses again
-        clock[0] += int(log_in(guesser, password="hunter2").headers.get("Retry-After", 0))
+        login_clock[0] += int(log_in(guesser, password="hunter2").headers.get("Retry-After", 0))
         assert log_in(guesser, password="hunter2").status_code == 401
         waits.append(int(log_in(guesser, password="hunter2").headers["Retry-After"]))
     assert waits == [2, 4, 8, 16, 32, 64, 128, 256, 512, 900, 900, 900]
@@ -185,13 +177,13 @@ def test_wrong_passwords_earn_growing_waits_not_a_lock(app: Flask, redis: Redis,
     elsewhere.environ_base["REMOTE_ADDR"] = "198.51.100.7"
     refused = log_in(elsewhere)
     assert refused.status_code == 429 and int(refused.headers["Retry-After"]) <= backoff.ACCOUNT_MAX_WAIT
-    clock[0] += backoff.ACCOUNT_MAX_WAIT
+    login_clock[0] += backoff.ACCOUNT_MAX_WAIT
     assert log_in(elsewhere).status_code == 303
-    clock[0] += 900
+    login_clock[0] += 900
     assert log_in(guesser).status_code == 303  # the wait is over: the right password works
 
 
-def test_many_names_guessed_from_one_address_make_that_address_wait(app: Flask, redis: Redis, clock):
+def test_many_names_guessed_from_one_address_make_that_address_wait(app: Flask, redis: Redis, login_clock):
     accounts.add_user(redis, "ana", PASSWORD)
     guesser = app.test_client()
     guesser.environ_base["REMOTE_ADDR"] = "203.0.113.9"

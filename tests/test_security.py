@@ -37,7 +37,7 @@ from gateway.web import create_app, security
 from gateway.web import replies as web_replies
 from tests.conftest import Twilio, real_twilio
 from tests.live import start_gateway
-from tests.test_ops import PASSWORD, clock, csrf_of, log_in  # noqa: F401  (clock: a fixture)
+from tests.test_ops import PASSWORD, csrf_of, log_in
 
 # What each POST route is protected by. A console route ("ops.*") always needs the CSRF
 # token (the blueprint's guard checks it); any other new POST route must be added here.
@@ -354,7 +354,7 @@ def test_a_reply_flood_gets_429_until_the_minute_passes(client, sample, redis, m
 # ---------------------------------------------------------------- abuse: /ops/login
 
 
-def test_guessing_many_names_from_one_address_makes_that_address_wait(app: Flask, redis, report, clock):
+def test_guessing_many_names_from_one_address_makes_that_address_wait(app: Flask, redis, report, login_clock):
     # Changed with issue 13: the address waits (doubling) instead of being locked for 15 minutes.
     accounts.add_user(redis, "ana", PASSWORD)
     guesser = app.test_client()
@@ -373,7 +373,7 @@ def test_guessing_many_names_from_one_address_makes_that_address_wait(app: Flask
 
 
 def test_behind_a_configured_proxy_each_forwarded_client_is_counted_apart(
-    config, runtime, redis, report, clock
+    config, runtime, redis, report, login_clock
 ):
     app = create_app(replace(config, trusted_proxies=1), {"TESTING": True})
     accounts.add_user(redis, "ana", PASSWORD)

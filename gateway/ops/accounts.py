@@ -78,11 +78,11 @@ def verify(redis: Redis, name: str, password: str, client: str, max_wait: float)
     earlier failures is still running: then refuse it unchecked and say how long."""
     name = _name(name)[:64]
     counted = backoff.counters(name, client, max_wait)
-    if wait := backoff.wait(redis, counted):
-        return LoginResult(wait=wait)
+    admission = backoff.admit(redis, counted)
+    if admission.wait:
+        return LoginResult(wait=admission.wait)
     stored = cast(str | None, redis.hget(keys.OPS_USERS, name)) if NAME_PATTERN.match(name) else None
     if check_password_hash(stored or _dummy_hash(), password) and stored:
-        backoff.succeeded(redis, counted)
+        backoff.forgive(redis, counted, admission)
         return LoginResult(operator=name)
-    backoff.failed(redis, counted)
     return LoginResult()

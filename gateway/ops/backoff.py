@@ -14,8 +14,10 @@ Failures are counted in three scopes, each a small Redis hash (keys.ops_login_ba
 
 A try while a wait runs is refused before its password is looked at (no hashing spent,
 nothing learnt) and is not counted, so hammering does not lengthen the wait. Nothing is
-ever locked: when the wait is over, the right password works. Addresses arrive here as
-keyed hashes (auth.client_key), so Redis never holds one.
+ever locked: when the wait is over, the right password works. A try is counted as a
+failure the moment it is let in and forgiven if it was right, so tries sent at once
+cannot all be checked before the first failure is counted. Addresses arrive here as keyed
+hashes (auth.client_key), so Redis never holds one.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from dataclasses import dataclass
 
 from redis import Redis
 
-from gateway.store import keys
+from gateway.store import keys, scripts
 
 PAIR_FREE = 3  # typos an operator may make before waiting at all
 ADDR_FREE = 10  # an office behind one address: several operators' typos
@@ -45,10 +47,6 @@ class Scope:
     name: str
     free: int
     max_wait: float
-
-    def wait_after(self, failures: int) -> float:
-        over = failures - self.free
-        return 0.0 if over <= 0 else min(self.max_wait, 2.0 ** (over - 1))
 
 
 @dataclass(frozen=True)
@@ -69,30 +67,70 @@ def counters(name: str, client: str, max_wait: float) -> list[Counted]:
     ]
 
 
-def wait(redis: Redis, counted: list[Counted]) -> int:
-    """Whole seconds before a try may be checked (0: now)."""
-    untils = redis.pipeline(transaction=False)
+# KEYS: a hash per scope.  ARGV: now, FORGET_SECONDS, then each scope's free tries and
+# longest wait.  Refused while any scope's wait runs: returns {seconds left}.  Else counts
+# the try in each scope, starts the wait it earns should it fail, and returns {"0", then
+# per scope the `until` it wrote ("" if none) and the one before} for `forgive`.
+_ADMIT = """
+local now = tonumber(ARGV[1])
+local left = 0
+for _, key in ipairs(KEYS) do
+  left = math.max(left, tonumber(redis.call('HGET', key, 'until') or '0') - now)
+end
+if left > 0 then return {tostring(left)} end
+local undo = {'0'}
+for i, key in ipairs(KEYS) do
+  local before = redis.call('HGET', key, 'until') or ''
+  local over = redis.call('HINCRBY', key, 'n', 1) - tonumber(ARGV[2 * i + 1])
+  local untl = ''
+  if over > 0 then
+    untl = tostring(now + math.min(tonumber(ARGV[2 * i + 2]), 2 ^ (over - 1)))
+    redis.call('HSET', key, 'until', untl)
+  end
+  redis.call('EXPIRE', key, ARGV[2])
+  table.insert(undo, untl)
+  table.insert(undo, before)
+end
+return undo
+"""
+# KEYS: the address's hash, then those to forget.  ARGV: the `until` _ADMIT wrote to the
+# address's hash and the one before.  A wait that a failure at the same moment started stays.
+_FORGIVE = """
+redis.call('HINCRBY', KEYS[1], 'n', -1)
+if ARGV[1] ~= '' and redis.call('HGET', KEYS[1], 'until') == ARGV[1] then
+  if ARGV[2] == '' then
+    redis.call('HDEL', KEYS[1], 'until')
+  else
+    redis.call('HSET', KEYS[1], 'until', ARGV[2])
+  end
+end
+for i = 2, #KEYS do redis.call('DEL', KEYS[i]) end
+"""
+
+
+@dataclass(frozen=True)
+class Admission:
+    """Whether a login try may be checked: `wait` > 0 says no, for how many seconds."""
+
+    wait: int
+    undo: tuple[str, ...] = ()  # per scope: the `until` admitting wrote, and the one before
+
+
+def admit(redis: Redis, counted: list[Counted]) -> Admission:
+    """Refuse a try while a wait runs; else let it in, counted as a failure until forgiven."""
+    args: list[float | int] = [clock(), FORGET_SECONDS]
     for c in counted:
-        untils.hget(c.key, "until")
-    latest = max(float(u or 0) for u in untils.execute())
-    return max(0, math.ceil(latest - clock()))
+        args += [c.scope.free, c.scope.max_wait]
+    found = [str(v) for v in scripts.load(redis, _ADMIT)(keys=[c.key for c in counted], args=args)]
+    if found[0] != "0":
+        return Admission(wait=max(1, math.ceil(float(found[0]))))
+    return Admission(wait=0, undo=tuple(found[1:]))
 
 
-def failed(redis: Redis, counted: list[Counted]) -> None:
-    """Count a wrong password in every scope, and start the waits that count earned."""
-    pipe = redis.pipeline(transaction=False)
-    for c in counted:
-        pipe.hincrby(c.key, "n", 1)
-        pipe.expire(c.key, FORGET_SECONDS)
-    failures = pipe.execute()[::2]
-    now = clock()
-    for c, n in zip(counted, failures, strict=True):
-        if delay := c.scope.wait_after(int(n)):
-            pipe.hset(c.key, "until", now + delay)
-    pipe.execute()
-
-
-def succeeded(redis: Redis, counted: list[Counted]) -> None:
-    """The right password: forget the account's failures, but not the address's (one good
-    account must not launder an address that guesses at others)."""
-    redis.delete(*(c.key for c in counted if c.scope.name != "addr"))
+def forgive(redis: Redis, counted: list[Counted], admission: Admission) -> None:
+    """The try was right: forget the account's failures, but only this try of the address's
+    (one good account must not launder an address that guesses at others)."""
+    [i] = [n for n, c in enumerate(counted) if c.scope.name == "addr"]
+    forgotten = [c.key for c in counted if c.scope.name != "addr"]
+    written, before = admission.undo[2 * i], admission.undo[2 * i + 1]
+    scripts.load(redis, _FORGIVE)(keys=[counted[i].key, *forgotten], args=[written, before])
