@@ -76,6 +76,21 @@ def _number(name: str, raw: str, kind: Callable[[str], _N]) -> _N:
         raise ConfigError(f"{name}={raw!r}: {wanted}") from None
 
 
+def _metrics_token(raw: str) -> str:
+    """METRICS_TOKEN: unset, or long enough that guessing it is hopeless (it has no login waits)."""
+    token = raw.strip()
+    if token and len(token) < 16:
+        raise ConfigError("METRICS_TOKEN: at least 16 characters (e.g. `openssl rand -hex 16`)")
+    return token
+
+
+def _login_max_wait(raw: str) -> float:
+    seconds = _number("OPS_LOGIN_MAX_WAIT", raw, float)
+    if seconds < 1:  # 0 would let a guesser try as fast as they like
+        raise ConfigError(f"OPS_LOGIN_MAX_WAIT={raw!r}: at least 1 (second)")
+    return seconds
+
+
 @dataclass(frozen=True)
 class Limits:
     """What one texter may make Kabootar do (the abuse limits), for the commands and the fan-out."""
@@ -123,9 +138,13 @@ class Config:
     # Keep and show http: media URLs too (a provider on plain http); else https: only.
     media_allow_http: bool = False
     # Proxies in front of the web app that append the client to X-Forwarded-For; 0: none,
-    # the connection's own address is the client (rate limits and login lockouts count by it).
+    # the connection's own address is the client (rate limits and login waits count by it).
     # Set it only if the app cannot be reached but through them: else anyone can forge it.
     trusted_proxies: int = 0
+    # Bearer token Prometheus scrapes /metrics with (METRICS_TOKEN); "": operators' sessions only.
+    metrics_token: str = ""
+    # The longest wait, in seconds, that failed console logins from one address earn (they double).
+    ops_login_max_wait: float = 900.0
     var_dir: Path = field(default_factory=lambda: Path("var"))  # dev data: Redis files, secret key
 
     @classmethod
@@ -183,6 +202,8 @@ class Config:
             metrics_public=env.get("METRICS_PUBLIC") == "1",
             media_allow_http=env.get("MEDIA_ALLOW_HTTP") == "1",
             trusted_proxies=_number("TRUSTED_PROXIES", env.get("TRUSTED_PROXIES", "0"), int),
+            metrics_token=_metrics_token(env.get("METRICS_TOKEN", "")),
+            ops_login_max_wait=_login_max_wait(env.get("OPS_LOGIN_MAX_WAIT", "900")),
             var_dir=var_dir,
         )
         return replace(cfg, **overrides) if overrides else cfg
@@ -271,4 +292,7 @@ class Config:
             env["MEDIA_ALLOW_HTTP"] = "1"
         if self.trusted_proxies:
             env["TRUSTED_PROXIES"] = str(self.trusted_proxies)
+        if self.metrics_token:
+            env["METRICS_TOKEN"] = self.metrics_token
+        env["OPS_LOGIN_MAX_WAIT"] = str(self.ops_login_max_wait)
         return env

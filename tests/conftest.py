@@ -135,3 +135,14 @@ def drain(runtime: Runtime):
     what phones receive start themselves (tests/phones.py, tests/simulated.py).
     """
     return lambda: run_workers(runtime, [queues.INBOUND])
+
+
+@pytest.fixture
+def login_clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The clock of the console's login waits (gateway/ops/backoff.py), standing still until
+    a test moves it: `login_clock[0] += 60`."""
+    from gateway.ops import backoff
+
+    now = [1_800_000_000.0]
+    monkeypatch.setattr(backoff, "clock", lambda: now[0])
+    return now

@@ -31,17 +31,27 @@ def scrape(client: FlaskClient, **kw: object) -> dict[str, dict[tuple[tuple[str,
     return found
 
 
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
 def basic(name: str, password: str) -> dict[str, str]:
     return {"Authorization": "Basic " + base64.b64encode(f"{name}:{password}".encode()).decode()}
 
 
-def test_metrics_need_an_operator_unless_public(client: FlaskClient, redis: Redis, config: Config, runtime):
+def test_metrics_need_the_scrapers_token_or_an_operator_unless_public(
+    client: FlaskClient, redis: Redis, config: Config, runtime
+):
+    # Changed with issue 13: the scraper has its own token instead of an operator's password.
     response = client.get("/metrics")
     assert response.status_code == 401
-    assert response.headers["WWW-Authenticate"].startswith("Basic")
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    token = "scraper-token-0123456789"
+    scraper = create_app(replace(config, metrics_token=token), {"TESTING": True}).test_client()
+    assert scraper.get("/metrics", headers=bearer("scraper-token-9876543210")).status_code == 401
     accounts.add_user(redis, "prometheus", PASSWORD)
-    assert client.get("/metrics", headers=basic("prometheus", "wrong")).status_code == 401
-    assert "kabootar_queue_depth" in scrape(client, headers=basic("prometheus", PASSWORD))
+    assert scraper.get("/metrics", headers=basic("prometheus", PASSWORD)).status_code == 401
+    assert "kabootar_queue_depth" in scrape(scraper, headers=bearer(token))
 
     public = create_app(replace(config, metrics_public=True), {"TESTING": True}).test_client()
     assert "kabootar_queue_depth" in scrape(public)

@@ -3,7 +3,12 @@
     kabootar run                 everything on one box: Redis (unless REDIS_URL), the web app, WORKERS workers
     kabootar web                 one web process: gunicorn serving gateway.web:create_app() on HOST:PORT
     kabootar worker              one worker process
-    kabootar ops add-user NAME   an operator for the console (or a new password)
+    kabootar ops add-user NAME       an operator for the console (or a new password)
+    kabootar ops set-password NAME   a new password for an operator (ends their sessions)
+    kabootar ops remove-user NAME    remove an operator (ends their sessions)
+
+The `ops` commands use the Redis of the `kabootar run` (`make run`) that uses this var/,
+whichever port it got, or the one --redis-url or REDIS_URL names.
 
 Each subcommand is a function taking the parsed arguments and returning an exit status;
 `build_parser` wires them up, so a new one (say `kabootar ops add-user NAME`) is an
@@ -17,6 +22,7 @@ import getpass
 import os
 import sys
 from collections.abc import Callable
+from typing import Any
 
 from redis import Redis
 from redis.exceptions import RedisError
@@ -59,38 +65,101 @@ def worker(args: argparse.Namespace) -> int:
     return run_worker()
 
 
-def _redis(config: Config) -> Redis:
-    """REDIS_URL's Redis or, when it is unset, the one `kabootar run` started for this
-    checkout: on its usual port, and only if its data directory is our var/redis."""
-    from gateway.box.supervisor import REDIS_PORT
+class NoRedis(Exception):
+    """No Redis to manage operators in; the message says where to find one."""
 
-    if config.redis_url:
-        return Redis.from_url(config.redis_url, decode_responses=True, socket_connect_timeout=2)
-    redis = Redis(port=REDIS_PORT, decode_responses=True, socket_connect_timeout=2, socket_timeout=5)
-    expected = str((config.var_dir / "redis").resolve())
-    if redis.config_get("dir").get("dir") != expected:
-        raise RedisError(f"the Redis on port {REDIS_PORT} is not the one `kabootar run` started here")
+
+def _redis(config: Config, url: str | None) -> Redis:
+    """--redis-url's Redis, else REDIS_URL's, else the one the running `kabootar run`
+    recorded in var/run.json (the supervisor's `running_redis`)."""
+    from gateway.box.supervisor import running_redis
+
+    options: dict[str, Any] = {"decode_responses": True, "socket_connect_timeout": 2, "socket_timeout": 5}
+    if url or config.redis_url:
+        return Redis.from_url(url or config.redis_url or "", **options)
+    running = running_redis(config.var_dir)
+    if running is None:
+        raise NoRedis(
+            f"no `kabootar run` is running from {config.var_dir}/. Start it with `make run` "
+            "(or run this from the directory it runs in), or name its Redis with --redis-url"
+        )
+    redis = Redis.from_url(running.url, **options)
+    ours = str((config.var_dir / "redis").resolve())
+    try:
+        # A run killed with SIGKILL leaves its record, and its port to whichever Redis comes next.
+        stranger = running.embedded and redis.config_get("dir").get("dir") != ours
+        redis.ping()
+    except RedisError:
+        raise NoRedis(
+            f"the Redis that `kabootar run` recorded ({running.url}) does not answer: is `make run` "
+            "still running? Start it, or name another Redis with --redis-url"
+        ) from None
+    if stranger:
+        raise NoRedis(f"the Redis at {running.url} is not the one `kabootar run` started here")
     return redis
+
+
+def _password(args: argparse.Namespace) -> str | None:
+    """The new password: one line of stdin, or typed twice (None if the two differ)."""
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    password = getpass.getpass(f"Password for {args.name}: ")
+    return password if getpass.getpass("Again: ") == password else None
+
+
+def _with_redis(args: argparse.Namespace, change: Callable[[Redis], str]) -> int:
+    """Run one change to the operators in the right Redis; print what it did, or why not."""
+    try:
+        print(change(_redis(Config.from_env(), args.redis_url)))
+    except (ValueError, LookupError) as e:
+        return _fail(str(e), 1)
+    except NoRedis as e:
+        return _fail(str(e))
+    except RedisError as e:
+        return _fail(f"{e}. Is `make run` running? Else name its Redis with --redis-url.")
+    return 0
 
 
 def ops_add_user(args: argparse.Namespace) -> int:
     """Create an operator for /ops, or set a new password (prompted, or one line of stdin)."""
     from gateway.ops import accounts
 
-    if args.password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    else:
-        password = getpass.getpass(f"Password for {args.name}: ")
-        if getpass.getpass("Again: ") != password:
-            return _fail("the passwords differ", 1)
-    try:
-        accounts.add_user(_redis(Config.from_env()), args.name, password)
-    except ValueError as e:
-        return _fail(str(e), 1)
-    except RedisError as e:
-        return _fail(f"{e}. Is `make run` running? Else set REDIS_URL to the URL it printed.")
-    print(f"operator {args.name.strip().lower()} can now log in at /ops/login")
-    return 0
+    password = _password(args)
+    if password is None:
+        return _fail("the passwords differ", 1)
+
+    def add(redis: Redis) -> str:
+        accounts.add_user(redis, args.name, password)
+        return f"operator {args.name.strip().lower()} can now log in at /ops/login"
+
+    return _with_redis(args, add)
+
+
+def ops_set_password(args: argparse.Namespace) -> int:
+    """Set a new password for an existing operator, ending their console sessions at once."""
+    from gateway.ops import accounts
+
+    password = _password(args)
+    if password is None:
+        return _fail("the passwords differ", 1)
+
+    def change(redis: Redis) -> str:
+        accounts.set_password(redis, args.name, password)
+        return f"operator {args.name.strip().lower()} has a new password; their sessions are ended"
+
+    return _with_redis(args, change)
+
+
+def ops_remove_user(args: argparse.Namespace) -> int:
+    """Remove an operator, ending their console sessions at once."""
+    from gateway.ops import accounts
+
+    def remove(redis: Redis) -> str:
+        if not accounts.remove_user(redis, args.name):
+            raise LookupError(f"there is no operator {args.name.strip().lower()}")
+        return f"operator {args.name.strip().lower()} is removed and logged out"
+
+    return _with_redis(args, remove)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -108,12 +177,24 @@ def build_parser() -> argparse.ArgumentParser:
     command("run", run, "run Redis (unless REDIS_URL is set), the web app and WORKERS workers on this box")
     command("web", web, "run the web app under gunicorn on HOST:PORT")
     command("worker", worker, "run one worker process")
-    ops = command("ops", ops_add_user, "operator console accounts")
-    add_user = ops.add_subparsers(dest="ops_command", required=True, metavar="ACTION").add_parser(
-        "add-user", help="create an operator (or set a new password)", description=ops_add_user.__doc__
+    ops = commands.add_parser(
+        "ops", help="operator console accounts", description="operator console accounts"
     )
-    add_user.add_argument("name", help="the operator's login name")
-    add_user.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    actions = ops.add_subparsers(dest="ops_command", required=True, metavar="ACTION")
+
+    def ops_action(name: str, handler: Handler, help: str, password: bool) -> None:
+        sub = actions.add_parser(name, help=help, description=handler.__doc__)
+        sub.set_defaults(handler=handler)
+        sub.add_argument("name", help="the operator's login name")
+        if password:
+            sub.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+        sub.add_argument(
+            "--redis-url", help="the Redis to use (default: REDIS_URL, else the running `kabootar run`'s)"
+        )
+
+    ops_action("add-user", ops_add_user, "create an operator (or set a new password)", password=True)
+    ops_action("set-password", ops_set_password, "set a new password, ending their sessions", password=True)
+    ops_action("remove-user", ops_remove_user, "remove an operator, ending their sessions", password=False)
     return parser
 
 

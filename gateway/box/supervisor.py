@@ -6,6 +6,9 @@ processes, restarts any child that dies (waiting longer each time one keeps dyin
 and on Ctrl-C or SIGTERM stops them in order: the web app first (no new texts come
 in), then the workers (a warm shutdown: running jobs finish), then Redis.
 
+While it runs, var/run.json says which Redis it uses (`running_redis`), so that
+`kabootar ops add-user` and the like find it whichever port it got.
+
 Each child gets its own process group, so a Ctrl-C in the terminal reaches only
 this supervisor, which can then stop things in that order; and, on Linux, each
 child is told to exit if the supervisor itself is killed, so nothing is orphaned.
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import ctypes
 import fcntl
+import json
 import os
 import signal
 import socket
@@ -23,6 +27,7 @@ import sys
 import time
 import urllib.request
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -30,6 +35,7 @@ from gateway.box import embedded_redis
 from gateway.config import Config
 
 REDIS_PORT = 6390  # tried first, so `redis-cli -p 6390` finds the dev Redis; else any free port
+RUN_FILE = "run.json"  # in var/, while `kabootar run` runs: {"redis_url", "embedded"}
 STOP_TIMEOUT = {"web": 15.0, "worker": 30.0, "redis": 15.0}  # then SIGKILL
 MAX_BACKOFF = 30.0
 STEADY_SECONDS = 10.0  # a child that ran this long before dying is restarted at once
@@ -114,8 +120,11 @@ class Supervisor:
             say(f"Try another port: PORT={config.port + 1} make run")
             return 1
         try:
-            if not config.redis_url:
+            embedded = not config.redis_url
+            if embedded:
                 config = replace(config, redis_url=self._start_redis(config))
+            assert config.redis_url
+            _record_redis(config.var_dir, config.redis_url, embedded)
             env = {**os.environ, **config.as_env(), "PYTHONUNBUFFERED": "1"}
             cli = [sys.executable, "-m", "gateway.box.cli"]
             for i in range(1, config.workers + 1):
@@ -125,6 +134,7 @@ class Supervisor:
                 self._spawn(child)
             self._watch(config)
         finally:
+            (config.var_dir / RUN_FILE).unlink(missing_ok=True)
             self._stop_all()
         say("stopped")
         return 0
@@ -232,6 +242,34 @@ class Supervisor:
             _kill_group(proc, signal.SIGKILL)
             proc.wait()
         _kill_group(proc, signal.SIGKILL)  # anything it left behind in its group
+
+
+@dataclass(frozen=True)
+class RunningRedis:
+    """The Redis of the `kabootar run` that uses a var/ directory, as it recorded it."""
+
+    url: str
+    embedded: bool  # started by `kabootar run`, its data in var/redis
+
+
+def _record_redis(var_dir: Path, url: str, embedded: bool) -> None:
+    """Write var/run.json, readable by this user alone (REDIS_URL may hold a password)."""
+    path = var_dir / RUN_FILE
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump({"redis_url": url, "embedded": embedded}, f)
+
+
+def running_redis(var_dir: Path) -> RunningRedis | None:
+    """The Redis the `kabootar run` using `var_dir` recorded, or None when none runs there.
+
+    A run killed with SIGKILL leaves its record behind: check that the Redis answers."""
+    try:
+        found = json.loads((var_dir / RUN_FILE).read_text())
+        return RunningRedis(str(found["redis_url"]), bool(found["embedded"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _kill_group(proc: subprocess.Popen[bytes], sig: int) -> None:

@@ -1,11 +1,9 @@
-"""Operator accounts: salted password hashes in Redis, and lockout after failed logins.
+"""Operator accounts: salted password hashes in Redis, and the check of a login.
 
 `kabootar ops add-user NAME` (gateway/box/cli.py) stores werkzeug's `generate_password_hash`
-of a password. After
-`MAX_FAILURES` failed logins for a name, or from an address, within `LOCKOUT_SECONDS`,
-both are refused for `LOCKOUT_SECONDS` — without checking the password, so guessing
-on stops costing us hashing and teaches the guesser nothing. The "address" here is
-`auth.client_key("login")`, a keyed hash: no client's address is stored.
+of a password. Failed logins earn growing waits (backoff.py) rather than a lock, so a
+guesser slows only themselves. A new password, or removing the account, ends the
+operator's console sessions at once (sessions.py).
 """
 
 from __future__ import annotations
@@ -18,10 +16,9 @@ from typing import cast
 from redis import Redis
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from gateway.ops import backoff, sessions
 from gateway.store import keys
 
-MAX_FAILURES = 5
-LOCKOUT_SECONDS = 15 * 60
 MIN_PASSWORD_LENGTH = 10
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -34,8 +31,12 @@ def _dummy_hash() -> str:
 
 @dataclass(frozen=True)
 class LoginResult:
-    ok: bool
-    locked: bool = False
+    operator: str | None = None  # who logged in; None: refused
+    wait: int = 0  # refused unchecked: seconds before this account may be tried from here
+
+    @property
+    def ok(self) -> bool:
+        return self.operator is not None
 
 
 def _name(name: str) -> str:
@@ -43,46 +44,45 @@ def _name(name: str) -> str:
 
 
 def add_user(redis: Redis, name: str, password: str) -> None:
-    """Create an operator, or set a new password for an existing one."""
+    """Create an operator, or set a new password for an existing one (ending their sessions)."""
     name = _name(name)
     if not NAME_PATTERN.match(name):
         raise ValueError("a name is 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit")
     if len(password) < MIN_PASSWORD_LENGTH:
         raise ValueError(f"the password must be at least {MIN_PASSWORD_LENGTH} characters")
     redis.hset(keys.OPS_USERS, name, generate_password_hash(password))
-    redis.delete(keys.ops_login_failures("name", name))
+    sessions.end_all(redis, name)  # whoever knew the old password is out
+    redis.delete(keys.ops_login_backoff("account", name))
+
+
+def set_password(redis: Redis, name: str, password: str) -> None:
+    """A new password for an existing operator; LookupError if there is none of that name."""
+    if not exists(redis, name):
+        raise LookupError(f"there is no operator {_name(name)}")
+    add_user(redis, name, password)
+
+
+def remove_user(redis: Redis, name: str) -> bool:
+    """Remove an operator and end their sessions; False if there was none of that name."""
+    removed = bool(redis.hdel(keys.OPS_USERS, _name(name)))
+    sessions.end_all(redis, _name(name))
+    return removed
 
 
 def exists(redis: Redis, name: str) -> bool:
     return bool(redis.hexists(keys.OPS_USERS, _name(name)))
 
 
-def _failure_keys(name: str, address: str) -> list[str]:
-    return [keys.ops_login_failures("name", name[:64]), keys.ops_login_failures("addr", address[:64])]
-
-
-def is_locked(redis: Redis, name: str, address: str) -> bool:
-    """Whether logins for this name, or from this address, are refused right now."""
-    counts = redis.mget(_failure_keys(_name(name), address))
-    return any(int(c or 0) >= MAX_FAILURES for c in counts)
-
-
-def verify(redis: Redis, name: str, password: str, address: str) -> LoginResult:
-    """Check a login. Counts a failure against the name and the address; a success
-    clears the name's count (the address's stays: one good account must not launder
-    an address that guesses at others)."""
-    name = _name(name)
-    failure_keys = _failure_keys(name, address)
-    if is_locked(redis, name, address):
-        return LoginResult(ok=False, locked=True)
+def verify(redis: Redis, name: str, password: str, client: str, max_wait: float) -> LoginResult:
+    """Check a login from `client` (a keyed hash of the address), unless a wait earned by
+    earlier failures is still running: then refuse it unchecked and say how long."""
+    name = _name(name)[:64]
+    counted = backoff.counters(name, client, max_wait)
+    admission = backoff.admit(redis, counted)
+    if admission.wait:
+        return LoginResult(wait=admission.wait)
     stored = cast(str | None, redis.hget(keys.OPS_USERS, name)) if NAME_PATTERN.match(name) else None
     if check_password_hash(stored or _dummy_hash(), password) and stored:
-        redis.delete(failure_keys[0])
-        return LoginResult(ok=True)
-    pipe = redis.pipeline(transaction=False)
-    for key in failure_keys:
-        pipe.incr(key)
-        # Each failure restarts the window, so the lock lasts 15 minutes from the last one.
-        pipe.expire(key, LOCKOUT_SECONDS)
-    counts = pipe.execute()[::2]
-    return LoginResult(ok=False, locked=any(c >= MAX_FAILURES for c in counts))
+        backoff.forgive(redis, counted, admission)
+        return LoginResult(operator=name)
+    return LoginResult()

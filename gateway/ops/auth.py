@@ -1,35 +1,34 @@
-"""Who is looking: the operator's session (or HTTP Basic for Prometheus), the client's
-address (for rate limits), and CSRF checks.
+"""Who is looking: the operator's session (or HTTP Basic for scripts), the client's
+address (for rate limits and login waits), and CSRF checks.
 
-Sessions are Flask's signed cookies (HttpOnly, SameSite=Lax, Secure behind https, set in
-create_app); an operator's session lasts `SESSION_SECONDS` and ends as soon as the
-account is removed. CSRF tokens are Flask-WTF's, checked here for every state-changing
-request of the console, so the rest of the app needs no CSRF machinery of its own.
+A session is a random id in Flask's signed cookie (HttpOnly, SameSite=Lax, Secure behind
+https, set in create_app) that Redis knows for `sessions.LIFETIME_SECONDS` (sessions.py):
+logging out, a new password or removing the account ends it at once. CSRF tokens are
+Flask-WTF's, checked here for every state-changing request of the console, so the rest of
+the app needs no CSRF machinery of its own.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import time
+import ipaddress
 
 from flask import abort, current_app, request, session
 from flask_wtf.csrf import ValidationError, validate_csrf
 
-from gateway.ops import accounts
+from gateway.ops import accounts, sessions
 from gateway.runtime import Runtime
 
-SESSION_USER = "ops_user"
-SESSION_AT = "ops_at"
-SESSION_SECONDS = 12 * 3600
+SESSION_ID = "ops_session"
 
 
 def client_address() -> str:
-    """Who is asking, for rate limits and lockouts: the connection's address, or behind
+    """Who is asking, for rate limits and login waits: the connection's address, or behind
     TRUSTED_PROXIES=n proxies, the n-th X-Forwarded-For entry from the right.
 
     Only entries our own proxies appended count: anything to their left the client wrote
-    itself, so a guesser cannot escape a lockout by making up addresses (and with no
+    itself, so a guesser cannot escape a wait by making up addresses (and with no
     proxy configured, X-Forwarded-For is ignored altogether)."""
     address = request.remote_addr or "unknown"
     hops = Runtime.of(current_app).config.trusted_proxies
@@ -41,46 +40,64 @@ def client_address() -> str:
     return address[:64]
 
 
+def _subscriber_line(address: str) -> str:
+    """An IPv6 address as its /64: one subscriber's line holds all of them, so counting
+    single addresses would give a guesser billions of fresh starts."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is None:
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else ip)
+
+
 def client_key(purpose: str) -> str:
     """A keyed hash of the client's address for one purpose ("login", "web-reply"):
     enough to count requests by, useless to anyone reading Redis (no address is stored)."""
     secret = current_app.config["SECRET_KEY"].encode()
-    message = f"{purpose}:{client_address()}".encode()
+    message = f"{purpose}:{_subscriber_line(client_address())}".encode()
     return hmac.new(secret, message, hashlib.sha256).hexdigest()[:24]
 
 
-def log_in(name: str) -> None:
-    """Start a fresh session for `name` (a new cookie: nothing carried over from before)."""
-    session.clear()
-    session[SESSION_USER] = name.strip().lower()
-    session[SESSION_AT] = int(time.time())
+def log_in(name: str, password: str) -> accounts.LoginResult:
+    """Check a login from this client and, when it is right, start a fresh session (a new
+    cookie: nothing carried over from before)."""
+    runtime = Runtime.of(current_app)
+    result = accounts.verify(
+        runtime.redis, name, password, client_key("login"), runtime.config.ops_login_max_wait
+    )
+    if result.operator:
+        session.clear()
+        session[SESSION_ID] = sessions.start(runtime.redis, result.operator)
+    return result
 
 
 def log_out() -> None:
-    session.pop(SESSION_USER, None)
-    session.pop(SESSION_AT, None)
+    session_id = session.get(SESSION_ID)
+    if isinstance(session_id, str):
+        sessions.end(Runtime.of(current_app).redis, session_id)
+    session.clear()
 
 
 def session_operator() -> str | None:
-    """The logged-in operator, or None."""
-    name = session.get(SESSION_USER)
-    started = session.get(SESSION_AT, 0)
-    if not isinstance(name, str) or not isinstance(started, int) or time.time() - started > SESSION_SECONDS:
+    """The operator whose live session this request carries, or None."""
+    session_id = session.get(SESSION_ID)
+    if not isinstance(session_id, str):
         return None
-    if not accounts.exists(Runtime.of(current_app).redis, name):
-        return None
-    return name
+    return sessions.operator(Runtime.of(current_app).redis, session_id)
 
 
-def basic_operator() -> str | None:
-    """An operator named by HTTP Basic credentials (how Prometheus logs in), or None.
-
-    Wrong credentials count towards the same lockout as the login form."""
+def basic_login() -> accounts.LoginResult | None:
+    """The check of HTTP Basic credentials (how scripts read the figures), or None when the
+    request has none. Wrong ones earn the same waits as the login form's."""
     auth = request.authorization
     if auth is None or auth.type != "basic" or not auth.username or auth.password is None:
         return None
-    result = accounts.verify(Runtime.of(current_app).redis, auth.username, auth.password, client_address())
-    return auth.username.strip().lower() if result.ok else None
+    runtime = Runtime.of(current_app)
+    return accounts.verify(
+        runtime.redis, auth.username, auth.password, client_key("login"), runtime.config.ops_login_max_wait
+    )
 
 
 def check_csrf() -> None:

@@ -36,7 +36,11 @@ def require_operator() -> ResponseReturnValue | None:
     if g.operator is None and request.method == "GET" and request.path.startswith("/ops/api/"):
         # Scripts read the figures with an operator's name and password (`curl -u`). Only
         # reads: a browser replays Basic credentials on its own, so actions need a session.
-        g.operator = auth.basic_operator()
+        basic = auth.basic_login()
+        if basic and basic.wait:
+            message = f"too many failed logins: try again in {basic.wait} s"
+            return jsonify(error=message), 429, {"Retry-After": str(basic.wait)}
+        g.operator = basic.operator if basic else None
     if g.operator is None:
         if request.path.startswith("/ops/api/"):
             return jsonify(error="log in at /ops/login first"), 401

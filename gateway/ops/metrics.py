@@ -3,16 +3,21 @@
 A custom collector reads Redis at scrape time, so every gunicorn process answers with
 the same numbers (nothing is counted in process memory: no multiprocess directory to
 manage). Labels are queue ids, outcomes, provider error codes and stage names — never a
-phone number or a handle. Login: an operator's session, HTTP Basic with an operator's
-name and password (Prometheus's `basic_auth`), or none when METRICS_PUBLIC=1.
+phone number or a handle.
+
+Who may read it: the scraper with `Authorization: Bearer <METRICS_TOKEN>` (Prometheus's
+`authorization` / `bearer_token`), an operator logged in to the console, or anyone when
+METRICS_PUBLIC=1. The scraper's token is its own, not an operator's password: no failed
+operator login anywhere can slow or stop the scrape, and its check touches no Redis.
 """
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Iterator
 from typing import Any
 
-from flask import Blueprint, Response, current_app
+from flask import Blueprint, Response, current_app, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -127,13 +132,26 @@ def exposition() -> bytes:
     return generate_latest(registry)
 
 
+def scraper_token_given(token: str) -> bool:
+    """Whether the request carries `Authorization: Bearer <token>` (compared in constant time)."""
+    given = request.authorization
+    if not token or given is None or given.type != "bearer" or not given.token:
+        return False
+    return hmac.compare_digest(given.token.encode(), token.encode())
+
+
 @bp.get("/metrics")
 def metrics() -> Response:
-    public = Runtime.of(current_app).config.metrics_public
-    if not public and auth.session_operator() is None and auth.basic_operator() is None:
+    config = Runtime.of(current_app).config
+    allowed = (
+        config.metrics_public
+        or scraper_token_given(config.metrics_token)
+        or auth.session_operator() is not None
+    )
+    if not allowed:
         return Response(
-            "log in at /ops/login, or scrape with an operator's name and password (HTTP Basic)\n",
+            "scrape with Authorization: Bearer <METRICS_TOKEN>, or log in at /ops/login\n",
             401,
-            {"WWW-Authenticate": 'Basic realm="kabootar metrics"', "Content-Type": "text/plain"},
+            {"WWW-Authenticate": 'Bearer realm="kabootar metrics"', "Content-Type": "text/plain"},
         )
     return Response(exposition(), 200, {"Content-Type": CONTENT_TYPE_LATEST, "Cache-Control": "no-store"})

@@ -41,5 +41,12 @@ def shown(config: Config) -> list[Setting]:
         Setting(
             "MEDIA_ALLOW_HTTP", _switch(config.media_allow_http), "http: media URLs kept (else https: only)"
         ),
+        # Whether there is one, never the token itself.
+        Setting("METRICS_TOKEN", "set" if config.metrics_token else "unset", "the scraper's bearer token"),
         Setting("TRUSTED_PROXIES", str(config.trusted_proxies), "proxies whose X-Forwarded-For is believed"),
+        Setting(
+            "OPS_LOGIN_MAX_WAIT",
+            f"{config.ops_login_max_wait:g} s",
+            "longest wait failed console logins from one address earn",
+        ),
     ]

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from flask import current_app, g, jsonify, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import generate_csrf
 
-from gateway.ops import accounts, auth, settings, snapshot
+from gateway.ops import auth, settings, snapshot
 from gateway.ops.blueprint import bp
 from gateway.runtime import Runtime
 
@@ -54,18 +55,23 @@ def login() -> ResponseReturnValue:
         return render_template("ops/login.html", next_url=next_url, error=None)
     auth.check_csrf()
     name = request.form.get("name", "")[:64]
-    result = accounts.verify(
-        Runtime.of(current_app).redis, name, request.form.get("password", ""), auth.client_key("login")
-    )
+    result = auth.log_in(name, request.form.get("password", ""))
     if result.ok:
-        auth.log_in(name)
         return redirect(next_url, code=303)
-    if result.locked:
-        minutes = accounts.LOCKOUT_SECONDS // 60
-        error, status = f"Too many failed logins. Try again in {minutes} minutes.", 429
+    if result.wait:
+        error, status = f"Too many failed logins. Try again in {waiting(result.wait)}.", 429
+        headers = {"Retry-After": str(result.wait)}
     else:
-        error, status = "Wrong name or password.", 401
-    return render_template("ops/login.html", next_url=next_url, error=error, name=name), status
+        error, status, headers = "Wrong name or password.", 401, {}
+    page = render_template("ops/login.html", next_url=next_url, error=error, name=name)
+    return page, status, headers
+
+
+def waiting(seconds: int) -> str:
+    """A wait as a person says it: "1 second", "12 seconds", "15 minutes"."""
+    if seconds >= 120:
+        return f"{math.ceil(seconds / 60)} minutes"
+    return "1 second" if seconds == 1 else f"{seconds} seconds"
 
 
 @bp.post("/logout")

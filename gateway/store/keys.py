@@ -171,9 +171,20 @@ def stats_minute(minute: int) -> str:
     return f"{PREFIX}stats:m:{minute}"
 
 
-def ops_login_failures(kind: str, value: str) -> str:
-    """Count of recent failed logins for an operator name or a client address (kind "name"/"addr")."""
-    return f"{PREFIX}ops:fail:{kind}:{value}"
+def ops_login_backoff(scope: str, key: str) -> str:
+    """Hash {n: failed logins, until: when the next try is checked} for one throttle scope:
+    "account" (an operator name), "addr" or "pair" (keyed hashes: no client address is stored)."""
+    return f"{PREFIX}ops:backoff:{scope}:{key}"
+
+
+def ops_session(digest: str) -> str:
+    """An operator's console session (its id's SHA-256, never the id): the operator's name."""
+    return f"{PREFIX}ops:session:{digest}"
+
+
+def ops_sessions_of(name: str) -> str:
+    """Set of the digests of one operator's sessions, so all can be ended at once."""
+    return f"{PREFIX}ops:sessions:{name}"
 
 
 # Sender throttling (pipeline/throttle.py)
