@@ -24,8 +24,7 @@ from bench.common import cores, cpu_delta, warm_up
 from bench.context import Context
 from bench.profile import Profiler
 from bench.report import Row, Section
-from bench.stacks import start_kabootar, start_peer, start_redis
-from gateway.config import ANDROID_SIMULATOR_SIGNING_KEY
+from bench.stacks import ANDROID_SIGNING_KEY, start_kabootar, start_peer, start_redis
 from gateway.store import keys
 
 TARGET_RATIO = 0.8
@@ -94,7 +93,7 @@ def _kabootar_android(ctx: Context) -> dict[str, Any]:
     with ctx.fleet("ingest-kabootar-android") as fleet:
         kb = start_kabootar(fleet, ctx.port, workers=0, durable=True, providers="twilio,android")
         warm_up(kb.base_url, ctx.requests("warm", ctx.settings.warm_texts), "/twilio/sms")
-        signed.write_android(requests, ANDROID_SIMULATOR_SIGNING_KEY, ctx.settings.ingest_requests, 5_000_000)
+        signed.write_android(requests, ANDROID_SIGNING_KEY, ctx.settings.ingest_requests, 5_000_000)
         redis = kb.redis
         out = _measure(
             ctx,

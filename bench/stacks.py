@@ -19,11 +19,15 @@ from redis import Redis
 
 from bench.procs import Fleet, Proc, _die_with_parent, wait_http
 from gateway.box import embedded_redis
-from gateway.config import SIMULATOR_AUTH_TOKEN
+from gateway.config import Config
 from gateway.phones import PhoneVault
 
 SECRET_KEY = "kabootar-bench-secret-key"  # the bench's own data only: thrown away after each run
-AUTH_TOKEN = SIMULATOR_AUTH_TOKEN  # Kabootar's default (simulator) token; the peers get it too
+# What the simulators Kabootar runs with (SIMULATOR=1) make of that key: the Twilio token the
+# bench signs webhooks with (the peers get it too), and the phone's signing key.
+SIMULATED = Config.from_env({"SECRET_KEY": SECRET_KEY, "SIMULATOR": "1", "SMS_PROVIDERS": "twilio,android"})
+AUTH_TOKEN = SIMULATED.twilio_auth_token
+ANDROID_SIGNING_KEY = SIMULATED.android_webhook_signing_key
 # Settings a developer's shell may carry; the processes under test get only ours.
 _SETTINGS = (
     "HOST",
@@ -42,6 +46,12 @@ _SETTINGS = (
     "WEB_CONCURRENCY",
     "SENDER_POSTS_PER_MINUTE",
     "METRICS_PUBLIC",
+    "SIMULATOR",
+    "SMS_PROVIDERS",
+    "ANDROID_GATEWAY_URL",
+    "ANDROID_GATEWAY_USER",
+    "ANDROID_GATEWAY_PASSWORD",
+    "ANDROID_WEBHOOK_SIGNING_KEY",
 )
 
 
@@ -132,6 +142,7 @@ def start_kabootar(
         WORKERS=str(workers),
         SMS_MPS=sms_mps,
         SMS_PROVIDERS=providers,
+        SIMULATOR="1",
         KABOOTAR_VAR_DIR=str(var_dir),
     )
     cli = [sys.executable, "-m", "gateway.box.cli"]

@@ -6,6 +6,8 @@ the `kabootar run` supervisor all build a `Config` with `Config.from_env()`.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import secrets
 from collections.abc import Callable, Mapping
@@ -13,14 +15,22 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-# Credentials the built-in Twilio simulator accepts; used when none are configured.
+# What the built-in simulators (SIMULATOR=1) call their account, sender and user: names,
+# not secrets. Their token, password and signing key are this installation's own, made
+# from SECRET_KEY (`simulator_secret`): a constant here would let anyone forge webhooks.
 SIMULATOR_ACCOUNT_SID = "AC" + "0" * 31 + "1"
-SIMULATOR_AUTH_TOKEN = "kabootar-simulator-token"
 SIMULATOR_FROM = "+15005550006"
-# The built-in Android phone simulator's, likewise.
 ANDROID_SIMULATOR_USER = "kabootar"
-ANDROID_SIMULATOR_PASSWORD = "kabootar-simulator-password"
-ANDROID_SIMULATOR_SIGNING_KEY = "kabootar-simulator-signing-key"
+
+# Every variable that holds a provider's credentials: with none of them set, `kabootar
+# run` turns the simulators on by itself (`make run` on a fresh clone works offline).
+TWILIO_CREDENTIALS = ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN")
+ANDROID_CREDENTIALS = (
+    "ANDROID_GATEWAY_URL",
+    "ANDROID_GATEWAY_USER",
+    "ANDROID_GATEWAY_PASSWORD",
+    "ANDROID_WEBHOOK_SIGNING_KEY",
+)
 
 PROVIDERS = ("twilio", "android")  # every SMS provider Kabootar can use
 
@@ -40,16 +50,45 @@ def _providers(raw: str) -> tuple[str, ...]:
     return names
 
 
-def _android_credentials(env: Mapping[str, str]) -> None:
-    """A real phone (ANDROID_GATEWAY_URL) needs all its credentials: with the simulator's
-    signing key, which is in this source, anyone could forge the phone's webhooks."""
-    missing = [
-        name
-        for name in ("ANDROID_GATEWAY_USER", "ANDROID_GATEWAY_PASSWORD", "ANDROID_WEBHOOK_SIGNING_KEY")
-        if not env.get(name)
-    ]
-    if missing:
-        raise ConfigError(f"ANDROID_GATEWAY_URL is set, so set {' and '.join(missing)} too (see the README)")
+def _half_configured(env: Mapping[str, str], names: tuple[str, ...]) -> None:
+    """A provider is given all of its credentials or none: one set and another missing is
+    a mistake (a typo, a secret that did not reach this process), never a cue to simulate."""
+    given = [name for name in names if env.get(name)]
+    missing = [name for name in names if not env.get(name)]
+    if given and missing:
+        raise ConfigError(f"{given[0]} is set, so set {' and '.join(missing)} too (see the README)")
+
+
+def _twilio_credentials(env: Mapping[str, str]) -> None:
+    _half_configured(env, TWILIO_CREDENTIALS)
+    sender = env.get("TWILIO_FROM") or env.get("TWILIO_MESSAGING_SERVICE_SID")
+    if env.get("TWILIO_ACCOUNT_SID") and not sender:
+        raise ConfigError(
+            "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN are set, so set TWILIO_FROM (the sender number)"
+            " or TWILIO_MESSAGING_SERVICE_SID too"
+        )
+
+
+def has_credentials(env: Mapping[str, str]) -> bool:
+    """Whether any provider's credential is set (then nothing is simulated unless asked)."""
+    return any(env.get(name) for name in (*TWILIO_CREDENTIALS, *ANDROID_CREDENTIALS))
+
+
+def simulator_by_default(env: Mapping[str, str]) -> dict[str, str]:
+    """`kabootar run`'s environment: SIMULATOR=1 added when it is unset and no provider has
+    any credentials, so `make run` on a fresh clone works offline. Nothing else guesses:
+    the web app and workers started any other way need SIMULATOR=1 or credentials."""
+    if "SIMULATOR" in env or has_credentials(env):
+        return dict(env)
+    return {**env, "SIMULATOR": "1"}
+
+
+def simulator_secret(secret_key: str, purpose: str) -> str:
+    """A simulator's credential (`purpose`: what it is for), this installation's own: a
+    keyed hash of SECRET_KEY, so every process sharing the key agrees on it, and the key
+    cannot be read back from it."""
+    message = f"kabootar simulator {purpose}".encode()
+    return hmac.new(secret_key.encode(), message, hashlib.sha256).hexdigest()[:32]
 
 
 def _rates(raw: str) -> tuple[float, tuple[tuple[str, float], ...]]:
@@ -106,20 +145,22 @@ class Config:
     port: int = 5000
     public_url: str = ""  # the URL providers call; webhook signatures are checked against it
     redis_url: str | None = None  # None: `kabootar run` starts the embedded Redis under var_dir
-    twilio_account_sid: str = SIMULATOR_ACCOUNT_SID
-    twilio_auth_token: str = SIMULATOR_AUTH_TOKEN  # also signs and verifies webhooks
+    twilio_account_sid: str = ""
+    twilio_auth_token: str = ""  # also signs and verifies webhooks; the simulator's: simulator_secret
     twilio_from: str | None = None  # sender number, or …
     twilio_messaging_service_sid: str | None = None  # … a Messaging Service
-    twilio_api_base_url: str = ""  # Twilio REST base; the simulator's when no credentials
+    twilio_api_base_url: str = ""  # Twilio REST base; the simulator's when it is simulated
     # The providers that are on (SMS_PROVIDERS); a texter new to Kabootar is answered through
     # the one they texted, SMS without a known channel go through the first.
     sms_providers: tuple[str, ...] = ("twilio",)
-    twilio_simulated: bool = True  # Twilio is on without credentials: its simulator serves
-    android_gateway_url: str = ""  # the phone's local-server API; the simulator's when unset
-    android_gateway_user: str = ANDROID_SIMULATOR_USER  # its Basic auth
-    android_gateway_password: str = ANDROID_SIMULATOR_PASSWORD
-    android_webhook_signing_key: str = ANDROID_SIMULATOR_SIGNING_KEY  # set in the app's settings
-    android_simulated: bool = False  # android is on without ANDROID_GATEWAY_URL: its simulator serves
+    # SIMULATOR=1 and a provider that is on has no credentials: its simulator serves it (and
+    # /dev/phone); without SIMULATOR=1 such a provider is a ConfigError (check_providers).
+    twilio_simulated: bool = False
+    android_gateway_url: str = ""  # the phone's local-server API; the simulator's when simulated
+    android_gateway_user: str = ""  # its Basic auth
+    android_gateway_password: str = ""
+    android_webhook_signing_key: str = ""  # set in the app's settings
+    android_simulated: bool = False
     android_country: str = ""  # ISO country of the phone's SIM, to read numbers it reports without one
     secret_key: str = ""  # sessions, and the root of the keys that protect phone numbers
     sms_mps: float = 1.0  # message segments per second each provider may be sent (SMS_MPS)
@@ -155,13 +196,15 @@ class Config:
         host = env.get("HOST", "127.0.0.1")
         port = _number("PORT", env.get("PORT", "5000"), int)
         sid = env.get("TWILIO_ACCOUNT_SID", "")
-        token = env.get("TWILIO_AUTH_TOKEN", "")
         providers = _providers(env.get("SMS_PROVIDERS", "twilio"))
-        twilio_simulated = "twilio" in providers and not (sid and token)
+        simulate = env.get("SIMULATOR") == "1"
+        if "twilio" in providers:
+            _twilio_credentials(env)
+        if "android" in providers:
+            _half_configured(env, ANDROID_CREDENTIALS)
+        twilio_simulated = simulate and "twilio" in providers and not sid
         android_url = env.get("ANDROID_GATEWAY_URL", "").rstrip("/")
-        android_simulated = "android" in providers and not android_url
-        if "android" in providers and android_url:
-            _android_credentials(env)
+        android_simulated = simulate and "android" in providers and not android_url
         public_url = (env.get("PUBLIC_URL") or f"http://{host}:{port}").rstrip("/")
         default_mps, mps_by_provider = _rates(env.get("SMS_MPS", "1"))
         cfg = cls(
@@ -169,8 +212,8 @@ class Config:
             port=port,
             public_url=public_url,
             redis_url=env.get("REDIS_URL") or None,
-            twilio_account_sid=sid or SIMULATOR_ACCOUNT_SID,
-            twilio_auth_token=token or SIMULATOR_AUTH_TOKEN,
+            twilio_account_sid=sid or (SIMULATOR_ACCOUNT_SID if twilio_simulated else ""),
+            twilio_auth_token=env.get("TWILIO_AUTH_TOKEN", ""),
             twilio_from=env.get("TWILIO_FROM") or (SIMULATOR_FROM if twilio_simulated else None),
             twilio_messaging_service_sid=env.get("TWILIO_MESSAGING_SERVICE_SID") or None,
             twilio_api_base_url=(
@@ -179,11 +222,11 @@ class Config:
             ),
             sms_providers=providers,
             twilio_simulated=twilio_simulated,
-            android_gateway_url=android_url or f"{public_url}/dev/android",
-            android_gateway_user=env.get("ANDROID_GATEWAY_USER") or ANDROID_SIMULATOR_USER,
-            android_gateway_password=env.get("ANDROID_GATEWAY_PASSWORD") or ANDROID_SIMULATOR_PASSWORD,
-            android_webhook_signing_key=env.get("ANDROID_WEBHOOK_SIGNING_KEY")
-            or ANDROID_SIMULATOR_SIGNING_KEY,
+            android_gateway_url=android_url or (f"{public_url}/dev/android" if android_simulated else ""),
+            android_gateway_user=env.get("ANDROID_GATEWAY_USER")
+            or (ANDROID_SIMULATOR_USER if android_simulated else ""),
+            android_gateway_password=env.get("ANDROID_GATEWAY_PASSWORD", ""),
+            android_webhook_signing_key=env.get("ANDROID_WEBHOOK_SIGNING_KEY", ""),
             android_simulated=android_simulated,
             android_country=env.get("ANDROID_COUNTRY", "").strip().upper(),
             secret_key=env.get("SECRET_KEY") or "",
@@ -206,15 +249,37 @@ class Config:
             ops_login_max_wait=_login_max_wait(env.get("OPS_LOGIN_MAX_WAIT", "900")),
             var_dir=var_dir,
         )
-        return replace(cfg, **overrides) if overrides else cfg
+        return (replace(cfg, **overrides) if overrides else cfg)._with_simulator_secrets()
 
     @property
     def simulator(self) -> bool:
-        """Whether a provider's simulator serves (then /dev/phone does too)."""
+        """Whether a provider's simulator serves (SIMULATOR=1; then every /dev/ page does too)."""
         return self.twilio_simulated or self.android_simulated
 
+    def unconfigured(self) -> list[str]:
+        """The providers that are on with neither credentials nor their simulator."""
+        configured = {
+            "twilio": bool(self.twilio_account_sid and self.twilio_auth_token),
+            "android": bool(self.android_gateway_url and self.android_webhook_signing_key),
+        }
+        return [p for p in self.sms_providers if not (configured[p] or self.simulated(p))]
+
+    def check_providers(self) -> None:
+        """Refuse to serve (a ConfigError naming what to set) while a provider that is on has
+        no credentials: the web app and the workers call it before they start."""
+        wanted = {
+            "twilio": "TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_FROM (or a Messaging Service)",
+            "android": f"{', '.join(ANDROID_CREDENTIALS[:-1])} and {ANDROID_CREDENTIALS[-1]}",
+        }
+        missing = self.unconfigured()
+        if missing:
+            raise ConfigError(
+                f"{missing[0]} has no credentials: set {wanted[missing[0]]}, or SIMULATOR=1 for the"
+                " built-in simulators (`make run` sets it when no provider has any credentials)"
+            )
+
     def simulated(self, provider: str) -> bool:
-        """Whether `provider` is one of the simulators (it is on, without credentials)."""
+        """Whether `provider` is simulated (SIMULATOR=1, and it is on without credentials)."""
         return {"twilio": self.twilio_simulated, "android": self.android_simulated}.get(provider, False)
 
     @property
@@ -240,14 +305,31 @@ class Config:
         and reused: losing it would make the stored numbers unreadable.
         """
         if self.secret_key:
-            return self
+            return self._with_simulator_secrets()
         path = self.var_dir / "secret_key"
         if not path.exists():
             self.var_dir.mkdir(parents=True, exist_ok=True)
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as f:
                 f.write(secrets.token_urlsafe(48))
-        return replace(self, secret_key=path.read_text().strip())
+        return replace(self, secret_key=path.read_text().strip())._with_simulator_secrets()
+
+    def _with_simulator_secrets(self) -> Config:
+        """Fill the simulated providers' token, password and signing key from the secret key
+        (left empty until it is known: `with_secret_key` fills them then)."""
+        if not self.secret_key:
+            return self
+        fill = {
+            "twilio_auth_token": self.twilio_simulated,
+            "android_gateway_password": self.android_simulated,
+            "android_webhook_signing_key": self.android_simulated,
+        }
+        found: dict[str, Any] = {
+            name: simulator_secret(self.secret_key, name)
+            for name, simulated in fill.items()
+            if simulated and not getattr(self, name)
+        }
+        return replace(self, **found) if found else self
 
     def as_env(self) -> dict[str, str]:
         """The environment that makes child processes build this same config."""
@@ -269,6 +351,9 @@ class Config:
             "DM_PER_HOUR": str(self.dm_per_hour),
             "MAX_FOLLOWS": str(self.max_follows),
             "KABOOTAR_VAR_DIR": str(self.var_dir),
+            # The simulators' credentials are not passed: each process makes the same ones
+            # from SECRET_KEY.
+            "SIMULATOR": "1" if self.simulator else "0",
         }
         if self.redis_url:
             env["REDIS_URL"] = self.redis_url

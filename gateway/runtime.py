@@ -42,6 +42,7 @@ class Runtime:
     @classmethod
     def from_config(cls, config: Config) -> Runtime:
         config = config.with_secret_key()
+        config.check_providers()  # never serve a provider with no credentials (or simulator)
         if not config.redis_url:
             raise RuntimeError("REDIS_URL is not set: start Kabootar with `kabootar run`")
         options: dict[str, Any] = {"socket_timeout": 5, "socket_connect_timeout": 2}

@@ -45,6 +45,7 @@ def config(redis_server: str, tmp_path: Path) -> Config:
             "REDIS_URL": redis_server,
             "SECRET_KEY": "test-secret-key",
             "SMS_PROVIDERS": "twilio,android",  # both simulated: every route of either is served
+            "SIMULATOR": "1",
         },
         var_dir=tmp_path / "var",
     )

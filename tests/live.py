@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -30,7 +31,7 @@ SETTINGS = [
     "TWILIO_API_BASE_URL", "WEB_CONCURRENCY", "TRUSTED_PROXIES", "METRICS_PUBLIC",
     "SMS_PROVIDERS", "SMS_MPS", "SMS_FAILOVER", "SMS_FAILOVER_AFTER", "ANDROID_GATEWAY_URL",
     "ANDROID_GATEWAY_USER", "ANDROID_GATEWAY_PASSWORD", "ANDROID_WEBHOOK_SIGNING_KEY", "ANDROID_COUNTRY",
-    "MEDIA_ALLOW_HTTP",
+    "MEDIA_ALLOW_HTTP", "SIMULATOR",
     "METRICS_TOKEN", "OPS_LOGIN_MAX_WAIT", "MAX_MENTION_SMS", "DM_PER_HOUR", "MAX_FOLLOWS",
 ]  # fmt: skip
 
@@ -115,8 +116,14 @@ class Gateway:
     def __init__(self, config: Config, procs: Processes) -> None:
         self.base = f"http://127.0.0.1:{config.port}"
         self.config = config
-        self.signer = SignatureChecker(config.twilio_auth_token, config.public_url)
         self.procs = procs
+
+    @functools.cached_property
+    def signer(self) -> SignatureChecker:
+        """Signs as the simulated Twilio: its token is made from the secret key, which a
+        `kabootar run` without SECRET_KEY writes to var/ only once it has started."""
+        config = self.config.with_secret_key()
+        return SignatureChecker(config.twilio_auth_token, config.public_url)
 
     def get(self, path: str) -> tuple[int, bytes]:
         try:
@@ -146,7 +153,7 @@ class Gateway:
         """Text the gateway from `sender` through the (simulated) Android phone's webhook."""
         from gateway.providers.android.simulator import phones
 
-        path, data, headers = phones.text_webhook(self.config, sender, body)
+        path, data, headers = phones.text_webhook(self.config.with_secret_key(), sender, body)
         request = urllib.request.Request(self.base + path, data=data, headers=headers)
         with urllib.request.urlopen(request, timeout=5) as r:
             return int(r.status)
@@ -196,6 +203,7 @@ def web_settings(redis_url: str, var_dir: Path, secret_key: str, **extra: str) -
         "PUBLIC_URL": f"http://127.0.0.1:{port}",
         "SECRET_KEY": secret_key,
         "KABOOTAR_VAR_DIR": str(var_dir),
+        "SIMULATOR": "1",
         **extra,
     }
 
@@ -203,9 +211,10 @@ def web_settings(redis_url: str, var_dir: Path, secret_key: str, **extra: str) -
 def start_gateway(redis_server: str, processes: Processes, var_dir: Path, **extra: str) -> Gateway:
     """`kabootar web` and one `kabootar worker` on a free port against `redis_server`, ready."""
     settings = web_settings(redis_server, var_dir, "live-test-secret-key", **extra)
-    env = clean_env(**settings)
+    config = Config.from_env(settings)
+    env = clean_env(**{**settings, **config.as_env()})  # SIMULATOR=1 among them
     processes.start("web", [*CLI, "web"], env)
     processes.start("worker", [*CLI, "worker"], env)
-    gateway = Gateway(Config.from_env(settings), processes)
+    gateway = Gateway(config, processes)
     gateway.wait_ready()
     return gateway

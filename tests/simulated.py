@@ -7,6 +7,7 @@ simulator's status callbacks come back over real HTTP to /twilio/status, as with
 from __future__ import annotations
 
 import contextlib
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from flask.testing import FlaskClient
 from redis import Redis
 from rq import Queue
 from werkzeug.serving import WSGIRequestHandler, make_server
@@ -77,14 +79,25 @@ class Live:
         raise AssertionError("outbound SMS still waiting after the budget")
 
     def control(self, action: str, provider: str = "twilio", **form: Any) -> None:
-        """Tell a provider's simulator to misbehave (or stop): its /control/<action> hook."""
+        """Tell a provider's simulator to misbehave (or stop): its /control/<action> hook,
+        from a browser at the dev phone (the only one the hooks obey)."""
         with self.app.test_client() as client:
+            form |= dev_session(client)
             assert client.post(f"/dev/{provider}/control/{action}", data=form).status_code == 200
 
     @property
     def senders(self) -> dict[str, Sender]:
         """A sender for every provider that is on (Twilio's is this Live's own)."""
         return {**registry.senders(self.config), "twilio": self.sender}
+
+
+def dev_session(client: FlaskClient) -> dict[str, str]:
+    """Open /dev/phone in this client, as a developer's browser does; returns the form field
+    (its CSRF token) that the dev phone's sends and the simulators' control hooks need."""
+    page = client.get("/dev/phone").get_data(as_text=True)
+    found = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert found, "the dev phone has no CSRF token"
+    return {"csrf_token": found.group(1)}
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
@@ -103,7 +116,13 @@ def running(redis_server: str, tmp_path: Path, **env: str) -> Iterator[Live]:
     """
     port = embedded_redis.free_port()
     url = f"http://127.0.0.1:{port}"
-    base = {"PUBLIC_URL": url, "REDIS_URL": redis_server, "SECRET_KEY": "test-secret-key", "SMS_MPS": "0"}
+    base = {
+        "PUBLIC_URL": url,
+        "REDIS_URL": redis_server,
+        "SECRET_KEY": "test-secret-key",
+        "SMS_MPS": "0",
+        "SIMULATOR": "1",
+    }
     config = Config.from_env({**base, **env}, var_dir=tmp_path / "var")
     runtime = Runtime.from_config(config)
     context.use(runtime)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from gateway.box import embedded_redis
-from gateway.config import Config
+from gateway.config import Config, simulator_by_default
 from tests.live import CLI, Gateway, clean_env, is_zombie, processes_in_session, start_gateway
 from tests.privacy import leaks, redis_dump_url
 
@@ -84,7 +84,7 @@ def test_kabootar_run_restarts_a_dead_worker_stops_cleanly_and_keeps_posts(proce
     port = embedded_redis.free_port()
     settings = {"PORT": str(port), "WORKERS": "1", "KABOOTAR_VAR_DIR": str(tmp_path / "var")}
     env = clean_env(WEB_CONCURRENCY="1", **settings)
-    gateway = Gateway(Config.from_env(settings), processes)
+    gateway = Gateway(Config.from_env(simulator_by_default(settings)), processes)  # as `kabootar run`
     bodies: list[str] = []
 
     for run, text in enumerate(["posted in the first run", "posted in the second run"]):
@@ -120,7 +120,7 @@ def test_kabootar_run_on_a_fresh_clone_with_secret_key_set_serves_and_posts(proc
     var = tmp_path / "fresh" / "var"
     settings = {"PORT": str(embedded_redis.free_port()), "WORKERS": "1", "KABOOTAR_VAR_DIR": str(var)}
     settings["SECRET_KEY"] = "a-key-the-operator-chose-" + uuid.uuid4().hex
-    gateway = Gateway(Config.from_env(settings), processes)
+    gateway = Gateway(Config.from_env(simulator_by_default(settings)), processes)  # as `kabootar run`
     supervisor = processes.start("run", [*CLI, "run"], clean_env(WEB_CONCURRENCY="1", **settings))
     gateway.wait_ready("run")
 

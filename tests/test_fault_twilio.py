@@ -16,12 +16,13 @@ from flask.testing import FlaskClient
 from redis import Redis
 from rq import Queue
 
-from gateway.config import SIMULATOR_ACCOUNT_SID, SIMULATOR_AUTH_TOKEN, SIMULATOR_FROM
+from gateway.config import SIMULATOR_ACCOUNT_SID, SIMULATOR_FROM, Config
 from gateway.providers.simulated import handsets
 from gateway.providers.twilio.simulator import store as simstore
 from gateway.store import keys, queues
 from tests.crowd import gather, start_fleet, wait_for
 from tests.live import Processes
+from tests.simulated import dev_session
 
 FOLLOWERS = 120
 SMS_MPS = 10
@@ -30,7 +31,6 @@ STORM_SECONDS = 60.0
 # them all at the paced rate (120 / 9 per s ≈ 13 s), with room for a loaded machine.
 RECOVERY_BOUND_SECONDS = 75.0
 URL = f"/dev/twilio/2010-04-01/Accounts/{SIMULATOR_ACCOUNT_SID}/Messages.json"
-AUTH = (SIMULATOR_ACCOUNT_SID, SIMULATOR_AUTH_TOKEN)
 
 
 def busiest_second(times: list[float]) -> tuple[int, float]:
@@ -52,25 +52,28 @@ def tightest_span(times: list[float], n: int) -> float:
 
 
 def test_an_outage_fails_every_request_with_its_statuses_in_turn_until_it_ends(
-    client: FlaskClient, redis: Redis
+    client: FlaskClient, redis: Redis, config: Config
 ):
     form = {"To": "+989121234567", "From": SIMULATOR_FROM, "Body": "salaam"}
-    answered = client.post("/dev/twilio/control/outage", data={"seconds": "0.5", "statuses": "429,500,503"})
+    auth = (config.twilio_account_sid, config.twilio_auth_token)
+    dev = dev_session(client)
+    outage = {"seconds": "0.5", "statuses": "429,500,503", **dev}
+    answered = client.post("/dev/twilio/control/outage", data=outage)
     assert answered.status_code == 200
 
-    statuses = [client.post(URL, data=form, auth=AUTH) for _ in range(4)]
+    statuses = [client.post(URL, data=form, auth=auth) for _ in range(4)]
     assert [(r.status_code, r.get_json()["code"]) for r in statuses] == [
         (429, 20429), (500, 20500), (503, 20500), (429, 20429),
     ]  # fmt: skip
     assert client.post(URL, data=form).status_code == 401  # not ours: refused, but not by the outage
     time.sleep(0.6)
-    assert client.post(URL, data=form, auth=AUTH).status_code == 201
+    assert client.post(URL, data=form, auth=auth).status_code == 201
 
     log = simstore.requests_log(redis)
     assert [status for _, _, status in log] == [429, 500, 503, 429, 401, 0]
     assert simstore.requests_received(redis) == 6
     assert handsets.received_count(redis, "+989121234567") == 1
-    assert client.post("/dev/twilio/control/outage", data={"statuses": "200"}).status_code == 400
+    assert client.post("/dev/twilio/control/outage", data={"statuses": "200", **dev}).status_code == 400
 
 
 @pytest.mark.fault

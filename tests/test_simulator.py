@@ -11,16 +11,15 @@ import pytest
 from flask.testing import FlaskClient
 from redis import Redis
 
-from gateway.config import SIMULATOR_ACCOUNT_SID, SIMULATOR_AUTH_TOKEN, SIMULATOR_FROM
+from gateway.config import SIMULATOR_ACCOUNT_SID, SIMULATOR_FROM, Config
 from gateway.outbox import outbound
 from gateway.providers.simulated import handsets
 from gateway.providers.twilio.simulator import store as simulator
 from gateway.store import queues
 from tests.privacy import leaks, redis_dump
-from tests.simulated import Live, running, wait_until
+from tests.simulated import Live, dev_session, running, wait_until
 
 URL = f"/dev/twilio/2010-04-01/Accounts/{SIMULATOR_ACCOUNT_SID}/Messages.json"
-AUTH = (SIMULATOR_ACCOUNT_SID, SIMULATOR_AUTH_TOKEN)
 TO = "+989121234567"
 # The properties of api.v2010.account.message in Twilio's OpenAPI description.
 MESSAGE_FIELDS = {
@@ -30,29 +29,32 @@ MESSAGE_FIELDS = {
 }  # fmt: skip
 
 
-def send(client: FlaskClient, auth: tuple[str, str] | None = AUTH, url: str = URL, **form: str | None):
+@pytest.fixture
+def auth(config: Config) -> tuple[str, str]:
+    """The simulator's account sid and this installation's token (made from SECRET_KEY)."""
+    return (config.twilio_account_sid, config.twilio_auth_token)
+
+
+def send(client: FlaskClient, auth: tuple[str, str] | None, url: str = URL, **form: str | None):
     fields = {"To": TO, "From": SIMULATOR_FROM, "Body": "salaam", **form}
     return client.post(url, data={k: v for k, v in fields.items() if v is not None}, auth=auth)
 
 
-@pytest.mark.parametrize(
-    ("auth", "url"),
-    [
-        (None, URL),
-        ((SIMULATOR_ACCOUNT_SID, "wrong-token"), URL),
-        (AUTH, URL.replace(SIMULATOR_ACCOUNT_SID, "AC" + "f" * 32)),
-    ],
-    ids=["no-credentials", "wrong-token", "other-account"],
-)
-def test_requests_without_the_account_credentials_get_401(client: FlaskClient, auth, url: str):
-    response = send(client, auth=auth, url=url)
+@pytest.mark.parametrize("wrong", ["no-credentials", "wrong-token", "other-account"])
+def test_requests_without_the_account_credentials_get_401(client: FlaskClient, auth, wrong: str):
+    given, url = {
+        "no-credentials": (None, URL),
+        "wrong-token": ((SIMULATOR_ACCOUNT_SID, "wrong-token"), URL),
+        "other-account": (auth, URL.replace(SIMULATOR_ACCOUNT_SID, "AC" + "f" * 32)),
+    }[wrong]
+    response = send(client, auth=given, url=url)
     assert response.status_code == 401
     assert response.get_json()["code"] == 20003
     assert response.headers["WWW-Authenticate"].startswith("Basic")
 
 
-def test_a_message_is_answered_in_twilios_shape(client: FlaskClient, redis: Redis):
-    response = send(client, StatusCallback="https://kabootar.test/twilio/status?m=1")
+def test_a_message_is_answered_in_twilios_shape(client: FlaskClient, redis: Redis, auth):
+    response = send(client, auth, StatusCallback="https://kabootar.test/twilio/status?m=1")
     assert response.status_code == 201
     body = response.get_json()
     assert set(body) == MESSAGE_FIELDS
@@ -66,12 +68,12 @@ def test_a_message_is_answered_in_twilios_shape(client: FlaskClient, redis: Redi
     assert handsets.inbox_for(redis, TO)[0]["sid"] == body["sid"]
 
 
-def test_segments_are_counted_like_twilio(client: FlaskClient):
-    assert send(client, Body="س" * 71).get_json()["num_segments"] == "2"
+def test_segments_are_counted_like_twilio(client: FlaskClient, auth):
+    assert send(client, auth, Body="س" * 71).get_json()["num_segments"] == "2"
 
 
-def test_a_messaging_service_picks_the_sender_later(client: FlaskClient):
-    body = send(client, From=None, MessagingServiceSid="MG" + "0" * 32).get_json()
+def test_a_messaging_service_picks_the_sender_later(client: FlaskClient, auth):
+    body = send(client, auth, From=None, MessagingServiceSid="MG" + "0" * 32).get_json()
     assert (body["status"], body["from"], body["num_segments"]) == ("accepted", None, "0")
 
 
@@ -80,9 +82,15 @@ def test_a_messaging_service_picks_the_sender_later(client: FlaskClient):
     [({"To": "not-a-number"}, 21211), ({"To": ""}, 21604), ({"Body": ""}, 21602), ({"From": ""}, 21603)],
     ids=["bad-to", "no-to", "no-body", "no-sender"],
 )
-def test_bad_input_gets_twilios_error(client: FlaskClient, redis: Redis, form: dict[str, str], code: int):
+def test_bad_input_gets_twilios_error(
+    client: FlaskClient, redis: Redis, auth, form: dict[str, str], code: int
+):
     response = send(
-        client, To=form.get("To", TO), From=form.get("From", SIMULATOR_FROM), Body=form.get("Body", "hi")
+        client,
+        auth,
+        To=form.get("To", TO),
+        From=form.get("From", SIMULATOR_FROM),
+        Body=form.get("Body", "hi"),
     )
     assert response.status_code == 400
     error = response.get_json()
@@ -91,18 +99,23 @@ def test_bad_input_gets_twilios_error(client: FlaskClient, redis: Redis, form: d
     assert handsets.sent_count_by_recipient(redis) == {}
 
 
-def test_told_to_fail_it_fails_the_next_requests_then_recovers(client: FlaskClient, redis: Redis):
-    assert client.post("/dev/twilio/control/fail", data={"count": "2", "status": "429"}).status_code == 200
-    assert [send(client).status_code for _ in range(3)] == [429, 429, 201]
-    client.post("/dev/twilio/control/fail", data={"count": "1", "code": "21610"})
-    response = send(client)
+def control(client: FlaskClient, action: str, **form: str) -> int:
+    """POST a control hook from the dev phone's browser; its HTTP status."""
+    return client.post(f"/dev/twilio/control/{action}", data={**form, **dev_session(client)}).status_code
+
+
+def test_told_to_fail_it_fails_the_next_requests_then_recovers(client: FlaskClient, redis: Redis, auth):
+    assert control(client, "fail", count="2", status="429") == 200
+    assert [send(client, auth).status_code for _ in range(3)] == [429, 429, 201]
+    control(client, "fail", count="1", code="21610")
+    response = send(client, auth)
     assert (response.status_code, response.get_json()["code"]) == (400, 21610)
     assert simulator.requests_received(redis) == 4
     assert handsets.received_count(redis, TO) == 1
 
-    client.post("/dev/twilio/control/fail", data={"count": "5", "status": "500"})
-    assert client.post("/dev/twilio/control/reset").status_code == 200
-    assert send(client).status_code == 201
+    control(client, "fail", count="5", status="500")
+    assert control(client, "reset") == 200
+    assert send(client, auth).status_code == 201
     assert simulator.requests_received(redis) == 1
 
 

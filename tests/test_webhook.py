@@ -62,10 +62,10 @@ def test_bad_signature_is_refused_and_stores_nothing(twilio: Twilio, drain, redi
     assert redis.llen(keys.INBOX) == 0
 
 
-def test_signature_is_checked_against_public_url_not_the_proxy_address(twilio: Twilio):
+def test_signature_is_checked_against_public_url_not_the_proxy_address(twilio: Twilio, config: Config):
     # The test client calls http://localhost/...; Twilio signed https://kabootar.test/...
     form = twilio.form()
-    behind_proxy = Twilio(twilio.client, Config.from_env({"PUBLIC_URL": "http://localhost"}))
+    behind_proxy = Twilio(twilio.client, replace(config, public_url="http://localhost"))
     assert twilio.post(form, signature=behind_proxy.signer.sign("/twilio/sms", form)).status_code == 403
     assert twilio.post(form).status_code == 200
 

@@ -188,14 +188,11 @@ def main() -> int:
     """`kabootar worker` and `python -m workers`: one worker, settings from the environment."""
     try:
         config = Config.from_env()
+        if not config.redis_url:
+            raise ConfigError("REDIS_URL is not set: use `kabootar run` to start Redis as well, or set it")
+        config.check_providers()
     except ConfigError as e:
         print(f"kabootar: {e}", file=sys.stderr)
-        return 2
-    if not config.redis_url:
-        print(
-            "kabootar: REDIS_URL is not set: use `kabootar run` to start Redis as well, or set it",
-            file=sys.stderr,
-        )
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log.info("worker %d started", os.getpid())

@@ -27,7 +27,7 @@ from typing import Any
 from redis import Redis
 from redis.exceptions import RedisError
 
-from gateway.config import Config, ConfigError
+from gateway.config import Config, ConfigError, simulator_by_default
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -41,10 +41,13 @@ def _fail(message: str, status: int = 2) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Start and watch Redis, the web app and the workers until Ctrl-C."""
+    """Start and watch Redis, the web app and the workers until Ctrl-C (with the simulators
+    when no provider has any credentials)."""
     from gateway.box.supervisor import Supervisor
 
-    return Supervisor(Config.from_env()).run()
+    config = Config.from_env(simulator_by_default(os.environ))
+    config.check_providers()
+    return Supervisor(config).run()
 
 
 def web(args: argparse.Namespace) -> int:
@@ -52,6 +55,7 @@ def web(args: argparse.Namespace) -> int:
     config = Config.from_env()
     if not config.redis_url:
         return _fail("REDIS_URL is not set: use `kabootar run` to start Redis as well, or set it")
+    config.check_providers()
     # Generate (or load) the dev key once here: gunicorn's workers would race to write it.
     env = {**os.environ, "SECRET_KEY": config.with_secret_key().secret_key}
     os.execve(sys.executable, [sys.executable, *GUNICORN_ARGV], env)

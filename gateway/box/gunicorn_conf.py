@@ -11,10 +11,16 @@ from 0.42× to 0.56× of the no-op ceiling on the same machine. Two processes by
 from __future__ import annotations
 
 import os
+import sys
 
-from gateway.config import Config
+from gateway.config import Config, ConfigError
 
-_config = Config.from_env()
+try:
+    _config = Config.from_env()
+    _config.check_providers()
+except ConfigError as e:  # gunicorn started directly (the Procfile): say why, not a traceback
+    print(f"kabootar: {e}", file=sys.stderr)
+    sys.exit(2)
 
 bind = f"[{_config.host}]:{_config.port}" if ":" in _config.host else f"{_config.host}:{_config.port}"
 # Not a Kabootar setting but gunicorn's own convention, which platforms set for you.

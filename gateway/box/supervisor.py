@@ -208,7 +208,7 @@ class Supervisor:
         lines.append(f"  health: {base}/healthz, {base}/readyz")
         for provider in config.sms_providers:
             if config.simulated(provider):
-                lines.append(f"  {provider}: the built-in simulator (no credentials given)")
+                lines.append(f"  {provider}: the built-in simulator (SIMULATOR=1)")
             elif provider == "twilio":
                 lines.append(f"  twilio: set the number's webhook to {config.public_url}/twilio/sms")
             else:

@@ -24,6 +24,7 @@ def shown(config: Config) -> list[Setting]:
     rates = ", ".join(f"{name}: {rate:g}" for name, rate in config.sms_mps_by_provider)
     return [
         Setting("SMS_PROVIDERS", ", ".join(config.sms_providers), "providers that are on"),
+        Setting("SIMULATOR", _switch(config.simulator), "built-in provider simulators and /dev/ pages"),
         Setting("SMS_MPS", rates or f"{config.sms_mps:g}", "segments per second each provider may be sent"),
         Setting("SMS_FAILOVER", _switch(config.sms_failover), "send through another provider when one fails"),
         Setting("SMS_FAILOVER_AFTER", f"{config.sms_failover_after:g} s", "how long a provider fails first"),

@@ -47,6 +47,7 @@ def _authorised(config: Config) -> bool:
     return bool(
         auth
         and auth.type == "basic"
+        and config.android_gateway_password  # never an empty password
         and secrets.compare_digest(auth.username or "", config.android_gateway_user)
         and secrets.compare_digest(auth.password or "", config.android_gateway_password)
     )
@@ -130,6 +131,7 @@ def health() -> Response:
 
 
 @bp.post("/control/offline")
+@controls.hook
 def control_offline() -> Response:
     """The phone answers nothing for `seconds` (at most 3600; 0: back online)."""
     try:
@@ -140,6 +142,7 @@ def control_offline() -> Response:
 
 
 @bp.post("/control/credit")
+@controls.hook
 def control_credit() -> Response:
     """`credit=0`: the SIM is out of credit, every SMS fails; `credit=1`: topped up."""
     store.set_credit(Runtime.of(current_app).redis, request.form.get("credit", "1") != "0")

@@ -83,6 +83,7 @@ def _authorised(account_sid: str, config: Config) -> bool:
     return bool(
         auth
         and auth.type == "basic"
+        and config.twilio_auth_token  # never an empty password
         and secrets.compare_digest(auth.username or "", config.twilio_account_sid)
         and secrets.compare_digest(auth.password or "", config.twilio_auth_token)
         and account_sid == config.twilio_account_sid
@@ -126,7 +127,7 @@ def create_message(account_sid: str) -> Response:
     redis, config = runtime.redis, runtime.config
     authorised = _authorised(account_sid, config)
     cost = segments.segments(request.form.get("Body", ""))
-    failure, stall = store.arrive(redis, authorised, arrived, cost)
+    failure, stall = store.arrive(redis, authorised, arrived, cost, request.form.get("To", "").strip())
     if not authorised:
         return twilio_error(20003)
     if failure and failure[0]:
@@ -182,6 +183,7 @@ def create_message(account_sid: str) -> Response:
 
 
 @bp.post("/control/fail")
+@controls.hook
 def control_fail() -> Response:
     """Make the next `count` requests fail: `status=429|500`, or `code=<Twilio error code>`."""
     try:
@@ -197,6 +199,7 @@ def control_fail() -> Response:
 
 
 @bp.post("/control/outage")
+@controls.hook
 def control_outage() -> Response:
     """Fail every request for `seconds` (at most 3600; 0 ends it), answering `statuses` in
     turn (comma-separated HTTP statuses, 429,500 by default), then recover."""
@@ -212,6 +215,7 @@ controls.add_delay(bp, store.set_delay)
 
 
 @bp.post("/control/reset")
+@controls.hook
 def control_reset() -> Response:
     """Forget every simulated message, counter, pending failure and outage."""
     handsets.reset(Runtime.of(current_app).redis)

@@ -22,11 +22,13 @@ OUTAGE = P + "outage"  # hash: until (unix time), statuses ("429,500"), n (reque
 # rate limit at Twilio's edge counts (status 0: passed on to the API, 201 or a 4xx).
 REQUEST_LOG = P + "request-log"
 DELAY = P + "delay"  # seconds Twilio takes to answer (and then to report), for fault tests
+OPTED_OUT = P + "opted-out"  # set: number hashes of the phones that texted STOP (Twilio's blocklist)
 
-# KEYS: requests counter, failure hash, delay, outage hash, request log.
-# ARGV: "1" if the request is authorised, now, segments.
+# KEYS: requests counter, failure hash, delay, outage hash, request log, opted-out set.
+# ARGV: "1" if the request is authorised, now, segments, the recipient's number hash.
 # Counts and logs the request and, if authorised, takes the failure due: an outage's status
-# while one lasts (its statuses in turn), else a pending failure. Returns {status, code, delay}.
+# while one lasts (its statuses in turn), else a pending failure, else Twilio's 21610 for a
+# recipient who texted STOP. Returns {status, code, delay}.
 _ARRIVE = """
 redis.call('INCR', KEYS[1])
 local delay = redis.call('GET', KEYS[3]) or '0'
@@ -44,6 +46,8 @@ elseif tonumber(redis.call('HGET', KEYS[2], 'remaining') or '0') > 0 then
   redis.call('HINCRBY', KEYS[2], 'remaining', -1)
   local f = redis.call('HMGET', KEYS[2], 'status', 'code')
   status, code = f[1], f[2]
+elseif redis.call('SISMEMBER', KEYS[6], ARGV[4]) == 1 then
+  status, code = '0', '21610'
 end
 local logged = status
 if not logged or logged == '0' then logged = '0' end
@@ -67,16 +71,16 @@ def delay(redis: Redis) -> float:
 
 
 def arrive(
-    redis: Redis, authorised: bool, now: float | None = None, num_segments: int = 1
+    redis: Redis, authorised: bool, now: float | None = None, num_segments: int = 1, to: str = ""
 ) -> tuple[tuple[int, int] | None, float]:
-    """Count and log an API request (arrived at `now`, carrying `num_segments`); for an
-    authorised one, take the failure tests asked for, if any. Returns (the (HTTP status,
-    Twilio code) to fail with, or None; seconds to stall). One round trip: this runs for
-    every SMS of a fan-out."""
+    """Count and log an API request (arrived at `now`, carrying `num_segments`, for `to`);
+    for an authorised one, take the failure tests asked for, if any, or refuse a recipient
+    who opted out. Returns (the (HTTP status, Twilio code) to fail with, or None; seconds
+    to stall). One round trip: this runs for every SMS of a fan-out."""
     now = time.time() if now is None else now
     status, code, stall = scripts.load(redis, _ARRIVE)(
-        keys=[REQUESTS, FAILURE, DELAY, OUTAGE, REQUEST_LOG],
-        args=["1" if authorised else "0", f"{now:.6f}", max(1, num_segments)],
+        keys=[REQUESTS, FAILURE, DELAY, OUTAGE, REQUEST_LOG, OPTED_OUT],
+        args=["1" if authorised else "0", f"{now:.6f}", max(1, num_segments), handsets.number_hash(to)],
     )
     failure = None if status is None and code is None else (int(status or 0), int(code or 0))
     return failure, float(stall or 0)
@@ -117,6 +121,18 @@ def record(
     handsets.deliver(pipe, channel or "twilio", sid, to, body, num_segments, now)
     pipe.rpush(ARRIVALS, f"{now:.6f}|{num_segments}")
     pipe.execute()
+
+
+def set_opted_out(redis: Redis, number: str, opted_out: bool) -> None:
+    """Put a phone on Twilio's blocklist (it texted STOP) or take it off (START)."""
+    if opted_out:
+        redis.sadd(OPTED_OUT, handsets.number_hash(number))
+    else:
+        redis.srem(OPTED_OUT, handsets.number_hash(number))
+
+
+def is_opted_out(redis: Redis, number: str) -> bool:
+    return bool(redis.sismember(OPTED_OUT, handsets.number_hash(number)))
 
 
 def requests_received(redis: Redis) -> int:

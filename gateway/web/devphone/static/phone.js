@@ -22,7 +22,7 @@
   function refresh() {
     var url = list.dataset.source + "?number=" + encodeURIComponent(numberInput.value);
     fetch(url, { cache: "no-store" })
-      .then(function (r) { return r.json(); })
+      .then(function (r) { return r.ok ? r.json() : Promise.reject(r.status); })
       .then(function (data) {
         var text = JSON.stringify(data.messages);
         if (text === last) return;
