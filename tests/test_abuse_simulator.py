@@ -195,7 +195,9 @@ def received(redis: Redis, number: str = PHONE) -> list[str]:
     return [m["body"] for m in handsets.inbox_for(redis, number)]
 
 
-@pytest.mark.parametrize("word", ["STOP", "stop", " Unsubscribe ", "CANCEL", "END", "QUIT", "STOPALL"])
+@pytest.mark.parametrize(
+    "word", ["STOP", "stop", " Unsubscribe ", "CANCEL", "END", "QUIT", "STOPALL", "REVOKE", "optout"]
+)
 def test_abuse_15_stop_to_twilio_brings_twilios_opt_out_confirmation_to_the_dev_phone(
     client: FlaskClient, redis: Redis, config: Config, word: str
 ):

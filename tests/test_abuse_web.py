@@ -254,7 +254,7 @@ def make_posts(redis: Redis, count: int) -> list[int]:
     return posts.create_many(redis, new)
 
 
-def test_abuse_13_a_page_of_one_skips_a_hidden_newest_post_and_ends_with_no_next(
+def test_abuse_also_a_page_of_one_skips_a_hidden_newest_post_and_ends_with_no_next(
     redis: Redis, client: FlaskClient
 ):
     older, newer, newest = make_posts(redis, 3)
@@ -271,7 +271,7 @@ def test_abuse_13_a_page_of_one_skips_a_hidden_newest_post_and_ends_with_no_next
 
 
 @pytest.mark.parametrize("path", ["/", "/tags/square"], ids=["home", "tag"])
-def test_abuse_13_a_full_html_page_despite_hidden_posts_and_no_older_link_when_nothing_follows(
+def test_abuse_also_a_full_html_page_despite_hidden_posts_and_no_older_link_when_nothing_follows(
     redis: Redis, client: FlaskClient, path: str
 ):
     ids = make_posts(redis, 25)
@@ -293,7 +293,7 @@ def test_abuse_13_a_full_html_page_despite_hidden_posts_and_no_older_link_when_n
     ]
 
 
-def test_abuse_13_a_long_run_of_hidden_posts_is_passed_over_a_bounded_stretch_at_a_time(
+def test_abuse_also_a_long_run_of_hidden_posts_is_passed_over_a_bounded_stretch_at_a_time(
     redis: Redis, client: FlaskClient
 ):
     [visible, *flood] = make_posts(redis, posts.PAGE_SCAN_IDS + 50)

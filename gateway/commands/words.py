@@ -33,7 +33,7 @@ WORDS: dict[str, dict[str, tuple[str, ...]]] = {
     "stats": {"en": ("STATS",), "fa": ("آمار",), "ar": ("احصائيات", "إحصاءات")},
     "forget": {"en": ("FORGET ME",), "fa": ("فراموشم کن", "فراموشم کنید"), "ar": ("انسني", "انساني")},
     "stop": {
-        "en": ("STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"),
+        "en": ("STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"),
         "fa": ("توقف", "لغو", "لغو عضویت"),
         "ar": ("توقف", "الغاء", "ايقاف", "الغاء الاشتراك"),
     },

@@ -58,8 +58,9 @@ ERRORS: dict[int, tuple[str, str]] = {
     30008: (PERMANENT, "unknown error"),
 }
 
-# Twilio answers these itself (its standard opt-out keywords), so Kabootar must not.
-OPT_OUT_KEYWORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"})
+# Twilio answers these itself (its standard opt-out keywords, REVOKE and OPTOUT since 2025),
+# so Kabootar must not.
+OPT_OUT_KEYWORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"})
 
 
 def outcome(code: int | None, http_status: int = 400) -> str:
