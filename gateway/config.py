@@ -139,12 +139,32 @@ class Limits:
     max_follows: int = 200  # texters and #tags one texter may follow, together
 
 
+def _sentinels(raw: str) -> tuple[tuple[str, int], ...]:
+    """REDIS_SENTINELS: "host:port,host:port,..." (IPv6 as [addr]:port)."""
+    found = []
+    for item in (p.strip() for p in raw.split(",") if p.strip()):
+        host, _, port = item.rpartition(":")
+        host = host.strip("[]")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(
+                f"REDIS_SENTINELS={raw!r}: host:port pairs, comma-separated (sentinel-1:26379,…)"
+            )
+        found.append((host, int(port)))
+    return tuple(found)
+
+
 @dataclass(frozen=True)
 class Config:
     host: str = "127.0.0.1"  # where `make run` serves
     port: int = 5000
     public_url: str = ""  # the URL providers call; webhook signatures are checked against it
     redis_url: str | None = None  # None: `kabootar run` starts the embedded Redis under var_dir
+    # Find the Redis primary through these Sentinels instead (REDIS_SENTINELS), by the name
+    # they monitor it under; a failover is followed without a restart.
+    redis_sentinels: tuple[tuple[str, int], ...] = ()
+    redis_sentinel_master: str = "kabootar"
+    redis_password: str = ""  # the primary's and replicas' (requirepass / masterauth)
+    redis_sentinel_password: str = ""  # the Sentinels' own, if they have one
     twilio_account_sid: str = ""
     twilio_auth_token: str = ""  # also signs and verifies webhooks; the simulator's: simulator_secret
     twilio_from: str | None = None  # sender number, or …
@@ -212,6 +232,10 @@ class Config:
             port=port,
             public_url=public_url,
             redis_url=env.get("REDIS_URL") or None,
+            redis_sentinels=_sentinels(env.get("REDIS_SENTINELS", "")),
+            redis_sentinel_master=env.get("REDIS_SENTINEL_MASTER", "").strip() or "kabootar",
+            redis_password=env.get("REDIS_PASSWORD", ""),
+            redis_sentinel_password=env.get("REDIS_SENTINEL_PASSWORD", ""),
             twilio_account_sid=sid or (SIMULATOR_ACCOUNT_SID if twilio_simulated else ""),
             twilio_auth_token=env.get("TWILIO_AUTH_TOKEN", ""),
             twilio_from=env.get("TWILIO_FROM") or (SIMULATOR_FROM if twilio_simulated else None),
@@ -357,6 +381,13 @@ class Config:
         }
         if self.redis_url:
             env["REDIS_URL"] = self.redis_url
+        if self.redis_sentinels:
+            env["REDIS_SENTINELS"] = ",".join(f"{host}:{port}" for host, port in self.redis_sentinels)
+            env["REDIS_SENTINEL_MASTER"] = self.redis_sentinel_master
+        if self.redis_password:
+            env["REDIS_PASSWORD"] = self.redis_password
+        if self.redis_sentinel_password:
+            env["REDIS_SENTINEL_PASSWORD"] = self.redis_sentinel_password
         if not self.twilio_simulated:
             env["TWILIO_ACCOUNT_SID"] = self.twilio_account_sid
             env["TWILIO_AUTH_TOKEN"] = self.twilio_auth_token

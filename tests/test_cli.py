@@ -66,6 +66,7 @@ def test_help_lists_the_commands():
         ({"SMS_MPS": "fast"}, "SMS_MPS"),
         ({"SMS_FAILOVER_AFTER": "5m"}, "SMS_FAILOVER_AFTER"),
         ({"WORKERS": "two"}, "WORKERS"),
+        ({"REDIS_SENTINELS": "sentinel-1,sentinel-2:26379"}, "REDIS_SENTINELS"),
     ],
     ids=[
         "phone-without-its-key",
@@ -73,6 +74,7 @@ def test_help_lists_the_commands():
         "rate-not-a-number",
         "seconds-with-a-unit",
         "workers-in-words",
+        "sentinel-without-port",
     ],
 )
 def test_a_setting_it_cannot_start_with_is_named_without_a_traceback(tmp_path: Path, settings, named: str):

@@ -23,6 +23,11 @@ def shown(config: Config) -> list[Setting]:
     """Every setting the console shows, in the README's order."""
     rates = ", ".join(f"{name}: {rate:g}" for name, rate in config.sms_mps_by_provider)
     return [
+        Setting(
+            "REDIS_SENTINELS",
+            ", ".join(f"{host}:{port}" for host, port in config.redis_sentinels) or "unset",
+            f"Sentinels that find the Redis primary (named {config.redis_sentinel_master!r})",
+        ),
         Setting("SMS_PROVIDERS", ", ".join(config.sms_providers), "providers that are on"),
         Setting("SIMULATOR", _switch(config.simulator), "built-in provider simulators and /dev/ pages"),
         Setting("SMS_MPS", rates or f"{config.sms_mps:g}", "segments per second each provider may be sent"),
