@@ -115,6 +115,13 @@ def _number(name: str, raw: str, kind: Callable[[str], _N]) -> _N:
         raise ConfigError(f"{name}={raw!r}: {wanted}") from None
 
 
+def _at_least(least: int, name: str, raw: str) -> int:
+    value = _number(name, raw, int)
+    if value < least:
+        raise ConfigError(f"{name}={raw!r}: at least {least}")
+    return value
+
+
 def _metrics_token(raw: str) -> str:
     """METRICS_TOKEN: unset, or long enough that guessing it is hopeless (it has no login waits)."""
     token = raw.strip()
@@ -165,6 +172,11 @@ class Config:
     redis_sentinel_master: str = "kabootar"
     redis_password: str = ""  # the primary's and replicas' (requirepass / masterauth)
     redis_sentinel_password: str = ""  # the Sentinels' own, if they have one
+    # A webhook is answered 200 (and an SMS sent, a post let out) only once its write reached
+    # this many replicas (Redis WAIT), within this many ms; else 503 / retried later.
+    # REDIS_WAIT_REPLICAS: 1 by default with REDIS_SENTINELS, else 0 (a lone Redis has none).
+    redis_wait_replicas: int = 0
+    redis_wait_timeout_ms: int = 500
     twilio_account_sid: str = ""
     twilio_auth_token: str = ""  # also signs and verifies webhooks; the simulator's: simulator_secret
     twilio_from: str | None = None  # sender number, or …
@@ -227,15 +239,22 @@ class Config:
         android_simulated = simulate and "android" in providers and not android_url
         public_url = (env.get("PUBLIC_URL") or f"http://{host}:{port}").rstrip("/")
         default_mps, mps_by_provider = _rates(env.get("SMS_MPS", "1"))
+        sentinels = _sentinels(env.get("REDIS_SENTINELS", ""))
         cfg = cls(
             host=host,
             port=port,
             public_url=public_url,
             redis_url=env.get("REDIS_URL") or None,
-            redis_sentinels=_sentinels(env.get("REDIS_SENTINELS", "")),
+            redis_sentinels=sentinels,
             redis_sentinel_master=env.get("REDIS_SENTINEL_MASTER", "").strip() or "kabootar",
             redis_password=env.get("REDIS_PASSWORD", ""),
             redis_sentinel_password=env.get("REDIS_SENTINEL_PASSWORD", ""),
+            redis_wait_replicas=_at_least(
+                0, "REDIS_WAIT_REPLICAS", env.get("REDIS_WAIT_REPLICAS") or ("1" if sentinels else "0")
+            ),
+            redis_wait_timeout_ms=_at_least(
+                1, "REDIS_WAIT_TIMEOUT_MS", env.get("REDIS_WAIT_TIMEOUT_MS") or "500"
+            ),
             twilio_account_sid=sid or (SIMULATOR_ACCOUNT_SID if twilio_simulated else ""),
             twilio_auth_token=env.get("TWILIO_AUTH_TOKEN", ""),
             twilio_from=env.get("TWILIO_FROM") or (SIMULATOR_FROM if twilio_simulated else None),
@@ -388,6 +407,8 @@ class Config:
             env["REDIS_PASSWORD"] = self.redis_password
         if self.redis_sentinel_password:
             env["REDIS_SENTINEL_PASSWORD"] = self.redis_sentinel_password
+        env["REDIS_WAIT_REPLICAS"] = str(self.redis_wait_replicas)
+        env["REDIS_WAIT_TIMEOUT_MS"] = str(self.redis_wait_timeout_ms)
         if not self.twilio_simulated:
             env["TWILIO_ACCOUNT_SID"] = self.twilio_account_sid
             env["TWILIO_AUTH_TOKEN"] = self.twilio_auth_token

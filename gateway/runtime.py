@@ -16,7 +16,8 @@ from rq import Queue
 
 from gateway.config import Config
 from gateway.phones import PhoneVault
-from gateway.store import queues
+from gateway.store import connect, queues
+from gateway.store.replicated import Replication
 
 EXTENSION = "kabootar"
 
@@ -39,18 +40,21 @@ class Runtime:
         """The RQ queues, by name (`gateway.store.queues.ALL`)."""
         return queues.make(self.rq_redis)
 
+    @cached_property
+    def replication(self) -> Replication:
+        """How many replicas a promised write must reach (REDIS_WAIT_REPLICAS)."""
+        return Replication(self.config.redis_wait_replicas, self.config.redis_wait_timeout_ms)
+
     @classmethod
     def from_config(cls, config: Config) -> Runtime:
+        """Settings checked, and clients of the Redis named by REDIS_URL or REDIS_SENTINELS."""
         config = config.with_secret_key()
         config.check_providers()  # never serve a provider with no credentials (or simulator)
-        if not config.redis_url:
-            raise RuntimeError("REDIS_URL is not set: start Kabootar with `kabootar run`")
-        options: dict[str, Any] = {"socket_timeout": 5, "socket_connect_timeout": 2}
         return cls(
             config=config,
-            redis=Redis.from_url(config.redis_url, decode_responses=True, **options),
+            redis=connect.client(config),
             vault=PhoneVault(config.secret_key),
-            rq_redis=Redis.from_url(config.redis_url, **options),
+            rq_redis=connect.client(config, decode=False),
         )
 
     @staticmethod

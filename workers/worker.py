@@ -38,7 +38,7 @@ from gateway.config import Config, ConfigError
 from gateway.outbox import outbound, routes, sender
 from gateway.pipeline import inbox, intake, throttle
 from gateway.runtime import Runtime
-from gateway.store import keys, queues, stats
+from gateway.store import connect, keys, queues, stats
 from workers import context, dequeue, recovery
 
 log = logging.getLogger(__name__)
@@ -128,7 +128,9 @@ def watch(runtime: Runtime, rq_redis: Redis, name: str, stop: threading.Event) -
 def run(runtime: Runtime, burst: bool = False) -> None:
     """Work the queues in priority order until stopped (or, with burst, until empty)."""
     context.use(runtime)
-    rq_redis = Redis.from_url(runtime.config.redis_url or "")
+    # Its own client: RQ raises the reply timeout of the connection it is given to fit its
+    # blocking waits, which the runtime's clients keep short.
+    rq_redis = connect.client(runtime.config, decode=False, timeouts=False)
     name = worker_name()
     stop = threading.Event()
     watchdog = threading.Thread(target=watch, args=(runtime, rq_redis, name, stop), daemon=True)
@@ -188,8 +190,8 @@ def main() -> int:
     """`kabootar worker` and `python -m workers`: one worker, settings from the environment."""
     try:
         config = Config.from_env()
-        if not config.redis_url:
-            raise ConfigError("REDIS_URL is not set: use `kabootar run` to start Redis as well, or set it")
+        if not (config.redis_url or config.redis_sentinels):
+            raise ConfigError(connect.NOT_CONFIGURED)
         config.check_providers()
     except ConfigError as e:
         print(f"kabootar: {e}", file=sys.stderr)

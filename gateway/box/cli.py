@@ -22,12 +22,13 @@ import getpass
 import os
 import sys
 from collections.abc import Callable
-from typing import Any
+from dataclasses import replace
 
 from redis import Redis
 from redis.exceptions import RedisError
 
 from gateway.config import Config, ConfigError, simulator_by_default
+from gateway.store import connect
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -53,8 +54,8 @@ def run(args: argparse.Namespace) -> int:
 def web(args: argparse.Namespace) -> int:
     """Replace this process with gunicorn, so signals reach its master directly."""
     config = Config.from_env()
-    if not config.redis_url:
-        return _fail("REDIS_URL is not set: use `kabootar run` to start Redis as well, or set it")
+    if not (config.redis_url or config.redis_sentinels):
+        return _fail(connect.NOT_CONFIGURED)
     config.check_providers()
     # Generate (or load) the dev key once here: gunicorn's workers would race to write it.
     env = {**os.environ, "SECRET_KEY": config.with_secret_key().secret_key}
@@ -74,20 +75,25 @@ class NoRedis(Exception):
 
 
 def _redis(config: Config, url: str | None) -> Redis:
-    """--redis-url's Redis, else REDIS_URL's, else the one the running `kabootar run`
-    recorded in var/run.json (the supervisor's `running_redis`)."""
+    """--redis-url's Redis, else REDIS_URL's or REDIS_SENTINELS' primary, else the one the
+    running `kabootar run` recorded in var/run.json (the supervisor's `running_redis`)."""
     from gateway.box.supervisor import running_redis
 
-    options: dict[str, Any] = {"decode_responses": True, "socket_connect_timeout": 2, "socket_timeout": 5}
-    if url or config.redis_url:
-        return Redis.from_url(url or config.redis_url or "", **options)
+    if url:
+        config = replace(config, redis_url=url, redis_sentinels=())
+    if config.redis_url or config.redis_sentinels:
+        return connect.client(config)
     running = running_redis(config.var_dir)
     if running is None:
         raise NoRedis(
             f"no `kabootar run` is running from {config.var_dir}/. Start it with `make run` "
             "(or run this from the directory it runs in), or name its Redis with --redis-url"
         )
-    redis = Redis.from_url(running.url, **options)
+    if running.sentinels:
+        settings = {"REDIS_SENTINELS": running.sentinels, "REDIS_SENTINEL_MASTER": running.sentinel_master}
+        redis = connect.client(Config.from_env({**os.environ, **settings}))
+    else:
+        redis = connect.client(replace(config, redis_url=running.url))
     ours = str((config.var_dir / "redis").resolve())
     try:
         # A run killed with SIGKILL leaves its record, and its port to whichever Redis comes next.

@@ -1,6 +1,6 @@
 """`kabootar run`: a small supervisor that runs all of Kabootar on one box.
 
-It starts the embedded Redis (unless REDIS_URL is set) with its data under var/,
+It starts the embedded Redis (unless REDIS_URL or REDIS_SENTINELS names one) with its data under var/,
 then WORKERS workers and the web app as `kabootar worker` / `kabootar web` child
 processes, restarts any child that dies (waiting longer each time one keeps dying),
 and on Ctrl-C or SIGTERM stops them in order: the web app first (no new texts come
@@ -33,6 +33,7 @@ from typing import Any
 
 from gateway.box import embedded_redis
 from gateway.config import Config
+from gateway.store import connect
 
 REDIS_PORT = 6390  # tried first, so `redis-cli -p 6390` finds the dev Redis; else any free port
 RUN_FILE = "run.json"  # in var/, while `kabootar run` runs: {"redis_url", "embedded"}
@@ -120,11 +121,12 @@ class Supervisor:
             say(f"Try another port: PORT={config.port + 1} make run")
             return 1
         try:
-            embedded = not config.redis_url
+            embedded = not (config.redis_url or config.redis_sentinels)
             if embedded:
                 config = replace(config, redis_url=self._start_redis(config))
-            assert config.redis_url
-            _record_redis(config.var_dir, config.redis_url, embedded)
+            elif config.redis_sentinels:
+                say(f"Redis: the primary the Sentinels name ({connect.describe(config)})")
+            _record_redis(config, embedded)
             env = {**os.environ, **config.as_env(), "PYTHONUNBUFFERED": "1"}
             cli = [sys.executable, "-m", "gateway.box.cli"]
             for i in range(1, config.workers + 1):
@@ -248,17 +250,28 @@ class Supervisor:
 class RunningRedis:
     """The Redis of the `kabootar run` that uses a var/ directory, as it recorded it."""
 
-    url: str
+    url: str  # REDIS_URL, or with Sentinels "sentinel://host:port,…/master" (for messages)
     embedded: bool  # started by `kabootar run`, its data in var/redis
+    sentinels: str = ""  # REDIS_SENTINELS, when the Sentinels find it
+    sentinel_master: str = ""  # REDIS_SENTINEL_MASTER
 
 
-def _record_redis(var_dir: Path, url: str, embedded: bool) -> None:
-    """Write var/run.json, readable by this user alone (REDIS_URL may hold a password)."""
-    path = var_dir / RUN_FILE
+def _record_redis(config: Config, embedded: bool) -> None:
+    """Write var/run.json, readable by this user alone (REDIS_URL may hold a password; the
+    REDIS_PASSWORD of Sentinels' Redis is not written: `kabootar ops` reads it from its own
+    environment)."""
+    found: dict[str, object] = {"redis_url": connect.describe(config), "embedded": embedded}
+    if config.redis_sentinels:
+        env = config.as_env()
+        found |= {
+            "redis_sentinels": env["REDIS_SENTINELS"],
+            "redis_sentinel_master": env["REDIS_SENTINEL_MASTER"],
+        }
+    path = config.var_dir / RUN_FILE
     path.unlink(missing_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as f:
-        json.dump({"redis_url": url, "embedded": embedded}, f)
+        json.dump(found, f)
 
 
 def running_redis(var_dir: Path) -> RunningRedis | None:
@@ -267,7 +280,12 @@ def running_redis(var_dir: Path) -> RunningRedis | None:
     A run killed with SIGKILL leaves its record behind: check that the Redis answers."""
     try:
         found = json.loads((var_dir / RUN_FILE).read_text())
-        return RunningRedis(str(found["redis_url"]), bool(found["embedded"]))
+        return RunningRedis(
+            str(found["redis_url"]),
+            bool(found["embedded"]),
+            str(found.get("redis_sentinels", "")),
+            str(found.get("redis_sentinel_master", "")),
+        )
     except (OSError, ValueError, KeyError, TypeError):
         return None
 

@@ -27,6 +27,7 @@ from redis import Redis
 from gateway.microblog import media as media_urls
 from gateway.microblog import text
 from gateway.store import keys, scripts
+from gateway.store.replicated import NONE, Replication
 
 # One atomic step: a post made for a message id that already made one returns the
 # existing id, so a job that runs twice still makes one post.
@@ -152,15 +153,22 @@ def _create_args(new: NewPost, media_allow_http: bool) -> tuple[list[str], list[
     return [seen, keys.POST_SEQ, keys.TIMELINE_ALL], args
 
 
-def create_many(redis: Redis, new_posts: Sequence[NewPost], media_allow_http: bool = False) -> list[int]:
+def create_many(
+    redis: Redis,
+    new_posts: Sequence[NewPost],
+    media_allow_http: bool = False,
+    replication: Replication = NONE,
+) -> list[int]:
     """Make posts in one round trip; returns their ids (an existing id for a repeat).
-    Media URLs are kept only if allowed (https, or http too with `media_allow_http`)."""
+    Media URLs are kept only if allowed (https, or http too with `media_allow_http`).
+    Raises NotReplicated unless `replication`'s replicas confirmed them: a post lost in a
+    failover with its message id's record would be made again, and fanned out twice."""
     script = scripts.load(redis, _CREATE)
     pipe = redis.pipeline(transaction=False)
     for new in new_posts:
         script_keys, args = _create_args(new, media_allow_http)
         script(keys=script_keys, args=args, client=pipe)
-    return [int(x) for x in pipe.execute()]
+    return [int(x) for x in replication.execute(pipe)]
 
 
 def create(redis: Redis, new: NewPost, media_allow_http: bool = False) -> int:

@@ -28,6 +28,11 @@ def shown(config: Config) -> list[Setting]:
             ", ".join(f"{host}:{port}" for host, port in config.redis_sentinels) or "unset",
             f"Sentinels that find the Redis primary (named {config.redis_sentinel_master!r})",
         ),
+        Setting(
+            "REDIS_WAIT_REPLICAS",
+            f"{config.redis_wait_replicas} within {config.redis_wait_timeout_ms} ms",
+            "replicas a text must reach before it is acknowledged (REDIS_WAIT_TIMEOUT_MS)",
+        ),
         Setting("SMS_PROVIDERS", ", ".join(config.sms_providers), "providers that are on"),
         Setting("SIMULATOR", _switch(config.simulator), "built-in provider simulators and /dev/ pages"),
         Setting("SMS_MPS", rates or f"{config.sms_mps:g}", "segments per second each provider may be sent"),

@@ -46,6 +46,7 @@ from gateway.providers.records import NO_ANSWER, OPTED_OUT, Sender, SendError
 from gateway.runtime import Runtime
 from gateway.store import keys, scripts, stats
 from gateway.store.queues import LANES
+from gateway.store.replicated import NotReplicated
 from gateway.store.worklist import Worklist
 from gateway.store.worklist import promote_due as _promote
 
@@ -149,6 +150,7 @@ class _Attempt:
     due: float = 0.0
     opted_out: bool = False
     generation: int = 0  # of the SMS when called (see the settle script)
+    called: bool = True  # False: held back before the call, which says nothing of the provider
 
 
 @dataclass(frozen=True)
@@ -184,7 +186,8 @@ def _begin(batch: _Batch, mid: str) -> list[str]:
         keys.OUTBOUND_STATS,
     ]
     args = [f"{time.time():.3f}", mid, keys.subscriber(""), batch.token]
-    return cast(list[str], _script(batch.runtime.redis, "begin", ks, args))
+    redis = batch.runtime.redis
+    return cast(list[str], batch.runtime.replication.run(redis, scripts.load(redis, LUA["begin"]), ks, args))
 
 
 def may_retry(created: float | None, attempts: int) -> bool:
@@ -209,7 +212,15 @@ def _call(batch: _Batch, call: _Call) -> _Attempt | None:
     call_id = f"{call.mid}:{uuid.uuid4().hex[:8]}"
     while (wait := pacing.admit(redis, call_id, call.segments, rate, provider=provider)) > 0:
         time.sleep(wait)
-    got = _begin(batch, call.mid)
+    try:
+        got = _begin(batch, call.mid)
+    except NotReplicated as e:
+        got = e.results[0]
+        if got[0] == "go":
+            # The "sending" mark may not survive a failover: were the SMS sent now, a promoted
+            # replica would see it still queued and send it again. So it is not sent yet.
+            pacing.release(redis, call_id, call.segments, rate, made=False, provider=provider)
+            return _not_replicated(call, got)
     if got[0] != "go":
         pacing.release(redis, call_id, call.segments, rate, made=False, provider=provider)
         if got[1:] == ["off"]:  # a DM whose recipient went OFF or stopped since: its sender is told
@@ -219,6 +230,17 @@ def _call(batch: _Batch, call: _Call) -> _Attempt | None:
         return _request(batch, call, got)
     finally:
         pacing.release(redis, call_id, call.segments, rate, provider=provider)
+
+
+def _not_replicated(call: _Call, got: list[str]) -> _Attempt:
+    """An SMS marked sending whose mark no replica confirmed: certainly unsent, tried again
+    after a backoff, as a refusal would be."""
+    attempts, generation = int(got[3]), int(got[4])
+    log.warning("SMS %s: its sending mark was not replicated; it waits for a retry", call.mid)
+    due = time.time() + backoff(attempts)
+    return _Attempt(
+        call.mid, call.created, call.provider, outcome="retry", due=due, generation=generation, called=False
+    )
 
 
 def _request(batch: _Batch, call: _Call, got: list[str]) -> _Attempt:
@@ -276,7 +298,8 @@ def _settle_all(redis: Redis, lane: str, done: Sequence[_Attempt]) -> None:
         args: list[str | int] = [a.outcome, a.mid, f"{now:.3f}", a.provider_id, a.segments, a.code]
         args += [f"{a.due:.3f}", keys.subscriber(""), "1" if a.opted_out else "0", a.provider, a.generation]
         script(keys=ks, args=args, client=pipe)
-        routes.note(pipe, a.provider, a.outcome, now)
+        if a.called:
+            routes.note(pipe, a.provider, a.outcome, now)
         if a.outcome in ("sent", "failed"):
             stats.record(pipe, f"out:sms-{lane}")
             stats.record_sms(pipe, a.outcome, a.code or None, segments=a.segments, provider=a.provider)

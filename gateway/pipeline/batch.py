@@ -124,7 +124,9 @@ def process(runtime: Runtime, sids: list[str]) -> list[int]:
         for t in texts
         if t.sid in sorted_.posts and t.sid not in held and t.sid not in deferred
     ]
-    post_ids = posts.create_many(redis, new_posts, config.media_allow_http) if new_posts else []
+    post_ids = (
+        posts.create_many(redis, new_posts, config.media_allow_http, runtime.replication) if new_posts else []
+    )
     first_texts: dict[str, StoredText] = {}
     for t in texts:
         first_texts.setdefault(t.from_key, t)

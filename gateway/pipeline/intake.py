@@ -3,7 +3,8 @@
 Whatever provider a text came through, its webhook hands it over here as a neutral
 `InboundText`. Storing it is one script call: it records the message id (so a repeat is
 recognised), stores the text with the number already encrypted, and appends the id to
-the inbox; only then may the webhook say "got it". Turning texts into posts is the
+the inbox; only then, and once as many replicas as REDIS_WAIT_REPLICAS asks for have it
+(`store.replicated`, in the same round trip), may the webhook say "got it". Turning texts into posts is the
 workers' job (see `inbox.py`).
 """
 
@@ -22,6 +23,7 @@ from gateway.phones import PhoneVault
 from gateway.providers.records import InboundText
 from gateway.runtime import Runtime
 from gateway.store import keys, queues, scripts, stats
+from gateway.store.replicated import NONE, Replication
 from gateway.store.worklist import Worklist
 
 log = logging.getLogger(__name__)
@@ -53,8 +55,11 @@ return 1
 )
 
 
-def store(redis: Redis, vault: PhoneVault, text: InboundText) -> str:
-    """Store and queue a text in one round trip. Returns "duplicate", "stored" or "schedule"."""
+def store(redis: Redis, vault: PhoneVault, text: InboundText, replication: Replication = NONE) -> str:
+    """Store and queue a text in one round trip. Returns "duplicate", "stored" or "schedule";
+    raises NotReplicated if `replication`'s replicas did not confirm it. A repeat is
+    confirmed too: its first copy, stored by whichever request, is what must be replicated,
+    and the repeat's own count follows it in the replication stream."""
     from_key, from_encrypted = vault.protect(text.sender)
     fields = {
         "sid": text.message_id,
@@ -68,7 +73,9 @@ def store(redis: Redis, vault: PhoneVault, text: InboundText) -> str:
         fields["pre"] = text.prefix
     if text.media:
         fields["media"] = json.dumps(text.media)
-    result = scripts.load(redis, _INGEST)(
+    result = replication.run(
+        redis,
+        scripts.load(redis, _INGEST),
         keys=[
             keys.seen_message(text.message_id),
             keys.inbound_message(text.message_id),
@@ -95,13 +102,14 @@ def schedule_drain(rq_queues: dict[str, Queue]) -> None:
 
 def accept(runtime: Runtime, text: InboundText) -> str:
     """Store a checked text in the inbox and see that a drain job will post it; returns
-    `store`'s outcome. Raises RedisError when the text may not have been stored.
+    `store`'s outcome. Raises RedisError when the text may not have been stored, or not
+    replicated (NotReplicated): the webhook must not say "got it" then.
 
     Media URLs other than https (http too with MEDIA_ALLOW_HTTP) are dropped here, at the
     one door every provider's texts come through: a reader would get them as links."""
     if text.media:
         text = replace(text, media=tuple(media.kept(text.media, runtime.config.media_allow_http)))
-    outcome = store(runtime.redis, runtime.vault, text)
+    outcome = store(runtime.redis, runtime.vault, text, runtime.replication)
     if outcome == "schedule":
         try:
             schedule_drain(runtime.queues)
