@@ -21,6 +21,7 @@ from gateway.runtime import Runtime
 from gateway.store import queues
 from gateway.web import create_app
 from tests.burst import BurstWorker
+from tests.ha import ha_cluster  # noqa: F401  (fixture: a primary, two replicas, three Sentinels)
 from tests.live import processes  # noqa: F401  (fixture: real Kabootar processes)
 from tests.report import pytest_terminal_summary, report  # noqa: F401  (fault tests' figures)
 from workers import context

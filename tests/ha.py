@@ -13,7 +13,7 @@ seconds, not minutes. The small API, for the Sentinel, fault and `make ha` tests
         cluster.restart_killed()                   # the old primary comes back (as a replica)
         cluster.stop_replicas() / start_replicas() # leave the primary alone (WAIT fails)
 
-or, in a test module, `from tests.ha import ha_cluster  # noqa: F401` and take the fixture.
+or take the `ha_cluster` fixture (tests/conftest.py offers it to every test).
 
 Each data node keeps an append-only file fsynced on every write, as `kabootar run`'s does,
 and any node may become the primary.
