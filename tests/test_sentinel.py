@@ -7,13 +7,14 @@ taken after the primary dies, without restarting anything, and a text is never a
 
 from __future__ import annotations
 
+import re
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from gateway.config import Config
+from gateway.config import Config, ConfigError
 from gateway.runtime import Runtime
 from gateway.store import keys
 from gateway.web import create_app
@@ -118,3 +119,22 @@ def test_kabootar_run_with_sentinels_starts_no_redis_and_ops_finds_the_primary(
     assert ha_cluster.primary().client().hexists(keys.OPS_USERS, "bob")
     run.terminate()
     assert run.wait(timeout=60) == 0
+
+
+@pytest.mark.parametrize(
+    ("settings", "named"),
+    [
+        ({"REDIS_WAIT_REPLICAS": "-1"}, "REDIS_WAIT_REPLICAS='-1': at least 0"),
+        ({"REDIS_WAIT_REPLICAS": "one"}, "REDIS_WAIT_REPLICAS='one': a whole number"),
+        ({"REDIS_WAIT_TIMEOUT_MS": "0"}, "REDIS_WAIT_TIMEOUT_MS='0': at least 1"),
+    ],
+    ids=["negative", "not-a-number", "no-time"],
+)
+def test_a_wait_setting_it_cannot_use_is_named(settings: dict[str, str], named: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(named)):
+        Config.from_env({"REDIS_URL": "redis://127.0.0.1:1/0", **settings})
+
+
+def test_replicas_are_awaited_by_default_only_with_sentinels() -> None:
+    assert Config.from_env({"REDIS_URL": "redis://127.0.0.1:1/0"}).redis_wait_replicas == 0
+    assert Config.from_env({"REDIS_SENTINELS": "127.0.0.1:26379"}).redis_wait_replicas == 1
