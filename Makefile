@@ -1,4 +1,5 @@
-# Kabootar: `make run` starts everything on this box, `make test` runs the test suite.
+# Kabootar: `make run` starts everything on this box, `make ha` the local high-availability
+# topology (Redis + replicas + Sentinels, two web processes behind HAProxy), `make test` runs the tests.
 # Only Python 3.11+ is needed: the first run creates .venv and installs into it.
 
 PYTHON ?= python3
@@ -7,12 +8,15 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: run test lint style typecheck bench install chromium
+.PHONY: run ha test lint style typecheck bench install chromium haproxy
 
 run: $(STAMP)
 	$(BIN)/kabootar run
 
-test: $(STAMP) chromium
+ha: $(STAMP) haproxy
+	$(BIN)/kabootar run --ha
+
+test: $(STAMP) chromium haproxy
 	$(BIN)/pytest
 
 lint: style typecheck
@@ -55,5 +59,16 @@ chromium:
 	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
 	  else \
 	    echo "The browser tests need Chromium at $(CHROMIUM): run 'sudo apt-get install chromium' (Debian/Ubuntu)." >&2; \
+	  fi; \
+	fi
+
+# `make ha` and its tests put Debian's HAProxy in front of the web processes.
+haproxy:
+	@if ! command -v haproxy >/dev/null && [ ! -x /usr/sbin/haproxy ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "Installing haproxy for make ha and its tests..."; \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q haproxy; \
+	  else \
+	    echo "make ha needs HAProxy: run 'sudo apt-get install haproxy' (Debian/Ubuntu)." >&2; \
 	  fi; \
 	fi

@@ -53,6 +53,7 @@ MAINTENANCE_INTERVAL = 15
 # between jobs or when that wait ends: an idle worker runs it every 20 s.
 RQ_WORKER_TTL = 35
 RESTART_DELAY = 1.0  # between RQ work loops, when one quit on a Redis failure
+PUBSUB_POLL_SECONDS = 1.0  # see Worker.subscribe: a stopping worker waits this long at most for it
 
 
 class Worker(SimpleWorker):
@@ -79,6 +80,22 @@ class Worker(SimpleWorker):
     def request_stop(self, signum: int, frame: FrameType | None) -> None:
         self.stopping = True
         super().request_stop(signum, frame)  # type: ignore[no-untyped-call]  # RQ leaves it unannotated
+
+    def subscribe(self) -> None:
+        """RQ's command channel (`rq.command.send_shutdown_command` and the like), polled every
+        PUBSUB_POLL_SECONDS instead of RQ's 60.
+
+        On stopping, RQ unsubscribes and then joins the channel's thread, and redis-py (8.x)
+        joins without a limit. If the thread reads the unsubscribe reply before it is told to
+        stop, it waits for a new subscription for its whole poll: an idle worker told to stop
+        took 60 s to exit (so `kabootar run` killed it at 30 s, and a Ctrl-C left processes
+        behind for that long). A short poll makes the stop take at most that.
+        """
+        self.pubsub = self.connection.pubsub()
+        self.pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload})
+        self.pubsub_thread = self.pubsub.run_in_thread(  # type: ignore[assignment]  # RQ types it None
+            sleep_time=PUBSUB_POLL_SECONDS, daemon=True, exception_handler=self._pubsub_exception_handler
+        )
 
 
 def worker_name() -> str:

@@ -1,13 +1,16 @@
 """The `kabootar` command.
 
     kabootar run                 everything on one box: Redis (unless REDIS_URL), the web app, WORKERS workers
+    kabootar run --ha            the local HA topology (`make ha`): Redis + 2 replicas, 3 Sentinels,
+                                 WORKERS workers, 2 web processes behind HAProxy
+    kabootar restart --rolling   replace the running `kabootar run`'s web and worker processes one at a time
     kabootar web                 one web process: gunicorn serving gateway.web:create_app() on HOST:PORT
     kabootar worker              one worker process
     kabootar ops add-user NAME       an operator for the console (or a new password)
     kabootar ops set-password NAME   a new password for an operator (ends their sessions)
     kabootar ops remove-user NAME    remove an operator (ends their sessions)
 
-The `ops` commands use the Redis of the `kabootar run` (`make run`) that uses this var/,
+`restart` and the `ops` commands use the Redis of the `kabootar run` (`make run`) that uses this var/,
 whichever port it got, or the one --redis-url or REDIS_URL names.
 
 Each subcommand is a function taking the parsed arguments and returning an exit status;
@@ -48,7 +51,18 @@ def run(args: argparse.Namespace) -> int:
 
     config = Config.from_env(simulator_by_default(os.environ))
     config.check_providers()
-    return Supervisor(config).run()
+    return Supervisor(config, ha=args.ha).run()
+
+
+def restart(args: argparse.Namespace) -> int:
+    """Ask the `kabootar run` using this var/ for a rolling restart, and wait until it is done."""
+    from gateway.box import restart as restarting
+
+    try:
+        print(restarting.rolling(Config.from_env().var_dir, timeout=args.timeout))
+    except restarting.RestartError as e:
+        return _fail(str(e), 1)
+    return 0
 
 
 def web(args: argparse.Namespace) -> int:
@@ -184,7 +198,23 @@ def build_parser() -> argparse.ArgumentParser:
         sub.set_defaults(handler=handler)
         return sub
 
-    command("run", run, "run Redis (unless REDIS_URL is set), the web app and WORKERS workers on this box")
+    run_command = command(
+        "run", run, "run Redis (unless REDIS_URL is set), the web app and WORKERS workers on this box"
+    )
+    run_command.add_argument(
+        "--ha",
+        action="store_true",
+        help="Redis with two replicas, three Sentinels, WORKERS workers, two web processes behind HAProxy",
+    )
+    restart_command = command(
+        "restart", restart, "replace the running `kabootar run`'s web and worker processes one at a time"
+    )
+    restart_command.add_argument(
+        "--rolling", action="store_true", required=True, help="one at a time, while texts keep arriving"
+    )
+    restart_command.add_argument(
+        "--timeout", type=float, default=600.0, help="seconds to wait for it to finish (default 600)"
+    )
     command("web", web, "run the web app under gunicorn on HOST:PORT")
     command("worker", worker, "run one worker process")
     ops = commands.add_parser(

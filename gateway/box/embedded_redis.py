@@ -35,10 +35,13 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start(data_dir: Path, port: int, durable: bool = True, **popen: Any) -> subprocess.Popen[bytes]:
+def start(
+    data_dir: Path, port: int, durable: bool = True, extra: tuple[str, ...] = (), **popen: Any
+) -> subprocess.Popen[bytes]:
     """Start redis-server on 127.0.0.1:`port` and wait until it answers PING.
 
-    `popen` goes to subprocess.Popen (the supervisor gives Redis its own process group).
+    `extra` are more redis-server options (a replica's `--replicaof host port`); `popen` goes
+    to subprocess.Popen (the supervisor gives Redis its own process group).
     """
     data_dir.mkdir(parents=True, exist_ok=True)
     args = [
@@ -66,6 +69,7 @@ def start(data_dir: Path, port: int, durable: bool = True, **popen: Any) -> subp
         args += ["--appendonly", "yes", "--appendfsync", "always"]
     else:
         args += ["--appendonly", "no"]
+    args += extra
     proc = subprocess.Popen(args, **popen)
     wait_until_ready(f"redis://127.0.0.1:{port}/0", proc)
     return proc

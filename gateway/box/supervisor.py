@@ -1,13 +1,16 @@
 """`kabootar run`: a small supervisor that runs all of Kabootar on one box.
 
-It starts the embedded Redis (unless REDIS_URL or REDIS_SENTINELS names one) with its data under var/,
-then WORKERS workers and the web app as `kabootar worker` / `kabootar web` child
-processes, restarts any child that dies (waiting longer each time one keeps dying),
-and on Ctrl-C or SIGTERM stops them in order: the web app first (no new texts come
-in), then the workers (a warm shutdown: running jobs finish), then Redis.
+It starts what `topology` lists — the embedded Redis (unless REDIS_URL or REDIS_SENTINELS names one), WORKERS
+workers and the web app; with `--ha` (`make ha`) three Redis servers, three Sentinels, the
+workers, two web processes and HAProxy — as child processes, restarts any child that dies
+(waiting longer each time one keeps dying), and on Ctrl-C or SIGTERM stops every one of
+them in `topology.STOP_ORDER`: the proxy and the web app first (no new texts come in), then
+the workers (a warm shutdown: running jobs finish), then Sentinels and Redis; each is
+waited for, then whatever is left in its process group is killed.
 
-While it runs, var/run.json says which Redis it uses (`running_redis`), so that
-`kabootar ops add-user` and the like find it whichever port it got.
+SIGUSR1 (`kabootar restart --rolling`) replaces the web and worker processes one at a time
+(`rolling.py`). While it runs, var/run.json (`runfile`) says which Redis it uses, its pid,
+and how many rolling restarts it finished.
 
 Each child gets its own process group, so a Ctrl-C in the terminal reaches only
 this supervisor, which can then stop things in that order; and, on Linux, each
@@ -18,28 +21,31 @@ from __future__ import annotations
 
 import ctypes
 import fcntl
-import json
 import os
+import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from gateway.box import embedded_redis
+from gateway.box import embedded_redis, replication, rolling, runfile, topology
+from gateway.box.topology import REDIS_PORT, Child, Topology, port_problem
 from gateway.config import Config
 from gateway.store import connect
 
-REDIS_PORT = 6390  # tried first, so `redis-cli -p 6390` finds the dev Redis; else any free port
-RUN_FILE = "run.json"  # in var/, while `kabootar run` runs: {"redis_url", "embedded"}
-STOP_TIMEOUT = {"web": 15.0, "worker": 30.0, "redis": 15.0}  # then SIGKILL
+__all__ = ["REDIS_PORT", "RunningRedis", "Supervisor", "port_problem", "running_redis"]
+
+STOP_TIMEOUT = {"proxy": 10.0, "web": 15.0, "worker": 30.0, "sentinel": 10.0, "replica": 15.0, "redis": 15.0}
+STOP_SIGNAL = {"proxy": signal.SIGUSR1}  # HAProxy's soft stop; SIGTERM for the others
 MAX_BACKOFF = 30.0
 STEADY_SECONDS = 10.0  # a child that ran this long before dying is restarted at once
+TICK = 0.2
 
 _PR_SET_PDEATHSIG = 1
 _LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
@@ -55,41 +61,21 @@ def say(message: str) -> None:
     print(f"kabootar run: {message}", flush=True)
 
 
-def port_problem(host: str, port: int) -> str | None:
-    """Why we cannot listen on host:port, or None when we can."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn does
-        try:
-            s.bind((host, port))
-        except OSError as e:
-            return e.strerror or str(e)
-    return None
-
-
-@dataclass
-class Child:
-    """One supervised process and its restart bookkeeping."""
-
-    name: str
-    kind: str  # "web", "worker" or "redis"
-    argv: list[str]
-    proc: subprocess.Popen[bytes] | None = None
-    started: float = 0.0
-    failures: int = 0  # quick deaths in a row
-    restart_at: float | None = None
-    popen: dict[str, Any] = field(default_factory=dict)
-
-
 class Supervisor:
-    """Runs Redis, the web app and the workers until told to stop."""
+    """Runs a topology's processes until told to stop; rolls them over on SIGUSR1."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, ha: bool = False) -> None:
         self.config = config
+        self.ha_mode = ha
         self.stopping = False
         self.hurry = False  # a second Ctrl-C: kill what is left instead of waiting
-        self.children: list[Child] = []
-        self.redis: Child | None = None
+        self.restart_wanted = False
+        self.topology = Topology(config, [])
+        self.record: runfile.RunRecord | None = None
+
+    @property
+    def children(self) -> list[Child]:
+        return self.topology.children
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         if self.stopping and not self.hurry:
@@ -97,10 +83,14 @@ class Supervisor:
             self.hurry = True
         self.stopping = True
 
+    def _on_restart(self, signum: int, frame: FrameType | None) -> None:
+        self.restart_wanted = True  # one more request while one runs: one more after it
+
     def run(self) -> int:
         """Start everything, watch it, stop it on a signal; returns the exit status."""
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, self._on_signal)
+        signal.signal(signal.SIGUSR1, self._on_restart)
         config = self.config.with_secret_key()  # keeps a dev key in var/ when SECRET_KEY is unset
         try:
             # var/ holds the lock and Redis's data even when SECRET_KEY is set (then no key file made it).
@@ -118,40 +108,59 @@ class Supervisor:
         if problem:
             say(f"cannot serve on {config.host}:{config.port}: {problem}.")
             say("Is Kabootar (or something else) already running there?")
-            say(f"Try another port: PORT={config.port + 1} make run")
+            say(f"Try another port: PORT={config.port + 1} make {'ha' if self.ha_mode else 'run'}")
             return 1
         try:
-            embedded = not (config.redis_url or config.redis_sentinels)
-            if embedded:
-                config = replace(config, redis_url=self._start_redis(config))
-            elif config.redis_sentinels:
+            self.topology = topology.ha(config) if self.ha_mode else topology.single(config)
+            if config.redis_sentinels:
                 say(f"Redis: the primary the Sentinels name ({connect.describe(config)})")
-            _record_redis(config, embedded)
-            env = {**os.environ, **config.as_env(), "PYTHONUNBUFFERED": "1"}
-            cli = [sys.executable, "-m", "gateway.box.cli"]
-            for i in range(1, config.workers + 1):
-                self.children.append(Child(f"worker-{i}", "worker", [*cli, "worker"], popen={"env": env}))
-            self.children.append(Child("web", "web", [*cli, "web"], popen={"env": env}))
-            for child in self.children:
-                self._spawn(child)
-            self._watch(config)
+            self._start_all()
+            embedded = not self.ha_mode and not (config.redis_url or config.redis_sentinels)
+            self._write_record(embedded=embedded)
+            self._watch()
         finally:
-            (config.var_dir / RUN_FILE).unlink(missing_ok=True)
+            runfile.remove(config.var_dir)
             self._stop_all()
+            if self.topology.scratch is not None:
+                shutil.rmtree(self.topology.scratch, ignore_errors=True)
         say("stopped")
         return 0
 
-    def _start_redis(self, config: Config) -> str:
-        port = REDIS_PORT if port_problem("127.0.0.1", REDIS_PORT) is None else embedded_redis.free_port()
-        data = config.var_dir / "redis"
-        self.redis = Child("redis", "redis", [], popen={"data_dir": data, "port": port})
-        if not self._spawn(self.redis):
-            raise SystemExit(f"kabootar run: Redis did not start; see {data}/redis.log")
-        url = f"redis://127.0.0.1:{port}/0"
-        say(f"Redis at {url} (data in {data}/, append-only file fsynced on every write)")
-        return url
+    def _start_all(self) -> None:
+        """Start the children in order; Redis servers must start (each is waited for)."""
+        for child in self.children:
+            if self.stopping:
+                return
+            if not self.spawn(child) and child.kind in ("redis", "replica"):
+                raise SystemExit(
+                    f"kabootar run: {child.name} did not start; see {child.popen['data_dir']}/redis.log"
+                )
+            if child.kind == "redis":
+                what = "Redis" if child.name == "redis" else f"{child.name} (the primary)"
+                url = f"redis://127.0.0.1:{child.port}/0"
+                data = child.popen["data_dir"]
+                say(f"{what} at {url} (data in {data}/, append-only file fsynced on every write)")
+            if child.kind == "sentinel" and child is self.topology.of_kind("sentinel")[-1]:
+                master = self.topology.config.redis_sentinel_master
+                if not replication.wait_until_watched(self.topology.sentinel_ports, master):
+                    say("the Sentinels have not all found each other and both replicas yet")
 
-    def _spawn(self, child: Child) -> bool:
+    def _write_record(self, embedded: bool, restarts: int = 0, last: str = "", ok: bool = True) -> None:
+        config = self.topology.config
+        self.record = runfile.RunRecord(
+            redis_url=config.redis_url or connect.describe(config),
+            embedded=embedded,
+            supervisor_pid=os.getpid(),
+            sentinels=[f"{h}:{p}" for h, p in config.redis_sentinels],
+            sentinel_master=config.redis_sentinel_master if config.redis_sentinels else "",
+            proxy_url=_local_url(config) if self.topology.ha else "",
+            restarts=restarts,
+            last_restart=last,
+            restart_ok=ok,
+        )
+        runfile.write(config.var_dir, self.record)
+
+    def spawn(self, child: Child) -> bool:
         """Start a child in its own process group; False (and a retry later) if it cannot start."""
         common: dict[str, Any] = {
             "process_group": 0,
@@ -161,7 +170,7 @@ class Supervisor:
         child.started = time.monotonic()
         child.restart_at = None
         try:
-            if child.kind == "redis":
+            if child.kind in ("redis", "replica"):
                 child.proc = embedded_redis.start(durable=True, **child.popen, **common)
             else:
                 child.proc = subprocess.Popen(child.argv, **child.popen, **common)
@@ -172,22 +181,50 @@ class Supervisor:
             return False
         return True
 
-    def _watch(self, config: Config) -> None:
+    def _watch(self) -> None:
         announced = False
         while not self.stopping:
-            now = time.monotonic()
-            for child in ([self.redis] if self.redis else []) + self.children:
-                self._check(child, now)
-            if not announced and _answers(config):
-                self._announce(config)
+            self.tick()
+            if self.restart_wanted:
+                self.restart_wanted = False
+                self._roll()
+            if not announced and _answers(self.topology.config):
+                self._announce()
                 announced = True
-            time.sleep(0.2)
+            time.sleep(TICK)
+
+    def tick(self, skip: Child | None = None) -> None:
+        """One round of watching: restart what died (all but `skip`, which is being replaced)."""
+        now = time.monotonic()
+        for child in self.children:
+            if child is not skip:
+                self._check(child, now)
+
+    def wait(self, done: Callable[[], bool], timeout: float, skip: Child | None = None) -> bool:
+        """Watch the others until `done()` or `timeout` seconds; False on timeout or a stop request."""
+        deadline = time.monotonic() + timeout
+        while not done():
+            if self.stopping or time.monotonic() > deadline:
+                return False
+            self.tick(skip)
+            time.sleep(TICK)
+        return True
+
+    def _roll(self) -> None:
+        started = time.monotonic()
+        say("rolling restart: replacing the web and worker processes one at a time")
+        ok, outcome = rolling.roll(self)
+        summary = f"{outcome} in {time.monotonic() - started:.0f}s"
+        say(f"rolling restart: {summary}")
+        record = self.record
+        assert record is not None
+        self._write_record(record.embedded, record.restarts + 1, summary, ok)
 
     def _check(self, child: Child, now: float) -> None:
         if child.restart_at is not None:
             if now >= child.restart_at and not self.stopping:
                 say(f"restarting {child.name}")
-                self._spawn(child)
+                self.spawn(child)
             return
         assert child.proc is not None
         code = child.proc.poll()
@@ -201,13 +238,16 @@ class Supervisor:
         say(f"{child.name} exited ({how}) after {lived:.1f}s; restarting it in {delay:.0f}s")
         child.restart_at = now + delay
 
-    def _announce(self, config: Config) -> None:
+    def _announce(self) -> None:
+        config = self.topology.config
         base = _local_url(config)
         lines = [f"Kabootar is running. Open the feed at {base}/"]
         if config.simulator:
             lines.append(f"  dev phone (text the gateway as any number): {base}/dev/phone")
         lines.append(f"  operator console: {base}/ops")
         lines.append(f"  health: {base}/healthz, {base}/readyz")
+        if self.topology.ha:
+            lines += self._where_ha_is(base)
         for provider in config.sms_providers:
             if config.simulated(provider):
                 lines.append(f"  {provider}: the built-in simulator (SIMULATOR=1)")
@@ -215,23 +255,55 @@ class Supervisor:
                 lines.append(f"  twilio: set the number's webhook to {config.public_url}/twilio/sms")
             else:
                 lines.append(f"  android: set the app's webhooks to {config.public_url}/android/webhook")
-        lines.append("Press Ctrl-C to stop.")
+        lines.append(
+            "Press Ctrl-C to stop; `kabootar restart --rolling` replaces the web and worker processes."
+        )
         say("\n".join(lines))
+
+    def _where_ha_is(self, base: str) -> list[str]:
+        config, ha = self.topology.config, self.topology
+        webs = ", ".join(f"{w.name} on 127.0.0.1:{w.port}" for w in ha.of_kind("web"))
+        redis = ", ".join(f"{c.name} :{c.port}" for c in ha.of_kind("redis", "replica"))
+        sentinels = ",".join(f"{host}:{port}" for host, port in config.redis_sentinels)
+        return [
+            f"  HAProxy at {base}/ in front of {webs} (health check: /healthz)",
+            f"  HAProxy's runtime API (this user only): {ha.proxy.path if ha.proxy else ''}",
+            f"  Redis: {redis} (the first is the primary; replicas and AOF on each)",
+            f"  Sentinels: REDIS_SENTINELS={sentinels} REDIS_SENTINEL_MASTER={config.redis_sentinel_master}",
+        ]
 
     def _stop_all(self) -> None:
         self.stopping = True
-        webs = [c for c in self.children if c.kind == "web"]
-        workers = [c for c in self.children if c.kind == "worker"]
-        for group in (webs, workers, [self.redis] if self.redis else []):
-            alive = [c for c in group if c.proc is not None and c.proc.poll() is None]
+        if self.topology.ha:  # before the Sentinels stop: which node the next run starts as primary
+            config = self.topology.config
+            replication.remember_primary(
+                config.var_dir / "ha",
+                self.topology.nodes,
+                self.topology.sentinel_ports,
+                config.redis_sentinel_master,
+            )
+        for kind in topology.STOP_ORDER:
+            alive = [
+                c
+                for c in reversed(self.topology.of_kind(kind))
+                if c.proc is not None and c.proc.poll() is None
+            ]
             if alive:
                 say(f"stopping {', '.join(c.name for c in alive)}")
             for c in alive:
-                assert c.proc is not None
-                c.proc.send_signal(signal.SIGTERM)  # gunicorn and rq: graceful; redis: flush and exit
+                self.stop(c, wait=False)
             for c in alive:
-                assert c.proc is not None
-                self._reap(c.proc, STOP_TIMEOUT[c.kind], c.name)
+                self.stop(c)
+
+    def stop(self, child: Child, wait: bool = True) -> None:
+        """Ask a child to stop (gunicorn, rq: graceful; redis: flush and exit); with `wait`, wait
+        for it (killing it, and its process group, if it takes too long)."""
+        assert child.proc is not None
+        if not wait:
+            if child.proc.poll() is None:
+                child.proc.send_signal(STOP_SIGNAL.get(child.kind, signal.SIGTERM))
+            return
+        self._reap(child.proc, STOP_TIMEOUT[child.kind], child.name)
 
     def _reap(self, proc: subprocess.Popen[bytes], timeout: float, name: str) -> None:
         """Wait for a stopping child; kill it (and its process group) if it takes too long."""
@@ -256,38 +328,14 @@ class RunningRedis:
     sentinel_master: str = ""  # REDIS_SENTINEL_MASTER
 
 
-def _record_redis(config: Config, embedded: bool) -> None:
-    """Write var/run.json, readable by this user alone (REDIS_URL may hold a password; the
-    REDIS_PASSWORD of Sentinels' Redis is not written: `kabootar ops` reads it from its own
-    environment)."""
-    found: dict[str, object] = {"redis_url": connect.describe(config), "embedded": embedded}
-    if config.redis_sentinels:
-        env = config.as_env()
-        found |= {
-            "redis_sentinels": env["REDIS_SENTINELS"],
-            "redis_sentinel_master": env["REDIS_SENTINEL_MASTER"],
-        }
-    path = config.var_dir / RUN_FILE
-    path.unlink(missing_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(found, f)
-
-
 def running_redis(var_dir: Path) -> RunningRedis | None:
     """The Redis the `kabootar run` using `var_dir` recorded, or None when none runs there.
 
     A run killed with SIGKILL leaves its record behind: check that the Redis answers."""
-    try:
-        found = json.loads((var_dir / RUN_FILE).read_text())
-        return RunningRedis(
-            str(found["redis_url"]),
-            bool(found["embedded"]),
-            str(found.get("redis_sentinels", "")),
-            str(found.get("redis_sentinel_master", "")),
-        )
-    except (OSError, ValueError, KeyError, TypeError):
+    record = runfile.read(var_dir)
+    if record is None:
         return None
+    return RunningRedis(record.redis_url, record.embedded, ",".join(record.sentinels), record.sentinel_master)
 
 
 def _kill_group(proc: subprocess.Popen[bytes], sig: int) -> None:
