@@ -97,9 +97,14 @@ class Texter:
 
 
 def send_all(
-    config: Config, to_send: Sequence[Text], threads: int, rate: float | None = None
+    config: Config,
+    to_send: Sequence[Text],
+    threads: int,
+    rate: float | None = None,
+    until: threading.Event | None = None,
 ) -> list[Answer]:
-    """Send every text from `threads` threads, at `rate` texts a second overall if given.
+    """Send every text from `threads` threads, at `rate` texts a second overall if given
+    (or, with `until`, the texts due before it is set: a stream as long as something lasts).
 
     Text i is due `i / rate` seconds after the start, so a slow answer delays only the
     texts of its own thread, as with Twilio's many independent requests.
@@ -114,6 +119,8 @@ def send_all(
         for i in range(first, len(to_send), threads):
             if rate:
                 time.sleep(max(0.0, start + i / rate - time.monotonic()))
+            if until is not None and until.is_set():
+                break
             mine.append(texter.send(to_send[i]))
         texter.close()
         with lock:

@@ -121,9 +121,9 @@ def test_restart_without_a_running_kabootar_says_so(tmp_path: Path):
 
 @pytest.mark.e2e
 @pytest.mark.fault
-@pytest.mark.parametrize(("flags", "count"), [((), 1000), (("--ha",), 2500)], ids=["make-run", "make-ha"])
+@pytest.mark.parametrize("flags", [(), ("--ha",)], ids=["make-run", "make-ha"])
 def test_rolling_restart_during_a_steady_stream_loses_and_refuses_nothing(
-    processes: Processes, tmp_path: Path, report: Report, flags: tuple[str, ...], count: int
+    processes: Processes, tmp_path: Path, report: Report, flags: tuple[str, ...]
 ):
     run, config, env = start_run(processes, tmp_path, *flags, WORKERS="2")
     record = runfile.read(config.var_dir)
@@ -140,8 +140,10 @@ def test_rolling_restart_during_a_steady_stream_loses_and_refuses_nothing(
     before = roles(run.pid)
 
     answers: list[Answer] = []
+    done = threading.Event()  # the stream lasts until 3 s after the restart, however long it takes
+    stream = texts(int(RATE * 600), 50, "roll")
     sender = threading.Thread(
-        target=lambda: answers.extend(send_all(config.with_secret_key(), texts(count, 50, "roll"), 8, RATE))
+        target=lambda: answers.extend(send_all(config.with_secret_key(), stream, 8, RATE, until=done))
     )
     sender.start()
     time.sleep(3)
@@ -149,16 +151,19 @@ def test_rolling_restart_during_a_steady_stream_loses_and_refuses_nothing(
         [*CLI, "restart", "--rolling"], env=env, capture_output=True, text=True, timeout=300
     )
     restarted_while_sending = sender.is_alive()
-    sender.join(timeout=count / RATE + 120)
+    time.sleep(3)
+    done.set()
+    sender.join(timeout=120)
     assert restart.returncode == 0, restart.stderr + processes.output("run")[-3000:]
-    assert restarted_while_sending, "the stream ended before the restart did: send more texts"
+    assert restarted_while_sending, "the stream ended before the restart did"
     after = roles(run.pid)
 
     replaced = ["web worker", "worker"] + (["web master"] if flags else [])
     for role in replaced:  # every one replaced (`make run` keeps gunicorn's master: SIGHUP)
         assert before[role] and after[role] and not before[role] & after[role], (role, before, after)
     statuses = [a.status for a in answers]
-    assert len(statuses) == count and set(statuses) == {200}, sorted(set(statuses))
+    count = len(statuses)
+    assert count >= 3 * RATE and set(statuses) == {200}, sorted(set(statuses))
     redis = Redis.from_url(record.redis_url, decode_responses=True)
     wait_until(lambda: len(posts_by_sid(redis)) >= count, 120, "not every text was posted", processes)
     posts = posts_by_sid(redis)

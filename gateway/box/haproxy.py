@@ -4,7 +4,8 @@ It health-checks each web process's /healthz every second and sends requests onl
 ones that answer (not /readyz: with no worker alive it fails on every web process at once,
 and the proxy would refuse texts the web app can still store and acknowledge). A rolling
 restart takes a web process out through HAProxy's runtime API (`set server … state
-maint`), waits for its requests to finish, replaces it, and puts it back. The runtime API is a Unix socket in var/, readable by this user alone, and there is
+maint`), waits for its requests to finish, replaces it, and puts it back. The runtime API
+is a Unix socket in var/, readable by this user alone, and there is
 no HTTP stats page: nothing but the frontend listens on the network.
 """
 
