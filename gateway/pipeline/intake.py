@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+import weakref
+from collections.abc import Callable, Sequence
 from dataclasses import replace
+from typing import Any
 
 from redis import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 from rq import Queue
 
 from gateway.microblog import media
@@ -22,6 +26,7 @@ from gateway.phones import PhoneVault
 from gateway.providers.records import InboundText
 from gateway.runtime import Runtime
 from gateway.store import keys, queues, scripts, stats
+from gateway.store.group_commit import GroupCommit
 from gateway.store.worklist import Worklist
 
 log = logging.getLogger(__name__)
@@ -55,6 +60,40 @@ return 1
 
 def store(redis: Redis, vault: PhoneVault, text: InboundText) -> str:
     """Store and queue a text in one round trip. Returns "duplicate", "stored" or "schedule"."""
+    script = scripts.load(redis, _INGEST)
+    script_keys, args = _ingest_call(vault, text)
+    return _OUTCOMES[int(script(keys=script_keys, args=args))]
+
+
+def store_many(redis: Redis, vault: PhoneVault, texts: Sequence[InboundText]) -> list[str]:
+    """`store` for several texts in one pipelined round trip, hence (appendfsync always)
+    one fsync of Redis's append-only file for all of them. Raises RedisError if any may
+    not have been stored.
+
+    Redis answers a pipeline only after the fsync that covers all of it. (A `WAIT` for
+    replicas belongs at the end of this same pipeline: WAIT counts the writes made on its
+    own connection.)"""
+    script = scripts.load(redis, _INGEST)
+    calls = [_ingest_call(vault, text) for text in texts]
+    pipe = redis.pipeline(transaction=False)
+    for script_keys, args in calls:
+        pipe.evalsha(script.sha, len(script_keys), *script_keys, *args)
+    results: list[Any] = pipe.execute(raise_on_error=False)
+    outcomes = []
+    for result, (script_keys, args) in zip(results, calls, strict=True):
+        if isinstance(result, NoScriptError):  # a Redis that restarted forgot it: loads it, once
+            result = script(keys=script_keys, args=args)
+        elif isinstance(result, Exception):
+            raise result
+        outcomes.append(_OUTCOMES[int(result)])
+    return outcomes
+
+
+_OUTCOMES = {0: "duplicate", 1: "stored", 2: "schedule"}
+
+
+def _ingest_call(vault: PhoneVault, text: InboundText) -> tuple[list[str], list[str | int]]:
+    """The _INGEST script's keys and arguments for one text (its number encrypted)."""
     from_key, from_encrypted = vault.protect(text.sender)
     fields = {
         "sid": text.message_id,
@@ -68,24 +107,22 @@ def store(redis: Redis, vault: PhoneVault, text: InboundText) -> str:
         fields["pre"] = text.prefix
     if text.media:
         fields["media"] = json.dumps(text.media)
-    result = scripts.load(redis, _INGEST)(
-        keys=[
-            keys.seen_message(text.message_id),
-            keys.inbound_message(text.message_id),
-            keys.INBOX,
-            keys.INBOX_DRAIN_SCHEDULED,
-            *stats.lua_keys(text.received_at),
-        ],
-        args=[
-            text.message_id,
-            SEEN_TTL_SECONDS,
-            DRAIN_SCHEDULE_TTL_MS,
-            stats.MINUTE_TTL_SECONDS,
-            text.channel,
-            *(x for pair in fields.items() for x in pair),
-        ],
-    )
-    return {0: "duplicate", 1: "stored", 2: "schedule"}[int(result)]
+    script_keys = [
+        keys.seen_message(text.message_id),
+        keys.inbound_message(text.message_id),
+        keys.INBOX,
+        keys.INBOX_DRAIN_SCHEDULED,
+        *stats.lua_keys(text.received_at),
+    ]
+    args: list[str | int] = [
+        text.message_id,
+        SEEN_TTL_SECONDS,
+        DRAIN_SCHEDULE_TTL_MS,
+        stats.MINUTE_TTL_SECONDS,
+        text.channel,
+        *(x for pair in fields.items() for x in pair),
+    ]
+    return script_keys, args
 
 
 def schedule_drain(rq_queues: dict[str, Queue]) -> None:
@@ -93,15 +130,44 @@ def schedule_drain(rq_queues: dict[str, Queue]) -> None:
     queues.enqueue(rq_queues, queues.DRAIN_INBOX, description="drain inbox")
 
 
+# One group commit per Redis client: the web process's request threads share it (see
+# gateway/store/group_commit.py), so concurrent webhooks share Redis's fsync.
+_committers: weakref.WeakKeyDictionary[Redis, GroupCommit[InboundText, str]] = weakref.WeakKeyDictionary()
+_committers_lock = threading.Lock()
+
+
+def _group_commit(runtime: Runtime) -> GroupCommit[InboundText, str]:
+    with _committers_lock:
+        found = _committers.get(runtime.redis)
+        if found is None:
+            found = _committers[runtime.redis] = GroupCommit(_store_many_with(runtime))
+        return found
+
+
+def _store_many_with(runtime: Runtime) -> Callable[[Sequence[InboundText]], list[str]]:
+    # A weak reference, or the committer (the dictionary's value) would keep its key alive.
+    redis_ref, vault = weakref.ref(runtime.redis), runtime.vault
+
+    def commit(texts: Sequence[InboundText]) -> list[str]:
+        redis = redis_ref()
+        if redis is None:  # no caller can hold a Runtime whose client is gone
+            raise RuntimeError("the Redis client of this group commit is gone")
+        return store_many(redis, vault, texts)
+
+    return commit
+
+
 def accept(runtime: Runtime, text: InboundText) -> str:
     """Store a checked text in the inbox and see that a drain job will post it; returns
-    `store`'s outcome. Raises RedisError when the text may not have been stored.
+    `store`'s outcome. Raises RedisError when the text may not have been stored. Texts
+    that threads accept at the same time are stored together (`store_many`), and each
+    call returns once the batch holding its text is durably stored.
 
     Media URLs other than https (http too with MEDIA_ALLOW_HTTP) are dropped here, at the
     one door every provider's texts come through: a reader would get them as links."""
     if text.media:
         text = replace(text, media=tuple(media.kept(text.media, runtime.config.media_allow_http)))
-    outcome = store(runtime.redis, runtime.vault, text)
+    outcome = _group_commit(runtime).submit(text)
     if outcome == "schedule":
         try:
             schedule_drain(runtime.queues)
