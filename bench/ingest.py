@@ -76,14 +76,15 @@ def _kabootar_stored(redis: Redis) -> int:
     return int(redis.llen(keys.INBOX)) + int(redis.zcard(keys.TIMELINE_ALL))
 
 
-def _kabootar(ctx: Context, durable: bool) -> dict[str, Any]:
-    name = "ingest-kabootar" if durable else "ingest-kabootar-no-aof"
+def _kabootar(ctx: Context, durable: bool, server: str = "gunicorn") -> dict[str, Any]:
+    name = "ingest-kabootar" + ("" if durable else "-no-aof") + ("" if server == "gunicorn" else f"-{server}")
     with ctx.fleet(name) as fleet:
-        kb = start_kabootar(fleet, ctx.port, workers=0, durable=durable)
+        kb = start_kabootar(fleet, ctx.port, workers=0, durable=durable, server=server)
         warm_up(kb.base_url, ctx.requests("warm", ctx.settings.warm_texts), "/twilio/sms")
         redis = kb.redis
         out = _measure(ctx, kb.base_url, "/twilio/sms", fleet.cpu_by_role, lambda: _kabootar_stored(redis))
     out["redis"] = "AOF appendfsync always (as make run)" if durable else "AOF off"
+    out["server"] = server
     return out
 
 
@@ -131,6 +132,7 @@ def run(ctx: Context) -> Section:
         figures["tutorial"] = _peer(ctx, "tutorial", "app")
     figures["kabootar"] = _kabootar(ctx, durable=True)
     figures["kabootar_aof_off"] = _kabootar(ctx, durable=False)
+    figures["kabootar_granian"] = _kabootar(ctx, durable=True, server="granian")
     figures["kabootar_android"] = _kabootar_android(ctx)
     section = Section(raw={"apps": figures, "script": _script(ctx)[1], "wrk": "-t2 -c32 --latency"})
     section.raw["requests_file_lines"] = s.ingest_requests
@@ -172,6 +174,19 @@ def run(ctx: Context) -> Section:
             "/s",
             ratio=off["answered_2xx_per_s"] / noop if noop else None,
             ratio_of="of noop",
+        )
+    )
+    granian = figures["kabootar_granian"]
+    section.rows.append(
+        Row(
+            "1 ingest",
+            "same, served by Granian instead of gunicorn (2 workers × 4 threads)",
+            granian["answered_2xx_per_s"],
+            "/s",
+            ratio=granian["answered_2xx_per_s"] / noop if noop else None,
+            ratio_of="of noop (gunicorn)",
+            note=f"{granian['answered_2xx_per_s'] / kb['answered_2xx_per_s']:.2f} × gunicorn's in this run"
+            + (f"; LOST {granian['lost']}" if granian["lost"] else ""),
         )
     )
     phone = figures["kabootar_android"]

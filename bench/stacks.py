@@ -94,6 +94,25 @@ def start_redis(fleet: Fleet, name: str, durable: bool) -> RedisServer:
     return RedisServer(f"redis://127.0.0.1:{port}/0", proc, data)
 
 
+# Granian (a Rust HTTP server with a WSGI interface) as gunicorn runs Kabootar: 2 processes,
+# 4 threads each for the app (gateway/box/gunicorn_conf.py), no access log.
+GRANIAN_ARGV = [
+    "-m",
+    "granian",
+    "--interface",
+    "wsgi",
+    "--workers",
+    "2",
+    "--blocking-threads",
+    "4",
+    "--host",
+    "127.0.0.1",
+    "--no-access-log",
+    "--factory",
+    "gateway.web:create_app",
+]
+
+
 @dataclass
 class Kabootar:
     base_url: str
@@ -124,11 +143,13 @@ def start_kabootar(
     durable: bool = True,
     sms_mps: str = "1",
     providers: str = "twilio",
+    server: str = "gunicorn",
 ) -> Kabootar:
     """Redis, `kabootar web` on `port` and `workers` × `kabootar worker`, set up as `make run` does.
 
     The port is the same for every Kabootar of a bench run, so the webhooks signed for
-    its PUBLIC_URL once serve them all (one runs at a time).
+    its PUBLIC_URL once serve them all (one runs at a time). `server="granian"` serves the
+    same app under Granian instead of gunicorn (see GRANIAN_ARGV).
     """
     server = start_redis(fleet, "redis", durable)
     var_dir = server.data_dir / "var"
@@ -147,7 +168,8 @@ def start_kabootar(
     )
     cli = [sys.executable, "-m", "gateway.box.cli"]
     kb = Kabootar(base, env, server)
-    kb.web = fleet.start("web", "kabootar-web", [*cli, "web"], env)
+    web = [*cli, "web"] if server == "gunicorn" else [sys.executable, *GRANIAN_ARGV, "--port", str(port)]
+    kb.web = fleet.start("web", "kabootar-web", web, env)
     kb.workers = [
         fleet.start("worker", f"kabootar-worker-{i}", [*cli, "worker"], env) for i in range(workers)
     ]

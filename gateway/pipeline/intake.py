@@ -12,10 +12,14 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+import weakref
+from collections.abc import Callable, Sequence
 from dataclasses import replace
+from typing import Any
 
 from redis import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 from rq import Queue
 
 from gateway.microblog import media
@@ -23,7 +27,8 @@ from gateway.phones import PhoneVault
 from gateway.providers.records import InboundText
 from gateway.runtime import Runtime
 from gateway.store import keys, queues, scripts, stats
-from gateway.store.replicated import NONE, Replication
+from gateway.store.group_commit import GroupCommit
+from gateway.store.replicated import NONE, NotReplicated, Replication
 from gateway.store.worklist import Worklist
 
 log = logging.getLogger(__name__)
@@ -56,10 +61,50 @@ return 1
 
 
 def store(redis: Redis, vault: PhoneVault, text: InboundText, replication: Replication = NONE) -> str:
-    """Store and queue a text in one round trip. Returns "duplicate", "stored" or "schedule";
-    raises NotReplicated if `replication`'s replicas did not confirm it. A repeat is
-    confirmed too: its first copy, stored by whichever request, is what must be replicated,
-    and the repeat's own count follows it in the replication stream."""
+    """Store and queue a text in one round trip. Returns "duplicate", "stored" or "schedule"."""
+    return store_many(redis, vault, [text], replication)[0]
+
+
+def store_many(
+    redis: Redis, vault: PhoneVault, texts: Sequence[InboundText], replication: Replication = NONE
+) -> list[str]:
+    """`store` for several texts in one pipelined round trip, hence (appendfsync always)
+    one fsync of Redis's append-only file for all of them. Raises RedisError if any may
+    not have been stored, NotReplicated if `replication`'s replicas did not confirm them.
+
+    Redis answers a pipeline only after the fsync that covers all of it, and the WAIT for
+    replicas ends the same pipeline (WAIT counts the writes made on its own connection). A
+    repeat is confirmed too: its first copy, stored by whichever request, is what must be
+    replicated, and the repeat's own count follows it in the replication stream."""
+    script = scripts.load(redis, _INGEST)
+    calls = [_ingest_call(vault, text) for text in texts]
+    for _ in range(2):
+        pipe = redis.pipeline(transaction=False)
+        for script_keys, args in calls:
+            # EVALSHA by hand: a Script run in a pipeline checks SCRIPT EXISTS first, every time.
+            pipe.evalsha(script.sha, len(script_keys), *script_keys, *args)
+        if replication.replicas:
+            pipe.wait(replication.replicas, replication.timeout_ms)
+        results: list[Any] = pipe.execute(raise_on_error=False)
+        if any(isinstance(r, NoScriptError) for r in results):
+            redis.script_load(script.script)  # a restarted or newly promoted primary forgot it
+            continue  # the texts that did run are repeats now: "duplicate", and harmless
+        break
+    if replication.replicas:
+        *results, reached = results
+        if isinstance(reached, Exception) or int(reached) < replication.replicas:
+            raise NotReplicated(f"reached {reached} of {replication.replicas} replicas", results)
+    for result in results:
+        if isinstance(result, Exception):
+            raise result
+    return [_OUTCOMES[int(result)] for result in results]
+
+
+_OUTCOMES = {0: "duplicate", 1: "stored", 2: "schedule"}
+
+
+def _ingest_call(vault: PhoneVault, text: InboundText) -> tuple[list[str], list[str | int]]:
+    """The _INGEST script's keys and arguments for one text (its number encrypted)."""
     from_key, from_encrypted = vault.protect(text.sender)
     fields = {
         "sid": text.message_id,
@@ -73,26 +118,22 @@ def store(redis: Redis, vault: PhoneVault, text: InboundText, replication: Repli
         fields["pre"] = text.prefix
     if text.media:
         fields["media"] = json.dumps(text.media)
-    result = replication.run(
-        redis,
-        scripts.load(redis, _INGEST),
-        keys=[
-            keys.seen_message(text.message_id),
-            keys.inbound_message(text.message_id),
-            keys.INBOX,
-            keys.INBOX_DRAIN_SCHEDULED,
-            *stats.lua_keys(text.received_at),
-        ],
-        args=[
-            text.message_id,
-            SEEN_TTL_SECONDS,
-            DRAIN_SCHEDULE_TTL_MS,
-            stats.MINUTE_TTL_SECONDS,
-            text.channel,
-            *(x for pair in fields.items() for x in pair),
-        ],
-    )
-    return {0: "duplicate", 1: "stored", 2: "schedule"}[int(result)]
+    script_keys = [
+        keys.seen_message(text.message_id),
+        keys.inbound_message(text.message_id),
+        keys.INBOX,
+        keys.INBOX_DRAIN_SCHEDULED,
+        *stats.lua_keys(text.received_at),
+    ]
+    args: list[str | int] = [
+        text.message_id,
+        SEEN_TTL_SECONDS,
+        DRAIN_SCHEDULE_TTL_MS,
+        stats.MINUTE_TTL_SECONDS,
+        text.channel,
+        *(x for pair in fields.items() for x in pair),
+    ]
+    return script_keys, args
 
 
 def schedule_drain(rq_queues: dict[str, Queue]) -> None:
@@ -100,16 +141,45 @@ def schedule_drain(rq_queues: dict[str, Queue]) -> None:
     queues.enqueue(rq_queues, queues.DRAIN_INBOX, description="drain inbox")
 
 
+# One group commit per Redis client: the web process's request threads share it (see
+# gateway/store/group_commit.py), so concurrent webhooks share Redis's fsync.
+_committers: weakref.WeakKeyDictionary[Redis, GroupCommit[InboundText, str]] = weakref.WeakKeyDictionary()
+_committers_lock = threading.Lock()
+
+
+def _group_commit(runtime: Runtime) -> GroupCommit[InboundText, str]:
+    with _committers_lock:
+        found = _committers.get(runtime.redis)
+        if found is None:
+            found = _committers[runtime.redis] = GroupCommit(_store_many_with(runtime))
+        return found
+
+
+def _store_many_with(runtime: Runtime) -> Callable[[Sequence[InboundText]], list[str]]:
+    # A weak reference, or the committer (the dictionary's value) would keep its key alive.
+    redis_ref, vault, replication = weakref.ref(runtime.redis), runtime.vault, runtime.replication
+
+    def commit(texts: Sequence[InboundText]) -> list[str]:
+        redis = redis_ref()
+        if redis is None:  # no caller can hold a Runtime whose client is gone
+            raise RuntimeError("the Redis client of this group commit is gone")
+        return store_many(redis, vault, texts, replication)
+
+    return commit
+
+
 def accept(runtime: Runtime, text: InboundText) -> str:
     """Store a checked text in the inbox and see that a drain job will post it; returns
     `store`'s outcome. Raises RedisError when the text may not have been stored, or not
-    replicated (NotReplicated): the webhook must not say "got it" then.
+    replicated (NotReplicated): the webhook must not say "got it" then. Texts that threads
+    accept at the same time are stored together (`store_many`), and each call returns once
+    the batch holding its text is durably stored (and replicated).
 
     Media URLs other than https (http too with MEDIA_ALLOW_HTTP) are dropped here, at the
     one door every provider's texts come through: a reader would get them as links."""
     if text.media:
         text = replace(text, media=tuple(media.kept(text.media, runtime.config.media_allow_http)))
-    outcome = store(runtime.redis, runtime.vault, text, runtime.replication)
+    outcome = _group_commit(runtime).submit(text)
     if outcome == "schedule":
         try:
             schedule_drain(runtime.queues)
