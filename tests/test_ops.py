@@ -13,7 +13,6 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from redis import Redis
-from rq import SimpleWorker
 from werkzeug.routing import BuildError
 
 from gateway.box import cli
@@ -25,6 +24,7 @@ from gateway.providers.records import InboundText
 from gateway.runtime import Runtime
 from gateway.store import keys, queues
 from gateway.web import create_app
+from tests.burst import BurstWorker
 from tests.conftest import Twilio
 from workers import context
 
@@ -52,7 +52,7 @@ def work(runtime: Runtime, *queue_names: str) -> None:
     rq_redis = Redis.from_url(runtime.config.redis_url or "")
     rq_queues = queues.make(rq_redis)
     names = queue_names or (queues.INBOUND,)
-    SimpleWorker([rq_queues[n] for n in names], connection=rq_redis).work(burst=True, logging_level="ERROR")
+    BurstWorker([rq_queues[n] for n in names], connection=rq_redis).work(burst=True, logging_level="ERROR")
 
 
 def csrf_of(html: str) -> str:

@@ -24,6 +24,7 @@ from gateway.providers.twilio import api as twilio
 from gateway.providers.twilio.api import TwilioSender
 from gateway.providers.twilio.simulator import store as simulator
 from gateway.store import keys, queues
+from tests.burst import BurstWorker
 from tests.privacy import leaks, redis_dump
 from tests.simulated import Live, running, wait_until
 
@@ -43,7 +44,7 @@ def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def run_worker(live: Live) -> None:
     """Run the queued jobs with a real RQ worker, as a worker process does."""
-    worker = rq.SimpleWorker([live.queues[q] for q in queues.ALL], connection=live.rq_redis)
+    worker = BurstWorker([live.queues[q] for q in queues.ALL], connection=live.rq_redis)
     worker.work(burst=True, logging_level="WARNING")
 
 

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import rq
 from redis import Redis
 
 from gateway.outbox import pacing, sender
@@ -17,6 +16,7 @@ from gateway.providers.records import SendResult
 from gateway.providers.twilio.api import TwilioSender
 from gateway.providers.twilio.simulator import store as simulator
 from gateway.store import keys, queues
+from tests.burst import BurstWorker
 from tests.simulated import Live, running
 
 
@@ -106,7 +106,7 @@ def test_a_send_job_hands_over_to_a_successor_and_frees_its_slot(
     with running(redis_server, tmp_path, SMS_MPS="2") as live:
         subs = [live.subscriber(f"+98912{n:07d}") for n in range(5)]
         live.queue([(s, "hi") for s in subs], intent="post:2", kind="fanout")
-        worker = rq.SimpleWorker([live.queues[q] for q in queues.ALL], connection=live.rq_redis)
+        worker = BurstWorker([live.queues[q] for q in queues.ALL], connection=live.rq_redis)
 
         worker.work(burst=True, logging_level="WARNING")
 

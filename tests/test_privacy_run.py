@@ -32,7 +32,7 @@ from pathlib import Path
 
 import pytest
 from redis import Redis
-from rq import Queue, SimpleWorker
+from rq import Queue
 from rq.job import Job
 
 from gateway import phones
@@ -42,6 +42,7 @@ from gateway.config import Config
 from gateway.ops import accounts
 from gateway.runtime import Runtime
 from gateway.store import keys, queues
+from tests.burst import BurstWorker
 from tests.conftest import run_workers
 from tests.live import Gateway, Processes, start_gateway
 from tests.privacy import leaks, redis_leaks, redis_values_url, unkeyed_hashes, url_of
@@ -442,7 +443,7 @@ def test_the_scanner_finds_numbers_in_rq_job_data_tracebacks_and_results(redis: 
     queue = Queue("scanner-self-test", connection=rq_redis)
     failing = queue.enqueue("builtins.int", OTHER_FORMS[ALI], description="no number here")  # ValueError
     returning = queue.enqueue("builtins.abs", int(SAM[1:]), description="nor here")
-    SimpleWorker([queue], connection=rq_redis).work(burst=True, logging_level="CRITICAL")
+    BurstWorker([queue], connection=rq_redis).work(burst=True, logging_level="CRITICAL")
     assert failing.id in queue.failed_job_registry
     _, hits = redis_leaks(url_of(redis), [ALI, SAM])
     for job in (failing, returning):
