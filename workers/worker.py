@@ -38,7 +38,7 @@ from gateway.config import Config, ConfigError
 from gateway.outbox import outbound, routes, sender
 from gateway.pipeline import inbox, intake, throttle
 from gateway.runtime import Runtime
-from gateway.store import keys, queues, stats
+from gateway.store import keys, primary, queues, stats
 from workers import context, dequeue, recovery
 
 log = logging.getLogger(__name__)
@@ -94,6 +94,7 @@ def watch(runtime: Runtime, rq_redis: Redis, name: str, stop: threading.Event) -
         try:
             now = time.time()
             runtime.redis.zadd(keys.WORKER_HEARTBEAT, {name: now})
+            primary.observe(runtime.redis, now)  # the console's "last failover" and its length
             # Only a watchdog that has been beating steadily judges others: after a pause
             # of its own (Redis stalled, the box asleep) theirs need a moment to resume too.
             # Wall-clock time: the monotonic clock stands still while the box sleeps.

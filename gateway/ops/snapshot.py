@@ -1,6 +1,6 @@
 """Everything the console shows, as one JSON-ready dict: the page, /ops/api/health and
 /metrics all read it. About a dozen small Redis round trips, none of which grows with
-the number of posts or texters stored.
+the number of posts or texters stored, and one to each Sentinel (all at once).
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 from gateway.microblog import moderation
-from gateway.ops import backlog, delivery, failed, providers, workers
+from gateway.ops import backlog, delivery, failed, providers, redis_health, workers
 from gateway.ops.present import fmt_ago
 from gateway.runtime import Runtime
 from gateway.store import stats
@@ -78,15 +78,17 @@ def take(runtime: Runtime, now: float | None = None, detail: bool = True) -> dic
     """The console's figures. `detail` adds failed jobs and moderation lists (the page's)."""
     redis, rq_queues = runtime.redis, runtime.queues
     now = time.time() if now is None else now
+    redis_figures = redis_health.read(runtime, now)  # first: it records a new primary
     window = stats.Window.read(redis, 60, now)
     queues = backlog.read(redis, places(rq_queues), window)
-    backlog.sample(redis, queues, now)
+    if redis_figures["writable"]:  # a replica still shows every figure, it only keeps no sample
+        backlog.sample(redis, queues, now)
     worker_rows = workers.read(redis, runtime.rq_redis, now)
     sms = [q for q in queues if q.spec.kind == "sms"]
     limit = runtime.config.total_mps
     outbound = delivery.read(redis, sum(q.depth for q in sms), sum(q.later for q in sms), window, limit)
     channels = providers.read(redis, runtime.config, window, outbound.raw)
-    alerts = _alerts(queues, worker_rows, channels, now)
+    alerts = redis_health.alerts(redis_figures) + _alerts(queues, worker_rows, channels, now)
     found: dict[str, Any] = {
         "at": round(now, 3),
         "ok": not alerts,
@@ -99,6 +101,7 @@ def take(runtime: Runtime, now: float | None = None, detail: bool = True) -> dic
         "pipeline": _pipeline(window),
         "outbound": outbound.to_json(),
         "providers": {p.name: p.to_json() for p in channels},
+        "redis": redis_figures,
         "failed_jobs": {"count": sum(q.failed for q in queues)},
     }
     if detail:
