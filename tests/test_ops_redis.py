@@ -27,6 +27,7 @@ from gateway.box import embedded_redis
 from gateway.config import Config
 from gateway.ops import accounts
 from gateway.runtime import EXTENSION, Runtime
+from gateway.store import keys
 from gateway.web import create_app
 from tests.conftest import TEST_PUBLIC_URL, Twilio
 from tests.live import CLI, Processes, clean_env, web_settings
@@ -161,7 +162,7 @@ def start_worker(processes: Processes, redis_url: str, tmp_path: Path) -> None:
     env = clean_env(**web_settings(redis_url, tmp_path / "worker-var", "test-secret-key"))
     processes.start("worker", [*CLI, "worker"], env)
     redis = Redis.from_url(redis_url)
-    until(lambda: redis.zcard("kb:workers:heartbeat"), 45, f"worker heartbeat:\n{processes.output()[-2000:]}")
+    until(lambda: redis.zcard(keys.WORKER_HEARTBEAT), 45, f"worker heartbeat:\n{processes.output()[-2000:]}")
 
 
 @pytest.mark.e2e
@@ -311,6 +312,38 @@ def test_after_the_primary_is_killed_the_console_shows_the_new_one_and_the_failo
     page = client.get("/ops").get_data(as_text=True)
     section = page[page.index('<section id="redis">') : page.index('<section id="workers">')]
     assert "failover" in section and old in section and promoted in section
+    assert "kabootar_redis_primary_change_down_seconds" in client.get("/metrics").get_data(as_text=True)
     print(
         f"failover seen on the console {outage:.1f} s after SIGKILL; writes failed {change['down_for']:.1f} s"
     )
+
+
+@pytest.mark.e2e
+@pytest.mark.fault
+def test_a_restart_of_the_one_redis_is_recorded_by_the_workers_with_its_length(processes, tmp_path: Path):
+    """No console open: the worker's watchdog records the change (single box, AOF)."""
+    port, data = embedded_redis.free_port(), tmp_path / "redis"
+    url = f"redis://127.0.0.1:{port}/0"
+    server = embedded_redis.start(data, port, durable=True)
+    try:
+        start_worker(processes, url, tmp_path)
+        redis = Redis.from_url(url, decode_responses=True)
+        until(lambda: redis.hget(keys.REDIS_PRIMARY, "run_id"), 10, "the worker's sighting of Redis")
+        time.sleep(1.5)
+        server.kill()
+        server.wait()
+        killed = time.monotonic()
+        time.sleep(3)
+        server = embedded_redis.start(data, port, durable=True)
+        until(lambda: redis.hget(keys.REDIS_PRIMARY, "changed_at"), 30, "a change recorded by the worker")
+        outage = time.monotonic() - killed
+        change = health(console(settings(url, tmp_path)))["redis"]["last_change"]
+    finally:
+        server.kill()
+        server.wait()
+    assert (change["kind"], change["from"], change["to"]) == (
+        "restart",
+        f"127.0.0.1:{port}",
+        f"127.0.0.1:{port}",
+    )
+    assert 3 <= change["down_for"] <= outage + 1.5, (change, outage)

@@ -142,11 +142,12 @@ def _state(reached: primary.Reached) -> str:
     return f"primary, refusing writes: {reached.refused}"
 
 
-def read(runtime: Runtime, now: float) -> dict[str, Any]:
-    """The Redis section's figures, JSON-ready; records this primary (`store.primary.observe`)."""
+def read(runtime: Runtime, now: float, sentinels: bool = True) -> dict[str, Any]:
+    """The Redis section's figures, JSON-ready (the Sentinels' views only if `sentinels`);
+    records the primary this app reaches (`store.primary.observe`)."""
     reached = primary.observe(runtime.redis, now)
     change = primary.last_change(runtime.redis)
-    views = read_sentinels(runtime.config)
+    views = read_sentinels(runtime.config) if sentinels else []
     info = reached.replication
     return {
         "address": reached.address,

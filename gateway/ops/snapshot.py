@@ -75,10 +75,13 @@ def _alerts(
 
 
 def take(runtime: Runtime, now: float | None = None, detail: bool = True) -> dict[str, Any]:
-    """The console's figures. `detail` adds failed jobs and moderation lists (the page's)."""
+    """The console's figures. `detail` adds failed jobs, moderation lists and the Sentinels'
+    views (the page's)."""
     redis, rq_queues = runtime.redis, runtime.queues
     now = time.time() if now is None else now
-    redis_figures = redis_health.read(runtime, now)  # first: it records a new primary
+    # First: it records a new primary. Sentinels only for the page and its JSON: /metrics may
+    # be public (METRICS_PUBLIC), and must not let anyone make us call on the Sentinels.
+    redis_figures = redis_health.read(runtime, now, sentinels=detail)
     window = stats.Window.read(redis, 60, now)
     queues = backlog.read(redis, places(rq_queues), window)
     if redis_figures["writable"]:  # a replica still shows every figure, it only keeps no sample
