@@ -169,6 +169,8 @@ def test_console_shows_which_primary_the_sentinels_name_and_how_many_agree(
     assert time.monotonic() - started < 3, "a hung Sentinel stalled the console"
     s = found["redis"]["sentinels"]
     assert (s["configured"], s["answered"], s["agreeing"], s["primary"], s["quorum"]) == (4, 3, 3, primary, 2)
+    assert s["name_ours"], "the Sentinels' primary is the server this app writes to (same run_id)"
+    assert not [a for a in found["alerts"] if "Sentinel" in a or "Redis" in a], found["alerts"]
     views = {v["address"]: v for v in s["list"]}
     for address in cluster.sentinels:
         view = views[named(address)]
@@ -231,7 +233,8 @@ def test_after_the_primary_is_killed_the_console_shows_the_new_one_and_the_failo
     assert outage - 0.5 <= change["down_for"] <= outage + 2.5, (change, outage)
     assert 503 in answers  # while no primary took writes the console said so, never a crash
     until(lambda: health(client)["redis"]["sentinels"]["agreeing"] == 3, 20, "Sentinels agreeing")
-    assert health(client)["redis"]["sentinels"]["primary"] == promoted == named(cluster.primary_address())
+    sentinels = health(client)["redis"]["sentinels"]
+    assert sentinels["primary"] == promoted == named(cluster.primary_address()) and sentinels["name_ours"]
 
     shown = section(client.get("/ops").get_data(as_text=True))
     assert "failover" in shown and old in shown and promoted in shown

@@ -18,6 +18,7 @@ never needs a worker restart.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -29,7 +30,7 @@ from types import FrameType
 from typing import Any
 
 from redis import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 from rq import SimpleWorker
 from rq.executions import Execution
 from rq.job import Job
@@ -94,7 +95,8 @@ def watch(runtime: Runtime, rq_redis: Redis, name: str, stop: threading.Event) -
         try:
             now = time.time()
             runtime.redis.zadd(keys.WORKER_HEARTBEAT, {name: now})
-            primary.observe(runtime.redis, now)  # the console's "last failover" and its length
+            with contextlib.suppress(ResponseError):  # a Redis that refuses INFO is not noted
+                primary.observe(runtime.redis, now)  # the console's "last failover" and its length
             # Only a watchdog that has been beating steadily judges others: after a pause
             # of its own (Redis stalled, the box asleep) theirs need a moment to resume too.
             # Wall-clock time: the monotonic clock stands still while the box sleeps.

@@ -36,6 +36,7 @@ class Replica:
 class SentinelView:
     address: str
     primary: str | None  # the primary it names; None when it did not answer
+    primary_run_id: str  # that server's run_id: compared with ours, whatever addresses NAT shows
     quorum: int | None  # Sentinels that must agree the primary is down
     sentinels: int | None  # Sentinels it knows of, itself included
     flags: str  # what it thinks of that primary beyond "master": s_down, o_down, failover_in_progress
@@ -81,11 +82,12 @@ def _ask(client: Redis, address: str, name: str) -> SentinelView:
         if isinstance(master, Exception):
             raise master
     except RedisError as e:
-        return SentinelView(address, None, None, None, "", False, _plainly(e))
+        return SentinelView(address, None, "", None, None, "", False, _plainly(e))
     flags = [f for f in str(master.get("flags", "")).split(",") if f and f != "master"]
     return SentinelView(
         address=address,
         primary=f"{master['ip']}:{master['port']}",
+        primary_run_id=str(master.get("runid", "")),
         quorum=int(master["quorum"]),
         sentinels=int(master["num-other-sentinels"]) + 1,
         flags=", ".join(flags) or "up",
@@ -117,16 +119,20 @@ def read_sentinels(config: Config) -> list[SentinelView]:
             client.close()
 
 
-def _agreement(views: list[SentinelView]) -> dict[str, object]:
+def _agreement(views: list[SentinelView], reached: primary.Reached) -> dict[str, object]:
     named = Counter(v.primary for v in views if v.primary)
     chosen, agreeing = named.most_common(1)[0] if named else (None, 0)
     quorums = [v.quorum for v in views if v.quorum is not None]
+    # Sentinels learn a new primary's run_id from its INFO, a few seconds after a failover.
+    run_ids = {v.primary_run_id for v in views if v.primary == chosen} - {""}
     return {
         "configured": len(views),
         "answered": sum(v.primary is not None for v in views),
         "primary": chosen,
         "agreeing": agreeing,
         "quorum": max(quorums) if quorums else None,
+        # Whether the primary they name is the server this app writes to (by run_id).
+        "name_ours": reached.run_id in run_ids if run_ids else chosen == reached.address,
     }
 
 
@@ -166,7 +172,7 @@ def read(runtime: Runtime, now: float, sentinels: bool = True) -> dict[str, Any]
                 "last_io": info.get("master_last_io_seconds_ago"),
             }
         ),
-        "sentinels": {**_agreement(views), "list": [v.to_json() for v in views]},
+        "sentinels": {**_agreement(views, reached), "list": [v.to_json() for v in views]},
         "last_change": None
         if change is None
         else {
@@ -197,6 +203,6 @@ def alerts(found: dict[str, Any]) -> list[str]:
     if s["agreeing"] < s["answered"]:
         agree = f"{s['agreeing']} of {s['answered']}"
         said.append(f"Sentinels disagree on the primary: {agree} name {s['primary']}.")
-    elif s["primary"] and found["writable"] and s["primary"] != found["address"]:
+    elif s["primary"] and found["writable"] and not s["name_ours"]:
         said.append(f"This app writes to {found['address']}, but the Sentinels name {s['primary']}.")
     return said
