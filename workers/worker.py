@@ -18,6 +18,7 @@ never needs a worker restart.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -29,7 +30,7 @@ from types import FrameType
 from typing import Any
 
 from redis import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 from rq import SimpleWorker
 from rq.executions import Execution
 from rq.job import Job
@@ -38,7 +39,7 @@ from gateway.config import Config, ConfigError
 from gateway.outbox import outbound, routes, sender
 from gateway.pipeline import inbox, intake, throttle
 from gateway.runtime import Runtime
-from gateway.store import connect, keys, queues, stats
+from gateway.store import connect, keys, primary, queues, stats
 from workers import context, dequeue, recovery
 
 log = logging.getLogger(__name__)
@@ -111,6 +112,8 @@ def watch(runtime: Runtime, rq_redis: Redis, name: str, stop: threading.Event) -
         try:
             now = time.time()
             runtime.redis.zadd(keys.WORKER_HEARTBEAT, {name: now})
+            with contextlib.suppress(ResponseError):  # a Redis that refuses INFO is not noted
+                primary.observe(runtime.redis, now)  # the console's "last failover" and its length
             # Only a watchdog that has been beating steadily judges others: after a pause
             # of its own (Redis stalled, the box asleep) theirs need a moment to resume too.
             # Wall-clock time: the monotonic clock stands still while the box sleeps.

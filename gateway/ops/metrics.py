@@ -42,6 +42,7 @@ class KabootarCollector(Collector):
         yield from self._pipeline()
         yield from self._sms()
         yield from self._latency()
+        yield from self._redis()
         alive = GaugeMetricFamily("kabootar_workers_alive", "Workers whose heartbeat is recent")
         alive.add_metric([], self.figures["workers"]["alive"])
         yield alive
@@ -120,6 +121,36 @@ class KabootarCollector(Collector):
             buckets.append(("+Inf", self.totals.get(f"lat:{name}:n", 0.0)))
             family.add_metric([name], buckets, sum_value=self.totals.get(f"lat:{name}:sum", 0.0))
         yield family
+
+    def _redis(self) -> Iterator[Metric]:
+        found = self.figures["redis"]
+        writable = GaugeMetricFamily(
+            "kabootar_redis_writable", "1 while the Redis this app reaches takes writes"
+        )
+        writable.add_metric([], float(found["writable"]))
+        yield writable
+        lag = GaugeMetricFamily(
+            "kabootar_redis_replica_lag_seconds", "Since a replica last confirmed", labels=["replica"]
+        )
+        behind = GaugeMetricFamily(
+            "kabootar_redis_replica_behind_bytes",
+            "Replication a replica has not confirmed",
+            labels=["replica"],
+        )
+        for r in found["replicas"]:
+            lag.add_metric([r["address"]], r["lag"])
+            behind.add_metric([r["address"]], r["behind"])
+        yield from (lag, behind)
+        if change := found["last_change"]:
+            at = GaugeMetricFamily(
+                "kabootar_redis_primary_changed_timestamp_seconds", "Last change of primary"
+            )
+            at.add_metric([], change["at"])
+            down = GaugeMetricFamily(
+                "kabootar_redis_primary_change_down_seconds", "How long writes failed around it"
+            )
+            down.add_metric([], change["down_for"])
+            yield from (at, down)
 
 
 def exposition() -> bytes:

@@ -1,6 +1,6 @@
 """Everything the console shows, as one JSON-ready dict: the page, /ops/api/health and
 /metrics all read it. About a dozen small Redis round trips, none of which grows with
-the number of posts or texters stored.
+the number of posts or texters stored, and one to each Sentinel (all at once).
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 from gateway.microblog import moderation
-from gateway.ops import backlog, delivery, failed, providers, workers
+from gateway.ops import backlog, delivery, failed, providers, redis_health, workers
 from gateway.ops.present import fmt_ago
 from gateway.runtime import Runtime
 from gateway.store import stats
@@ -75,18 +75,23 @@ def _alerts(
 
 
 def take(runtime: Runtime, now: float | None = None, detail: bool = True) -> dict[str, Any]:
-    """The console's figures. `detail` adds failed jobs and moderation lists (the page's)."""
+    """The console's figures. `detail` adds failed jobs, moderation lists and the Sentinels'
+    views (the page's)."""
     redis, rq_queues = runtime.redis, runtime.queues
     now = time.time() if now is None else now
+    # First: it records a new primary. Sentinels only for the page and its JSON: /metrics may
+    # be public (METRICS_PUBLIC), and must not let anyone make us call on the Sentinels.
+    redis_figures = redis_health.read(runtime, now, sentinels=detail)
     window = stats.Window.read(redis, 60, now)
     queues = backlog.read(redis, places(rq_queues), window)
-    backlog.sample(redis, queues, now)
+    if redis_figures["writable"]:  # a replica still shows every figure, it only keeps no sample
+        backlog.sample(redis, queues, now)
     worker_rows = workers.read(redis, runtime.rq_redis, now)
     sms = [q for q in queues if q.spec.kind == "sms"]
     limit = runtime.config.total_mps
     outbound = delivery.read(redis, sum(q.depth for q in sms), sum(q.later for q in sms), window, limit)
     channels = providers.read(redis, runtime.config, window, outbound.raw)
-    alerts = _alerts(queues, worker_rows, channels, now)
+    alerts = redis_health.alerts(redis_figures) + _alerts(queues, worker_rows, channels, now)
     found: dict[str, Any] = {
         "at": round(now, 3),
         "ok": not alerts,
@@ -99,6 +104,7 @@ def take(runtime: Runtime, now: float | None = None, detail: bool = True) -> dic
         "pipeline": _pipeline(window),
         "outbound": outbound.to_json(),
         "providers": {p.name: p.to_json() for p in channels},
+        "redis": redis_figures,
         "failed_jobs": {"count": sum(q.failed for q in queues)},
     }
     if detail:

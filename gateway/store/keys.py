@@ -74,6 +74,12 @@ def replies(post_id: int | str) -> str:
 
 # Health
 WORKER_HEARTBEAT = PREFIX + "workers:heartbeat"  # zset: worker name -> last beat (unix time)
+# Hash (store/primary.py): the Redis primary last seen taking writes ("run_id", "address",
+# "seen_at") and its last change ("changed_at", "changed_from", "down_for": how long writes
+# failed around it). Replicated with everything else, so a promoted replica inherits it.
+REDIS_PRIMARY = PREFIX + "redis:primary"
+# Never holds a value: deleting it asks "would you take a write?" without writing anything.
+WRITE_PROBE = PREFIX + "redis:write-probe"
 
 
 # Outbound SMS (gateway/outbox/). A lane is "replies" (answers, DMs) or "fanout" (bulk).
