@@ -26,7 +26,8 @@ from rq import Queue
 from gateway.box import embedded_redis
 from gateway.config import Config
 from gateway.providers.twilio.webhooks import SignatureChecker
-from gateway.store import keys, queues
+from gateway.store import connect, keys, queues
+from tests.ha import Cluster
 from tests.live import CLI, Processes, clean_env, processes_in_session, web_settings
 
 TWILIO_PATIENCE = 15.0  # Twilio waits this long for the webhook, then calls the fallback URL
@@ -150,6 +151,9 @@ class Stack:
         return int((self.config.redis_url or "").rsplit(":", 1)[1].split("/")[0])
 
     def client(self, decode: bool = True) -> Redis:
+        """A client of the stack's Redis: with Sentinels, of whichever node is the primary now."""
+        if self.config.redis_sentinels:
+            return connect.client(self.config, decode=decode)
         return Redis.from_url(self.config.redis_url or "", decode_responses=decode, socket_timeout=10)
 
     def start_redis(self) -> None:
@@ -208,6 +212,25 @@ def running_stack(
             stack.start_worker(slot)
         if redis_first:
             wait_until(lambda: ready(stack), 60, "the gateway did not get ready", procs)
+        yield stack
+    finally:
+        stack.stop()
+
+
+@contextlib.contextmanager
+def sentinel_stack(
+    procs: Processes, tmp_path: Path, cluster: Cluster, workers: int, **extra: str
+) -> Iterator[Stack]:
+    """`kabootar web` and `workers` workers finding their Redis through `cluster`'s Sentinels
+    (no REDIS_URL), ready; then stopped. The cluster is the test's to kill and stop."""
+    settings = web_settings("", tmp_path / "var", "crash-test-secret-key", **cluster.env(), **extra)
+    del settings["REDIS_URL"]
+    stack = Stack(Config.from_env(settings), clean_env(**settings), tmp_path / "redis", procs)
+    try:
+        procs.start("web", [*CLI, "web"], stack.env)
+        for slot in range(workers):
+            stack.start_worker(slot)
+        wait_until(lambda: ready(stack), 60, "the gateway did not get ready", procs)
         yield stack
     finally:
         stack.stop()

@@ -27,6 +27,7 @@ successor for when the next retry is due. A job gives its worker back after
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import time
@@ -37,6 +38,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from redis import Redis
+from redis.exceptions import RedisError
 
 from gateway import segments
 from gateway.outbox import outbound, pacing, routes
@@ -64,6 +66,9 @@ SEND_CONCURRENCY = 16  # API calls in flight per send job
 CLAIM_STALE_SECONDS = 30.0
 # A provider reports within seconds: this long a silence means it never took the SMS.
 UNCONFIRMED_GRACE_SECONDS = 600.0
+# A Sentinel failover takes seconds: outcomes a provider gave wait this long for a primary.
+SETTLE_PATIENCE_SECONDS = 30.0
+SETTLE_RETRY_SECONDS = 0.5
 # Calls whose outcome stayed unknown before an SMS is failed as "unconfirmed" (refusals,
 # which certainly sent nothing, do not count).
 MAX_ATTEMPTS = 8
@@ -226,10 +231,13 @@ def _call(batch: _Batch, call: _Call) -> _Attempt | None:
         if got[1:] == ["off"]:  # a DM whose recipient went OFF or stopped since: its sender is told
             outbound.tell_undelivered(redis, batch.runtime.queues, call.mid)
         return None
-    try:
-        return _request(batch, call, got)
-    finally:
+    attempt = _request(batch, call, got)
+    # The provider's answer must reach the settle step even if Redis is failing over now:
+    # lost, the SMS would stay "sending" and the reaper would send it again. The guard's
+    # entry, left unreleased, ends with its lease.
+    with contextlib.suppress(RedisError):
         pacing.release(redis, call_id, call.segments, rate, provider=provider)
+    return attempt
 
 
 def _not_replicated(call: _Call, got: list[str]) -> _Attempt:
@@ -308,6 +316,20 @@ def _settle_all(redis: Redis, lane: str, done: Sequence[_Attempt]) -> None:
     pipe.execute()
 
 
+def _settle_through_failover(redis: Redis, lane: str, done: Sequence[_Attempt]) -> None:
+    """`_settle_all`, tried again while Redis fails (a primary dying, a replica being promoted)
+    for up to SETTLE_PATIENCE_SECONDS: these SMS were already handed to the provider, and an
+    outcome forgotten leaves its SMS "sending", which the reaper later sends a second time."""
+    deadline = time.monotonic() + SETTLE_PATIENCE_SECONDS
+    while True:
+        try:
+            return _settle_all(redis, lane, done)
+        except RedisError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(SETTLE_RETRY_SECONDS)
+
+
 def _send_batch(
     runtime: Runtime,
     senders: Mapping[str, Sender],
@@ -373,7 +395,7 @@ def _send_batch(
             done += future.result()
         except BaseException as e:  # the worker is going down: settle what finished, then go
             killed = killed or e
-    _settle_all(redis, lane, done)
+    _settle_through_failover(redis, lane, done)
     for a in done:  # a DM whose recipient opted out with their carrier: its sender is told
         if a.opted_out and a.outcome == "failed":
             outbound.tell_undelivered(redis, runtime.queues, a.mid)
