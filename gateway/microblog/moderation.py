@@ -21,6 +21,7 @@ import json
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import cast
 
 from redis import Redis
 from redis.client import Pipeline
@@ -30,14 +31,14 @@ from gateway.phones import PhoneVault
 from gateway.store import keys, scripts, stats
 
 LOG_LENGTH = 200
+HIDE_CHUNK = 1000  # posts per script call when a block hides or restores a texter's posts
 
-# KEYS: the texter's timeline.  ARGV: post key prefix, "1" to hide (else restore).
+# KEYS: the texter's posts.  ARGV: "1" to hide (else restore).
 # Hiding leaves alone a post already hidden (by an operator, one by one); restoring
 # touches only the posts the block hid.
 _HIDE_POSTS = """
-for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  local key = ARGV[1] .. id
-  if ARGV[2] == '1' then
+for _, key in ipairs(KEYS) do
+  if ARGV[1] == '1' then
     if redis.call('EXISTS', key) == 1 and redis.call('HEXISTS', key, 'hidden') == 0 then
       redis.call('HSET', key, 'hidden', '1', 'hid_by', 'block')
     end
@@ -98,8 +99,17 @@ def lookup_key_of(redis: Redis, vault: PhoneVault, handle: str) -> str | None:
 def _hide_posts(redis: Redis, lookup_key: str, hide: bool) -> None:
     """Hide (or restore) the posts of whoever has this number now."""
     [sub_id] = subscribers.find_ids(redis, [lookup_key])
-    if sub_id is not None:
-        scripts.load(redis, _HIDE_POSTS)(keys=[keys.timeline_user(sub_id)], args=[keys.post(""), int(hide)])
+    if sub_id is None:
+        return
+    # The script names each post it touches, so their ids are read first: one more round
+    # trip for an operator's action. (The tombstone is already written, so the texter's
+    # next texts are held, not posted: see `pipeline/blocks.py`.)
+    post_ids = cast(list[str], redis.zrange(keys.timeline_user(sub_id), 0, -1))
+    script, pipe = scripts.load(redis, _HIDE_POSTS), redis.pipeline(transaction=False)
+    for start in range(0, len(post_ids), HIDE_CHUNK):
+        chunk = post_ids[start : start + HIDE_CHUNK]
+        script(keys=[keys.post(i) for i in chunk], args=[int(hide)], client=pipe)
+    pipe.execute()
 
 
 def block(

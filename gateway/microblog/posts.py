@@ -31,28 +31,20 @@ from gateway.store.replicated import NONE, Replication
 
 # One atomic step: a post made for a message id that already made one returns the
 # existing id, so a job that runs twice still makes one post.
-# KEYS: seen marker ("" for posts without a source message), post seq, timeline of all
-# ARGV: key prefixes (post, user timeline, tag timeline, replies), author id, reply_to,
-#       then field/value pairs, then "--", then folded tags.
+# KEYS: seen marker ("" for posts without a source message), the post's hash, then every
+# timeline it joins (all, its author's, the replies to the post it answers, its tags').
+# ARGV: its id (taken beforehand from the post seq, as the post's own key must be named in
+# KEYS), then field/value pairs.
 _CREATE = """
 if KEYS[1] ~= '' then
   local seen = redis.call('GET', KEYS[1])
   if seen and seen ~= '0' then return tonumber(seen) end
 end
-local id = redis.call('INCR', KEYS[2])
-local fields = {}
-local i = 7
-while ARGV[i] ~= '--' do
-  fields[#fields + 1] = ARGV[i]
-  i = i + 1
-end
-redis.call('HSET', ARGV[1] .. id, unpack(fields))
-redis.call('ZADD', KEYS[3], id, id)
-if ARGV[5] ~= '' then redis.call('ZADD', ARGV[2] .. ARGV[5], id, id) end
-if ARGV[6] ~= '' then redis.call('ZADD', ARGV[4] .. ARGV[6] .. ':replies', id, id) end
-for j = i + 1, #ARGV do redis.call('ZADD', ARGV[3] .. ARGV[j], id, id) end
+local id = ARGV[1]
+redis.call('HSET', KEYS[2], unpack(ARGV, 2))
+for j = 3, #KEYS do redis.call('ZADD', KEYS[j], id, id) end
 if KEYS[1] ~= '' then redis.call('SET', KEYS[1], id, 'KEEPTTL') end
-return id
+return tonumber(id)
 """
 
 MAX_PAGE = 100
@@ -117,7 +109,7 @@ class Post:
         }
 
 
-def _create_args(new: NewPost, media_allow_http: bool) -> tuple[list[str], list[str]]:
+def _create_args(new: NewPost, post_id: int, media_allow_http: bool) -> tuple[list[str], list[str]]:
     body = text.balance_bidi(new.body)
     post_tags = text.tags(body)
     display_name = text.display_name(new.display_name)
@@ -137,20 +129,14 @@ def _create_args(new: NewPost, media_allow_http: bool) -> tuple[list[str], list[
         fields["media"] = json.dumps(post_media)
     if new.message_sid:
         fields["sid"] = new.message_sid
-    flat = [x for pair in fields.items() for x in pair]
-    seen = keys.seen_message(new.message_sid) if new.message_sid else ""
-    args = [
-        keys.post(""),
-        keys.timeline_user(""),
-        keys.timeline_tag(""),
-        keys.post(""),
-        "" if new.author_id is None else str(new.author_id),
-        "" if new.reply_to is None else str(new.reply_to),
-        *flat,
-        "--",
-        *(text.fold(t) for t in post_tags),
-    ]
-    return [seen, keys.POST_SEQ, keys.TIMELINE_ALL], args
+    script_keys = [keys.seen_message(new.message_sid) if new.message_sid else "", keys.post(post_id)]
+    script_keys.append(keys.TIMELINE_ALL)
+    if new.author_id is not None:
+        script_keys.append(keys.timeline_user(new.author_id))
+    if new.reply_to is not None:
+        script_keys.append(keys.replies(new.reply_to))
+    script_keys += [keys.timeline_tag(text.fold(t)) for t in post_tags]
+    return script_keys, [str(post_id), *(x for pair in fields.items() for x in pair)]
 
 
 def create_many(
@@ -159,14 +145,18 @@ def create_many(
     media_allow_http: bool = False,
     replication: Replication = NONE,
 ) -> list[int]:
-    """Make posts in one round trip; returns their ids (an existing id for a repeat).
-    Media URLs are kept only if allowed (https, or http too with `media_allow_http`).
-    Raises NotReplicated unless `replication`'s replicas confirmed them: a post lost in a
-    failover with its message id's record would be made again, and fanned out twice."""
+    """Make posts in two round trips (their ids, then the posts); returns their ids (an
+    existing id for a repeat, whose reserved id is then never used). Media URLs are kept
+    only if allowed (https, or http too with `media_allow_http`). Raises NotReplicated
+    unless `replication`'s replicas confirmed them: a post lost in a failover with its
+    message id's record would be made again, and fanned out twice."""
+    if not new_posts:
+        return []
+    first = int(redis.incrby(keys.POST_SEQ, len(new_posts))) - len(new_posts) + 1
     script = scripts.load(redis, _CREATE)
     pipe = redis.pipeline(transaction=False)
-    for new in new_posts:
-        script_keys, args = _create_args(new, media_allow_http)
+    for post_id, new in enumerate(new_posts, start=first):
+        script_keys, args = _create_args(new, post_id, media_allow_http)
         script(keys=script_keys, args=args, client=pipe)
     return [int(x) for x in replication.execute(pipe)]
 

@@ -18,18 +18,21 @@ from gateway.store import keys, scripts
 
 # Atomic registration: two drain jobs seeing the same new number make one subscriber,
 # and the handle is claimed in the same step as the id, so no two subscribers share one.
-# ARGV: lookup key, encrypted number, subscriber key prefix, created time, then for each
-# candidate handle: its index key (`handles.key`), the handle, its hold key.
+# KEYS: phone index, handle index, the new subscriber's hash, then each candidate handle's
+# hold key.  ARGV: lookup key, encrypted number, created time, the new subscriber's id
+# (taken beforehand from the seq, as their hash must be named in KEYS), then each candidate
+# handle's index key (`handles.key`) and the handle.  Returns {id, handle} for a new
+# subscriber, {id, ""} for a known number, false if every candidate is taken.
 _REGISTER = """
 local existing = redis.call('HGET', KEYS[1], ARGV[1])
 if existing then return {existing, ''} end
-for i = 5, #ARGV, 3 do
-  if redis.call('HEXISTS', KEYS[2], ARGV[i]) == 0 and redis.call('EXISTS', ARGV[i + 2]) == 0 then
-    local id = redis.call('INCR', KEYS[3])
-    redis.call('HSET', KEYS[2], ARGV[i], id)
-    redis.call('HSET', KEYS[1], ARGV[1], id)
-    redis.call('HSET', ARGV[3] .. id, 'handle', ARGV[i + 1], 'phone', ARGV[2], 'created', ARGV[4])
-    return {tostring(id), ARGV[i + 1]}
+for j = 4, #KEYS do
+  local index_key, handle = ARGV[5 + 2 * (j - 4)], ARGV[6 + 2 * (j - 4)]
+  if redis.call('HEXISTS', KEYS[2], index_key) == 0 and redis.call('EXISTS', KEYS[j]) == 0 then
+    redis.call('HSET', KEYS[2], index_key, ARGV[4])
+    redis.call('HSET', KEYS[1], ARGV[1], ARGV[4])
+    redis.call('HSET', KEYS[3], 'handle', handle, 'phone', ARGV[2], 'created', ARGV[3])
+    return {ARGV[4], handle}
   end
 end
 return false
@@ -54,15 +57,20 @@ def find_ids(redis: Redis, lookup_keys: list[str]) -> list[int | None]:
 def register(redis: Redis, lookup_key: str, encrypted_phone: str) -> Subscriber:
     """The subscriber with this number, created with a fresh random handle if new."""
     script = scripts.load(redis, _REGISTER)
+    # The id is taken first (one more round trip, for first-time texters only); it goes
+    # unused only if another job registered the number meanwhile.
+    new_id = int(redis.incr(keys.SUBSCRIBER_SEQ))
     for _ in range(20):
+        candidates = handles.candidates()
+        holds = [handles.hold_key(h) for h in candidates]
         result = script(
-            keys=[keys.PHONE_INDEX, keys.HANDLE_INDEX, keys.SUBSCRIBER_SEQ],
+            keys=[keys.PHONE_INDEX, keys.HANDLE_INDEX, keys.subscriber(new_id), *holds],
             args=[
                 lookup_key,
                 encrypted_phone,
-                keys.subscriber(""),
                 f"{time.time():.3f}",
-                *(x for h in handles.candidates() for x in (handles.key(h), h, handles.hold_key(h))),
+                new_id,
+                *(x for h in candidates for x in (handles.key(h), h)),
             ],
         )
         if result:

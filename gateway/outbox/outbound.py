@@ -55,41 +55,42 @@ QUEUE_CHUNK = 500  # messages per script call when queuing a large audience
 
 _LUA_RANK = "local rank = {" + ", ".join(f"{status}={n}" for status, n in RANK.items()) + "}\n"
 
-# KEYS: lane list, lane drain flag.  ARGV: kind, force ("1": even if stopped), now, message key
-# prefix, subscriber key prefix, ttl, flag ttl ms, intent, who to tell if it cannot be
-# delivered ("" no one) and what, then (recipient, id, body) triples.
+# KEYS: lane list, lane drain flag, then per SMS its message hash and its recipient's
+# subscriber hash.  ARGV: kind, force ("1": even if stopped), now, ttl, flag ttl ms, intent,
+# who to tell if it cannot be delivered ("" no one) and what, then per SMS (recipient, id, body).
 # Each SMS notes the channel its recipient texted through last (`ch`: its way back), and
 # the provider's channel prefix their address had there (`pre`, e.g. "whatsapp").
 # Returns {queued, 1 if the caller must enqueue a send job}.
 _QUEUE = """
 local n = 0
-for i = 11, #ARGV, 3 do
-  local key = ARGV[4] .. ARGV[i + 1]
+for j = 0, (#KEYS - 2) / 2 - 1 do
+  local key, sub = KEYS[3 + 2 * j], KEYS[4 + 2 * j]
+  local recipient, id, body = ARGV[9 + 3 * j], ARGV[10 + 3 * j], ARGV[11 + 3 * j]
   if redis.call('EXISTS', key) == 0 then
-    local s = redis.call('HMGET', ARGV[5] .. ARGV[i], 'phone', 'stopped', 'paused', 'ch', 'pre')
+    local s = redis.call('HMGET', sub, 'phone', 'stopped', 'paused', 'ch', 'pre')
     local stopped = s[2] == '1' and ARGV[2] ~= '1'
     local paused = s[3] == '1' and ARGV[1] ~= 'answer'
     if s[1] and not stopped and not paused then
-      redis.call('HSET', key, 'r', ARGV[i], 'body', ARGV[i + 2], 'kind', ARGV[1], 'force', ARGV[2],
-                 'intent', ARGV[8], 'status', 'queued', 'attempts', 0, 'created', ARGV[3],
+      redis.call('HSET', key, 'r', recipient, 'body', body, 'kind', ARGV[1], 'force', ARGV[2],
+                 'intent', ARGV[6], 'status', 'queued', 'attempts', 0, 'created', ARGV[3],
                  'ch', s[4] or '', 'pre', s[5] or '')
-      if ARGV[9] ~= '' then redis.call('HSET', key, 'nto', ARGV[9], 'notice', ARGV[10]) end
-      redis.call('EXPIRE', key, ARGV[6])
-      redis.call('RPUSH', KEYS[1], ARGV[i + 1])
+      if ARGV[7] ~= '' then redis.call('HSET', key, 'nto', ARGV[7], 'notice', ARGV[8]) end
+      redis.call('EXPIRE', key, ARGV[4])
+      redis.call('RPUSH', KEYS[1], id)
       n = n + 1
     end
   end
 end
 local schedule = 0
-if n > 0 and redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[7]) then schedule = 1 end
+if n > 0 and redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[5]) then schedule = 1 end
 return {n, schedule}
 """
 
-# KEYS: message, sending zset, stats, the reporting provider's health.
-# ARGV: our status, the provider's id, error code, now,
-# message id, subscriber key prefix, "1" if the recipient opted out, the reporting provider,
-# which send of the SMS it reports on, "1" if the failure is worth retrying, when to retry,
-# the delayed zsets' key prefix, the oldest creation time still retried.
+# KEYS: message, sending zset, stats, the reporting provider's health, the delayed zsets of
+# the replies and the fanout lanes, and (only when the recipient opted out) their subscriber hash.
+# ARGV: our status, the provider's id, error code, now, message id, "1" if the recipient
+# opted out, the reporting provider, which send of the SMS it reports on, "1" if the failure
+# is worth retrying, when to retry, the oldest creation time still retried.
 # Returns -1 unknown message, 0 nothing newer, 1 recorded, 2 queued again to retry.
 _CALLBACK = (
     _LUA_RANK
@@ -98,21 +99,21 @@ local cur = redis.call('HMGET', KEYS[1], 'status', 'r', 'sid', 'gen', 'kind', 'c
 if not cur[1] then return -1 end
 -- A provider whose SMS arrive is not in trouble, whatever its API said before.
 if ARGV[1] == 'sent' or ARGV[1] == 'delivered' then redis.call('HDEL', KEYS[4], 'reports_failing') end
-if (cur[4] or '0') ~= ARGV[9] then return 0 end  -- about an earlier send of it: long settled
+if (cur[4] or '0') ~= ARGV[8] then return 0 end  -- about an earlier send of it: long settled
 -- Any report proves the provider took the message: it is no longer "outcome unknown".
 redis.call('ZREM', KEYS[2], ARGV[5])
 if not cur[3] and ARGV[2] ~= '' then redis.call('HSET', KEYS[1], 'sid', ARGV[2]) end
-if ARGV[10] == '1' and (cur[1] == 'sent' or cur[1] == 'sending')
-   and tonumber(cur[6] or '0') >= tonumber(ARGV[13]) then
+if ARGV[9] == '1' and (cur[1] == 'sent' or cur[1] == 'sending')
+   and tonumber(cur[6] or '0') >= tonumber(ARGV[11]) then
   -- A failure worth retrying: queued again as a new send (the provider knows the old one).
   redis.call('HSET', KEYS[1], 'status', 'queued', 'error', ARGV[3], 'updated', ARGV[4], 'sid', '')
   redis.call('HINCRBY', KEYS[1], 'gen', 1)
   redis.call('HINCRBY', KEYS[1], 'refused', 1)
-  local lane = 'replies'
-  if cur[5] == 'fanout' then lane = 'fanout' end
-  redis.call('ZADD', ARGV[12] .. lane, ARGV[11], ARGV[5])
+  local delayed = KEYS[5]
+  if cur[5] == 'fanout' then delayed = KEYS[6] end
+  redis.call('ZADD', delayed, ARGV[10], ARGV[5])
   redis.call('HINCRBY', KEYS[3], 'retried', 1)
-  redis.call('HINCRBY', KEYS[3], 'retried@' .. ARGV[8], 1)
+  redis.call('HINCRBY', KEYS[3], 'retried@' .. ARGV[7], 1)
   -- Counts towards failing over: a phone without credit or signal still takes every SMS.
   redis.call('HSETNX', KEYS[4], 'reports_failing', ARGV[4])
   return 2
@@ -124,9 +125,9 @@ if rank[ARGV[1]] == 3 then
   local outcome = ARGV[1]
   if ARGV[3] ~= '' then outcome = outcome .. ':' .. ARGV[3] end
   redis.call('HINCRBY', KEYS[3], outcome, 1)
-  redis.call('HINCRBY', KEYS[3], outcome .. '@' .. ARGV[8], 1)
+  redis.call('HINCRBY', KEYS[3], outcome .. '@' .. ARGV[7], 1)
 end
-if ARGV[7] == '1' then redis.call('HSET', ARGV[6] .. cur[2], 'stopped', '1') end
+if ARGV[6] == '1' then redis.call('HSET', KEYS[7], 'stopped', '1') end
 return 1
 """
 )
@@ -241,12 +242,11 @@ def queue(
     queued, schedule = 0, False
     for start in range(0, len(messages), QUEUE_CHUNK):
         chunk = messages[start : start + QUEUE_CHUNK]
+        script_keys = [keys.outbound_lane(lane), keys.outbound_drain_scheduled(lane)]
         args: list[str | int | float] = [
             kind,
             "1" if even_if_stopped else "0",
             f"{time.time():.3f}",
-            keys.outbound_message(""),
-            keys.subscriber(""),
             MESSAGE_TTL_SECONDS,
             DRAIN_FLAG_TTL_MS,
             intent,
@@ -254,8 +254,10 @@ def queue(
             notice[1] if notice else "",
         ]
         for recipient, body in chunk:
-            args += [int(recipient), message_id(intent, int(recipient)), body]
-        n, sched = script(keys=[keys.outbound_lane(lane), keys.outbound_drain_scheduled(lane)], args=args)
+            mid = message_id(intent, int(recipient))
+            script_keys += [keys.outbound_message(mid), keys.subscriber(int(recipient))]
+            args += [int(recipient), mid, body]
+        n, sched = script(keys=script_keys, args=args)
         queued += int(n)
         schedule = schedule or bool(int(sched))
     if queued:
@@ -324,14 +326,21 @@ def record_report(redis: Redis, provider_id: str, report: DeliveryReport, provid
         return "stale" if ours else "unknown"
     message_id, generation = ours
     now = time.time()
-    opted_out = "1" if report.outcome == OPTED_OUT else "0"
+    opted_out = report.outcome == OPTED_OUT
     retry = "1" if report.outcome == RETRY and report.status in (FAILED, UNDELIVERED) else "0"
+    message_key = keys.outbound_message(message_id)
+    delayed = [keys.outbound_delayed("replies"), keys.outbound_delayed("fanout")]
+    script_keys = [message_key, keys.OUTBOUND_SENDING, keys.OUTBOUND_STATS, keys.provider(provider), *delayed]
+    if opted_out:
+        # The script marks the recipient stopped, so it must name their hash: read who it is
+        # first (rare, and safe: the id is derived from its recipient, who never changes).
+        recipient = redis.hget(message_key, "r")
+        opted_out = recipient is not None  # else the SMS is gone, and the script says "unknown"
+        script_keys += [keys.subscriber(str(recipient))] if opted_out else []
     result = scripts.load(redis, _CALLBACK)(
-        keys=[keys.outbound_message(message_id), keys.OUTBOUND_SENDING, keys.OUTBOUND_STATS,
-              keys.provider(provider)],
+        keys=script_keys,
         args=[report.status, report.provider_id, report.code, f"{now:.3f}", message_id,
-              keys.subscriber(""), opted_out, provider, generation, retry,
-              f"{now + reported_retry_delay(generation):.3f}", keys.outbound_delayed(""),
-              f"{now - RETRY_WINDOW_SECONDS:.3f}"],
+              "1" if opted_out else "0", provider, generation, retry,
+              f"{now + reported_retry_delay(generation):.3f}", f"{now - RETRY_WINDOW_SECONDS:.3f}"],
     )  # fmt: skip
     return {-1: "unknown", 0: "stale", 1: "recorded", 2: "retry"}[int(result)]

@@ -120,7 +120,8 @@ def reap_unconfirmed(redis: Redis, grace: float | None = None) -> int:
     requeued = 0
     for mid in cast(list[str], redis.zrangebyscore(keys.OUTBOUND_SENDING, "-inf", now - grace)):
         ks = [keys.outbound_message(mid), keys.OUTBOUND_SENDING, keys.OUTBOUND_STATS]
-        result = _script(redis, "reap", ks, [mid, f"{now:.3f}", MAX_ATTEMPTS, keys.outbound_lane("")])
+        ks += [keys.outbound_lane("replies"), keys.outbound_lane("fanout")]
+        result = _script(redis, "reap", ks, [mid, f"{now:.3f}", MAX_ATTEMPTS])
         requeued += result == 1
     if requeued:
         log.warning("%d SMS never confirmed by their provider were queued again", requeued)
@@ -146,6 +147,7 @@ class _Attempt:
     """One message's API call, as the settle script and the console's figures need it."""
 
     mid: str
+    recipient: str  # their subscriber id
     created: float | None
     provider: str
     outcome: str = "sent"  # sent / retry / failed / unknown
@@ -164,6 +166,7 @@ class _Call:
     provider's send rate, when it was queued."""
 
     mid: str
+    recipient: str  # their subscriber id
     provider: str
     slot: float  # time.monotonic()
     created: float | None
@@ -181,16 +184,17 @@ class _Batch:
     token: str
 
 
-def _begin(batch: _Batch, mid: str) -> list[str]:
+def _begin(batch: _Batch, call: _Call) -> list[str]:
     """Move one message queued → sending, taking it out of the batch's claim."""
     ks = [
-        keys.outbound_message(mid),
+        keys.outbound_message(call.mid),
         keys.OUTBOUND_SENDING,
         keys.outbound_claim(batch.token),
         keys.outbound_claims(batch.lane),
         keys.OUTBOUND_STATS,
+        keys.subscriber(call.recipient),
     ]
-    args = [f"{time.time():.3f}", mid, keys.subscriber(""), batch.token]
+    args = [f"{time.time():.3f}", call.mid, batch.token]
     redis = batch.runtime.redis
     return cast(list[str], batch.runtime.replication.run(redis, scripts.load(redis, LUA["begin"]), ks, args))
 
@@ -218,7 +222,7 @@ def _call(batch: _Batch, call: _Call) -> _Attempt | None:
     while (wait := pacing.admit(redis, call_id, call.segments, rate, provider=provider)) > 0:
         time.sleep(wait)
     try:
-        got = _begin(batch, call.mid)
+        got = _begin(batch, call)
     except NotReplicated as e:
         got = e.results[0]
         if got[0] == "go":
@@ -247,13 +251,20 @@ def _not_replicated(call: _Call, got: list[str]) -> _Attempt:
     log.warning("SMS %s: its sending mark was not replicated; it waits for a retry", call.mid)
     due = time.time() + backoff(attempts)
     return _Attempt(
-        call.mid, call.created, call.provider, outcome="retry", due=due, generation=generation, called=False
+        call.mid,
+        call.recipient,
+        call.created,
+        call.provider,
+        outcome="retry",
+        due=due,
+        generation=generation,
+        called=False,
     )
 
 
 def _request(batch: _Batch, call: _Call, got: list[str]) -> _Attempt:
     """The API call for a message just marked sending, and what came of it."""
-    mid, created, provider = call.mid, call.created, call.provider
+    mid, recipient, created, provider = call.mid, call.recipient, call.created, call.provider
     body, attempts, generation = got[1], int(got[3]), int(got[4])
     try:
         their_id = outbound.provider_message_id(mid, generation)  # a new one after a reported failure
@@ -262,7 +273,13 @@ def _request(batch: _Batch, call: _Call, got: list[str]) -> _Attempt:
         result = batch.senders[provider].send(to, body, their_id)
         cost = result.segments or segments.segments(body)
         return _Attempt(
-            mid, created, provider, provider_id=result.provider_id, segments=cost, generation=generation
+            mid,
+            recipient,
+            created,
+            provider,
+            provider_id=result.provider_id,
+            segments=cost,
+            generation=generation,
         )
     except SendError as e:
         if e.outcome_unknown:
@@ -275,6 +292,7 @@ def _request(batch: _Batch, call: _Call, got: list[str]) -> _Attempt:
         opted_out = e.outcome == OPTED_OUT
         return _Attempt(
             mid,
+            recipient,
             created,
             provider,
             outcome=outcome,
@@ -285,7 +303,9 @@ def _request(batch: _Batch, call: _Call, got: list[str]) -> _Attempt:
         )
     except Exception as e:  # never a crash: the outcome is simply unknown
         log.error("SMS %s attempt %d via %s: unexpected %s", mid, attempts, provider, type(e).__name__)
-        return _Attempt(mid, created, provider, outcome="unknown", code=NO_ANSWER, generation=generation)
+        return _Attempt(
+            mid, recipient, created, provider, outcome="unknown", code=NO_ANSWER, generation=generation
+        )
 
 
 def _call_in_order(batch: _Batch, calls: Sequence[_Call]) -> list[_Attempt]:
@@ -303,8 +323,9 @@ def _settle_all(redis: Redis, lane: str, done: Sequence[_Attempt]) -> None:
     pipe = redis.pipeline(transaction=False)
     for a in done:
         ks = [keys.outbound_message(a.mid), keys.OUTBOUND_SENDING, keys.OUTBOUND_STATS, delayed]
+        ks += [keys.subscriber(a.recipient)]
         args: list[str | int] = [a.outcome, a.mid, f"{now:.3f}", a.provider_id, a.segments, a.code]
-        args += [f"{a.due:.3f}", keys.subscriber(""), "1" if a.opted_out else "0", a.provider, a.generation]
+        args += [f"{a.due:.3f}", "1" if a.opted_out else "0", a.provider, a.generation]
         script(keys=ks, args=args, client=pipe)
         if a.called:
             routes.note(pipe, a.provider, a.outcome, now)
@@ -384,7 +405,7 @@ def _send_batch(
         created = float(rows[i][2]) if rows[i][2] else None
         # The prefix is the texter's channel at the provider they texted: not another's.
         prefix = (rows[i][5] or "") if provider == rows[i][4] else ""
-        call = _Call(ids[i], provider, slot, created, costs[i], prefix)
+        call = _Call(ids[i], rows[i][3] or "", provider, slot, created, costs[i], prefix)
         by_recipient.setdefault(rows[i][3] or ids[i], []).append(call)
     batch = _Batch(runtime, senders, lane, token)
     futures = [pool.submit(_call_in_order, batch, calls) for calls in by_recipient.values()]

@@ -7,14 +7,16 @@ Statuses rank queued < sending < sent < delivered / undelivered / failed / cance
 """
 
 LUA: dict[str, str] = {}
-# KEYS: message, sending zset, claim list, claims zset, stats.  ARGV: now, id, subscriber prefix, token.
+# KEYS: message, sending zset, claim list, claims zset, stats, the recipient's subscriber hash
+# (read with the batch: an id's recipient never changes, it is derived from them).
+# ARGV: now, id, token.
 LUA["begin"] = """
 redis.call('LREM', KEYS[3], 1, ARGV[2])
-redis.call('ZADD', KEYS[4], ARGV[1], ARGV[4])
+redis.call('ZADD', KEYS[4], ARGV[1], ARGV[3])
 local m = redis.call('HMGET', KEYS[1], 'status', 'r', 'body', 'kind', 'force', 'gen')
 if not m[1] then return {'gone'} end
 if m[1] ~= 'queued' then return {m[1]} end
-local s = redis.call('HMGET', ARGV[3] .. m[2], 'phone', 'stopped', 'paused')
+local s = redis.call('HMGET', KEYS[6], 'phone', 'stopped', 'paused')
 if not s[1] or (s[2] == '1' and m[5] ~= '1') or (s[3] == '1' and m[4] ~= 'answer') then
   redis.call('HSET', KEYS[1], 'status', 'cancelled', 'updated', ARGV[1])
   redis.call('HINCRBY', KEYS[5], 'cancelled', 1)
@@ -27,30 +29,30 @@ redis.call('HSET', KEYS[1], 'status', 'sending', 'updated', ARGV[1])
 redis.call('ZADD', KEYS[2], ARGV[1], ARGV[2])
 return {'go', m[3], s[1], tostring(attempts), m[6] or '0'}
 """
-# KEYS: message, sending zset, stats, delayed zset.
+# KEYS: message, sending zset, stats, delayed zset, the recipient's subscriber hash.
 # ARGV: outcome (sent/retry/failed/unknown), id, now, the provider's id, segments, error code,
-# due, subscriber prefix, "1" if the recipient opted out, the provider called, the generation
+# due, "1" if the recipient opted out, the provider called, the generation
 # the call was made under (a provider's report of a retryable failure bumps it and queues the
 # SMS again, possibly before this settles: that retry must stand).
 LUA["settle"] = """
-local cur = redis.call('HMGET', KEYS[1], 'status', 'r', 'gen')
-local same_send = (cur[3] or '0') == ARGV[11]
+local cur = redis.call('HMGET', KEYS[1], 'status', 'gen')
+local same_send = (cur[2] or '0') == ARGV[10]
 if ARGV[1] == 'sent' then
   redis.call('ZREM', KEYS[2], ARGV[2])
   if not cur[1] then return 0 end
   if same_send then
-    redis.call('HSET', KEYS[1], 'sid', ARGV[4], 'segments', ARGV[5], 'via', ARGV[10])
+    redis.call('HSET', KEYS[1], 'sid', ARGV[4], 'segments', ARGV[5], 'via', ARGV[9])
     -- "queued" too: the reaper gave up on a slow call that then went through.
     if cur[1] == 'queued' or cur[1] == 'sending' then
       redis.call('HSET', KEYS[1], 'status', 'sent', 'updated', ARGV[3])
     end
   end
   redis.call('HINCRBY', KEYS[3], 'sent', 1)
-  redis.call('HINCRBY', KEYS[3], 'sent@' .. ARGV[10], 1)
+  redis.call('HINCRBY', KEYS[3], 'sent@' .. ARGV[9], 1)
   return 1
 end
 if cur[1] ~= 'sending' or not same_send then redis.call('ZREM', KEYS[2], ARGV[2]) return 0 end
-redis.call('HSET', KEYS[1], 'error', ARGV[6], 'updated', ARGV[3], 'via', ARGV[10])
+redis.call('HSET', KEYS[1], 'error', ARGV[6], 'updated', ARGV[3], 'via', ARGV[9])
 if ARGV[1] == 'unknown' then return 1 end
 redis.call('ZREM', KEYS[2], ARGV[2])
 if ARGV[1] == 'retry' then
@@ -61,12 +63,12 @@ if ARGV[1] == 'retry' then
 else
   redis.call('HSET', KEYS[1], 'status', 'failed')
   redis.call('HINCRBY', KEYS[3], 'failed:' .. ARGV[6], 1)
-  redis.call('HINCRBY', KEYS[3], 'failed:' .. ARGV[6] .. '@' .. ARGV[10], 1)
-  if ARGV[9] == '1' then redis.call('HSET', ARGV[8] .. cur[2], 'stopped', '1') end
+  redis.call('HINCRBY', KEYS[3], 'failed:' .. ARGV[6] .. '@' .. ARGV[9], 1)
+  if ARGV[8] == '1' then redis.call('HSET', KEYS[5], 'stopped', '1') end
 end
 return 1
 """
-# KEYS: message, sending zset, stats.  ARGV: id, now, max attempts, lane key prefix.
+# KEYS: message, sending zset, stats, the replies lane, the fanout lane.  ARGV: id, now, max attempts.
 LUA["reap"] = """
 local m = redis.call('HMGET', KEYS[1], 'status', 'kind', 'attempts', 'refused')
 redis.call('ZREM', KEYS[2], ARGV[1])
@@ -78,8 +80,8 @@ if tonumber(m[3] or '0') - tonumber(m[4] or '0') >= tonumber(ARGV[3]) then
   return 2
 end
 redis.call('HSET', KEYS[1], 'status', 'queued', 'updated', ARGV[2])
-local lane = 'replies'
-if m[2] == 'fanout' then lane = 'fanout' end
-redis.call('RPUSH', ARGV[4] .. lane, ARGV[1])
+local lane = KEYS[4]
+if m[2] == 'fanout' then lane = KEYS[5] end
+redis.call('RPUSH', lane, ARGV[1])
 return 1
 """
