@@ -31,6 +31,7 @@ import logging
 import random
 import time
 import uuid
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -206,7 +207,7 @@ def _call(batch: _Batch, call: _Call) -> _Attempt | None:
     # Through the send-rate guard (late calls must not bunch where the provider counts), then
     # marked "sending" just before the request: a worker killed before that leaves the
     # message claimed (certainly unsent: it goes back to its lane), not "sending".
-    call_id = f"{call.mid}:{uuid.uuid4().hex[:8]}"
+    call_id = f"{call.mid}:{uuid.uuid4().hex[:8]}" if rate > 0 else call.mid
     while (wait := pacing.admit(redis, call_id, call.segments, rate, provider=provider)) > 0:
         time.sleep(wait)
     got = _begin(batch, call.mid)
@@ -265,23 +266,32 @@ def _call_in_order(batch: _Batch, calls: Sequence[_Call]) -> list[_Attempt]:
 
 
 def _settle_all(redis: Redis, lane: str, done: Sequence[_Attempt]) -> None:
-    """Record every outcome, and count it for the console, in one round trip."""
+    """Record every outcome, and count them for the console, in one round trip: a script
+    call per message, then the batch's counters summed (a few commands, not ~20 per SMS)."""
     if not done:
         return
     script, now = scripts.load(redis, LUA["settle"]), time.time()
     delayed = keys.outbound_delayed(lane)
     pipe = redis.pipeline(transaction=False)
+    counts: Counter[str] = Counter()
+    outcomes: dict[str, list[str]] = {}
+    latencies = []
     for a in done:
         ks = [keys.outbound_message(a.mid), keys.OUTBOUND_SENDING, keys.OUTBOUND_STATS, delayed]
         args: list[str | int] = [a.outcome, a.mid, f"{now:.3f}", a.provider_id, a.segments, a.code]
         args += [f"{a.due:.3f}", keys.subscriber(""), "1" if a.opted_out else "0", a.provider, a.generation]
         script(keys=ks, args=args, client=pipe)
-        routes.note(pipe, a.provider, a.outcome, now)
+        outcomes.setdefault(a.provider, []).append(a.outcome)
         if a.outcome in ("sent", "failed"):
-            stats.record(pipe, f"out:sms-{lane}")
-            stats.record_sms(pipe, a.outcome, a.code or None, segments=a.segments, provider=a.provider)
+            counts[f"out:sms-{lane}"] += 1
+            counts.update(stats.sms_counts(a.outcome, a.code or None, a.segments, a.provider))
         if a.outcome == "sent" and a.created:
-            stats.observe_latency(pipe, "post_to_sms", now - a.created)
+            latencies.append(now - a.created)
+    for provider, seen in outcomes.items():
+        routes.note_many(pipe, provider, seen, now)
+    if counts:
+        stats.record_many(pipe, counts, now)
+    stats.observe_latencies(pipe, "post_to_sms", latencies, now)
     pipe.execute()
 
 
