@@ -208,11 +208,18 @@ def our_message_id(provider_id: str) -> tuple[str, int] | None:
     return (found.group(1), int(found.group(2) or 0)) if found else None
 
 
-def enqueue_send_job(rq_queues: Mapping[str, Queue], lane: str, at: float | None = None) -> None:
-    """Ask a worker to send the lane's waiting SMS (at unix time `at`, or now)."""
+def enqueue_send_job(
+    rq_queues: Mapping[str, Queue], lane: str, at: float | None = None, helper: int = 0
+) -> None:
+    """Ask a worker to send the lane's waiting SMS (at unix time `at`, or now); `helper` n > 0:
+    as the lane's n-th helper job (`sender.call_helpers`)."""
     # A wait of a second or so is slept off inside the job: no need for RQ's scheduler.
     later = at if at is not None and at > time.time() + 2.0 else None
-    queues.enqueue(rq_queues, queues.send_sms(lane), lane, description=f"send sms ({lane})", at=later)
+    job, what = queues.send_sms(lane), f"send sms ({lane}" + (f", helper {helper})" if helper else ")")
+    if helper:
+        queues.enqueue(rq_queues, job, lane, helper, description=what, at=later)
+    else:
+        queues.enqueue(rq_queues, job, lane, description=what, at=later)
 
 
 def queue(
