@@ -124,11 +124,12 @@ def start_kabootar(
     durable: bool = True,
     sms_mps: str = "1",
     providers: str = "twilio",
+    **extra: str,
 ) -> Kabootar:
     """Redis, `kabootar web` on `port` and `workers` × `kabootar worker`, set up as `make run` does.
 
     The port is the same for every Kabootar of a bench run, so the webhooks signed for
-    its PUBLIC_URL once serve them all (one runs at a time).
+    its PUBLIC_URL once serve them all (one runs at a time). `extra`: more settings.
     """
     server = start_redis(fleet, "redis", durable)
     var_dir = server.data_dir / "var"
@@ -144,6 +145,7 @@ def start_kabootar(
         SMS_PROVIDERS=providers,
         SIMULATOR="1",
         KABOOTAR_VAR_DIR=str(var_dir),
+        **extra,
     )
     cli = [sys.executable, "-m", "gateway.box.cli"]
     kb = Kabootar(base, env, server)
