@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from bench import signed
 from bench.procs import Fleet
@@ -16,7 +17,16 @@ HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
 
 # Where each request file's senders start, so no two files share a number (see signed.sender).
-SENDERS = {"ingest": 0, "e2e": 1_000_000, "latency": 2_000_000, "profile": 3_000_000, "warm": 4_000_000}
+SENDERS = {
+    "ingest": 0,
+    "e2e": 1_000_000,
+    "latency": 2_000_000,
+    "profile": 3_000_000,
+    "warm": 4_000_000,
+    "first": 5_000_000,
+    "capacity": 6_000_000,
+    "capacity-first": 7_000_000,
+}
 
 
 @dataclass(frozen=True)
@@ -41,6 +51,8 @@ class Settings:
     feed_seconds: float
     profile_seconds: float
     profile_texts: int
+    capacity_texts: int
+    capacity_followers: int
     warm_texts: int = 300
 
     @property
@@ -72,6 +84,8 @@ class Settings:
                 feed_seconds=3,
                 profile_seconds=3,
                 profile_texts=1_000,
+                capacity_texts=1_000,
+                capacity_followers=500,
             )
         return cls(
             quick=False,
@@ -92,6 +106,8 @@ class Settings:
             feed_seconds=10,
             profile_seconds=8,
             profile_texts=8_000,
+            capacity_texts=10_000,
+            capacity_followers=5_000,
         )
 
 
@@ -102,6 +118,9 @@ class Context:
     port: int  # Kabootar's port for the whole run: the signed requests name it
     out: Path = OUT
     files: dict[str, Path] = field(default_factory=dict)
+    # Figures one scenario hands another in the same run (the returning texters' rate, which
+    # the first-time texters' is a ratio of).
+    shared: dict[str, Any] = field(default_factory=dict)
 
     @property
     def signed_url(self) -> str:

@@ -144,30 +144,32 @@ def start_kabootar(
     sms_mps: str = "1",
     providers: str = "twilio",
     server: str = "gunicorn",
+    **extra: str,
 ) -> Kabootar:
     """Redis, `kabootar web` on `port` and `workers` × `kabootar worker`, set up as `make run` does.
 
     The port is the same for every Kabootar of a bench run, so the webhooks signed for
     its PUBLIC_URL once serve them all (one runs at a time). `server="granian"` serves the
-    same app under Granian instead of gunicorn (see GRANIAN_ARGV).
+    same app under Granian instead of gunicorn (see GRANIAN_ARGV). `extra`: more settings.
     """
-    server = start_redis(fleet, "redis", durable)
-    var_dir = server.data_dir / "var"
+    redis = start_redis(fleet, "redis", durable)
+    var_dir = redis.data_dir / "var"
     base = f"http://127.0.0.1:{port}"
     env = clean_env(
         HOST="127.0.0.1",
         PORT=str(port),
         PUBLIC_URL=base,
-        REDIS_URL=server.url,
+        REDIS_URL=redis.url,
         SECRET_KEY=SECRET_KEY,
         WORKERS=str(workers),
         SMS_MPS=sms_mps,
         SMS_PROVIDERS=providers,
         SIMULATOR="1",
         KABOOTAR_VAR_DIR=str(var_dir),
+        **extra,
     )
     cli = [sys.executable, "-m", "gateway.box.cli"]
-    kb = Kabootar(base, env, server)
+    kb = Kabootar(base, env, redis)
     web = [*cli, "web"] if server == "gunicorn" else [sys.executable, *GRANIAN_ARGV, "--port", str(port)]
     kb.web = fleet.start("web", "kabootar-web", web, env)
     kb.workers = [

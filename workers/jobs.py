@@ -17,10 +17,11 @@ def drain_inbox() -> int:
     return inbox.drain(runtime)
 
 
-def send_sms(lane: str) -> None:
-    """Send the SMS waiting in a lane ("replies" or "fanout"; fanout jobs also take replies)."""
+def send_sms(lane: str, helper: int = 0) -> None:
+    """Send the SMS waiting in a lane ("replies" or "fanout"; fanout jobs also take replies);
+    `helper` n > 0: as the lane's n-th helper through a large backlog."""
     runtime = context.current()
-    sender.run_job(runtime, registry.senders(runtime.config), lane)
+    sender.run_job(runtime, registry.senders(runtime.config), lane, helper)
 
 
 def fan_out(post_ids: list[int]) -> int:

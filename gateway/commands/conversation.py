@@ -17,10 +17,17 @@ from gateway.store import keys
 log = logging.getLogger(__name__)
 
 
-def welcome(out: Outbox, sub_id: int, handle: str, first_text: str) -> None:
-    """The first SMS a new texter gets: their handle and HELP, in the language they wrote in."""
-    text = answers.fit(answers.render("welcome", grammar.language_of(first_text), handle=handle))
-    out.queue([(sub_id, text)], f"welcome:{sub_id}", "answer")
+def welcome(out: Outbox, texters: Sequence[tuple[int, str, str]]) -> None:
+    """The first SMS each new texter (id, handle, first text) gets: their handle and HELP, in
+    the language they wrote in. A batch's new texters in one round trip."""
+    out.queue_each(
+        [
+            (sub_id, answers.fit(answers.render("welcome", grammar.language_of(first), handle=handle)),
+             f"welcome:{sub_id}")
+            for sub_id, handle, first in texters
+        ],
+        "answer",
+    )  # fmt: skip
 
 
 def run(out: Outbox, items: Sequence[tuple[str, int, str, Command]]) -> None:

@@ -8,6 +8,7 @@ except decrypting the stored ciphertext, which only the sender of SMS needs to d
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import cast
 
@@ -37,6 +38,39 @@ for j = 4, #KEYS do
 end
 return false
 """
+
+
+# The same for a batch of numbers in one call. ARGV: subscriber key prefix, created time,
+# candidates per number (c), then per number: lookup key, encrypted number, c × (index key,
+# handle, hold key). Returns per number {id, handle ('' if it was known)}, or {'', ''}
+# when every candidate was taken (that number is then registered on its own).
+_REGISTER_MANY = """
+local c = tonumber(ARGV[3])
+local out = {}
+local i = 4
+while i <= #ARGV do
+  local key, phone = ARGV[i], ARGV[i + 1]
+  local id, handle = redis.call('HGET', KEYS[1], key), ''
+  if not id then
+    id = ''
+    for j = i + 2, i + 1 + 3 * c, 3 do
+      if redis.call('HEXISTS', KEYS[2], ARGV[j]) == 0 and redis.call('EXISTS', ARGV[j + 2]) == 0 then
+        id = tostring(redis.call('INCR', KEYS[3]))
+        handle = ARGV[j + 1]
+        redis.call('HSET', KEYS[2], ARGV[j], id)
+        redis.call('HSET', KEYS[1], key, id)
+        redis.call('HSET', ARGV[1] .. id, 'handle', handle, 'phone', phone, 'created', ARGV[2])
+        break
+      end
+    end
+  end
+  out[#out + 1] = id
+  out[#out + 1] = handle
+  i = i + 2 + 3 * c
+end
+return out
+"""
+CANDIDATES = 8  # random handles offered per new number; more digits further down the list
 
 
 @dataclass(frozen=True)
@@ -79,6 +113,30 @@ def register(redis: Redis, lookup_key: str, encrypted_phone: str) -> Subscriber:
                 return Subscriber(int(sub_id), handle, is_new=True)
             return Subscriber(int(sub_id), handle_of(redis, int(sub_id)) or "")
     raise RuntimeError("could not find a free handle")  # 160 random candidates all taken
+
+
+def register_many(redis: Redis, numbers: Sequence[tuple[str, str]]) -> list[Subscriber]:
+    """`register` for many (lookup key, encrypted number) at once, in one round trip (a
+    drain batch full of first-time texters: a crisis's usual case). A number all of whose
+    candidate handles were taken is registered on its own, with fresh candidates."""
+    if not numbers:
+        return []
+    args: list[str | int] = [keys.subscriber(""), f"{time.time():.3f}", CANDIDATES]
+    for lookup_key, encrypted in numbers:
+        args += [lookup_key, encrypted]
+        args += [x for h in handles.candidates(CANDIDATES) for x in (handles.key(h), h, handles.hold_key(h))]
+    flat = scripts.load(redis, _REGISTER_MANY)(
+        keys=[keys.PHONE_INDEX, keys.HANDLE_INDEX, keys.SUBSCRIBER_SEQ], args=args
+    )
+    found = []
+    for (lookup_key, encrypted), sub_id, handle in zip(numbers, flat[::2], flat[1::2], strict=True):
+        if not sub_id:
+            found.append(register(redis, lookup_key, encrypted))
+        elif handle:
+            found.append(Subscriber(int(sub_id), handle, is_new=True))
+        else:
+            found.append(Subscriber(int(sub_id), handle_of(redis, int(sub_id)) or ""))
+    return found
 
 
 def set_channels(redis: Redis, channels: dict[int, tuple[str, str]]) -> None:

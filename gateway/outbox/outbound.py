@@ -173,6 +173,9 @@ class Outbox:
             config.limits,
         )
 
+    def queue_each(self, messages: Sequence[tuple[int, str, str]], kind: str) -> int:
+        return queue_each(self.redis, self.rq_queues, messages, kind=kind)
+
     def queue(
         self,
         messages: list[tuple[int, str]],
@@ -209,11 +212,18 @@ def our_message_id(provider_id: str) -> tuple[str, int] | None:
     return (found.group(1), int(found.group(2) or 0)) if found else None
 
 
-def enqueue_send_job(rq_queues: Mapping[str, Queue], lane: str, at: float | None = None) -> None:
-    """Ask a worker to send the lane's waiting SMS (at unix time `at`, or now)."""
+def enqueue_send_job(
+    rq_queues: Mapping[str, Queue], lane: str, at: float | None = None, helper: int = 0
+) -> None:
+    """Ask a worker to send the lane's waiting SMS (at unix time `at`, or now); `helper` n > 0:
+    as the lane's n-th helper job (`sender.call_helpers`)."""
     # A wait of a second or so is slept off inside the job: no need for RQ's scheduler.
     later = at if at is not None and at > time.time() + 2.0 else None
-    queues.enqueue(rq_queues, queues.send_sms(lane), lane, description=f"send sms ({lane})", at=later)
+    job, what = queues.send_sms(lane), f"send sms ({lane}" + (f", helper {helper})" if helper else ")")
+    if helper:
+        queues.enqueue(rq_queues, job, lane, helper, description=what, at=later)
+    else:
+        queues.enqueue(rq_queues, job, lane, description=what, at=later)
 
 
 def queue(
@@ -263,6 +273,44 @@ def queue(
     if queued:
         stats.record(redis, f"in:sms-{lane}", queued)
     if schedule:
+        enqueue_send_job(rq_queues, lane)
+    return queued
+
+
+def queue_each(
+    redis: Redis, rq_queues: Mapping[str, Queue], messages: Sequence[tuple[int, str, str]], *, kind: str
+) -> int:
+    """Queue SMS that each have an intent of their own (recipient, text, intent), such as a
+    batch's welcomes, in one round trip (and one more to count them); otherwise as `queue`.
+    Returns how many were queued."""
+    if not messages:
+        return 0
+    lane = LANE_OF_KIND[kind]
+    script = scripts.load(redis, _QUEUE)
+    pipe = redis.pipeline(transaction=False)
+    now = f"{time.time():.3f}"
+    for recipient, body, intent in messages:
+        args: list[str | int] = [
+            kind,
+            "0",
+            now,
+            keys.outbound_message(""),
+            keys.subscriber(""),
+            MESSAGE_TTL_SECONDS,
+            DRAIN_FLAG_TTL_MS,
+            intent,
+            "",
+            "",
+            int(recipient),
+            message_id(intent, int(recipient)),
+            body,
+        ]
+        script(keys=[keys.outbound_lane(lane), keys.outbound_drain_scheduled(lane)], args=args, client=pipe)
+    found = pipe.execute()
+    queued = sum(int(n) for n, _ in found)
+    if queued:
+        stats.record(redis, f"in:sms-{lane}", queued)
+    if any(int(schedule) for _, schedule in found):
         enqueue_send_job(rq_queues, lane)
     return queued
 

@@ -19,7 +19,7 @@ not want a second sender number to appear to their texters.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -89,10 +89,18 @@ def choose(config: Config, health: Health, channel: str, now: float | None = Non
 def note(pipe: Pipeline, provider: str, outcome: str, now: float) -> None:
     """Count an API call's outcome towards its provider's health (in the caller's pipeline):
     a success clears the trouble; a retryable refusal or no answer starts it, if not already."""
-    if outcome == "sent":
+    note_many(pipe, provider, [outcome], now)
+
+
+def note_many(pipe: Pipeline, provider: str, outcomes: Sequence[str], now: float) -> None:
+    """`note` for a batch of calls' outcomes, in the order they came, in at most three
+    commands: what the provider's health would be after noting each in turn."""
+    troubles = [i for i, outcome in enumerate(outcomes) if outcome in ("retry", "unknown")]
+    sent = [i for i, outcome in enumerate(outcomes) if outcome == "sent"]
+    if sent:
         pipe.hdel(keys.provider(provider), "failing")
         pipe.hset(keys.provider(provider), "last_ok", f"{now:.3f}")
-    elif outcome in ("retry", "unknown"):
+    if troubles and (not sent or troubles[-1] > sent[-1]):
         pipe.hsetnx(keys.provider(provider), "failing", f"{now:.3f}")
 
 

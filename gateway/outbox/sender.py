@@ -32,6 +32,7 @@ import logging
 import random
 import time
 import uuid
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -46,7 +47,7 @@ from gateway.outbox.outbound import DRAIN_FLAG_TTL_MS, enqueue_send_job
 from gateway.outbox.sender_scripts import LUA
 from gateway.providers.records import NO_ANSWER, OPTED_OUT, Sender, SendError
 from gateway.runtime import Runtime
-from gateway.store import keys, scripts, stats
+from gateway.store import heartbeats, keys, scripts, stats
 from gateway.store.queues import LANES
 from gateway.store.replicated import NotReplicated
 from gateway.store.worklist import Worklist
@@ -60,6 +61,15 @@ JOB_BUDGET_SECONDS = 10.0
 BATCH_SECONDS = 1.0
 MAX_BATCH = 100
 SEND_CONCURRENCY = 16  # API calls in flight per send job
+# One send job makes SEND_CONCURRENCY calls at a time in one process: about this many SMS
+# a second against a provider answering in ~0.2 s. Unpaced, or allowed more than this, a
+# backlog of at least HELP_BACKLOG SMS in the fan-out lane gets helper jobs beside the
+# lane's own, up to MAX_SEND_JOBS in all (one per live worker): a 10,000-follower post is
+# then sent by every worker process at once, not by one.
+ONE_JOB_MPS = 80.0
+HELP_BACKLOG = 2 * MAX_BATCH
+MAX_SEND_JOBS = 4
+HELP_EVERY_SECONDS = 1.0  # how often the lane's own job looks whether its backlog needs help
 # A live job touches its claim before each call, which comes within a slot wait (at most
 # the job budget) and an API call: an older claim is a dead job's. (Returning a live job's
 # ids early would cost nothing but time: "begin" lets only one job send each.)
@@ -218,7 +228,7 @@ def _call(batch: _Batch, call: _Call) -> _Attempt | None:
     # Through the send-rate guard (late calls must not bunch where the provider counts), then
     # marked "sending" just before the request: a worker killed before that leaves the
     # message claimed (certainly unsent: it goes back to its lane), not "sending".
-    call_id = f"{call.mid}:{uuid.uuid4().hex[:8]}"
+    call_id = f"{call.mid}:{uuid.uuid4().hex[:8]}" if rate > 0 else call.mid
     while (wait := pacing.admit(redis, call_id, call.segments, rate, provider=provider)) > 0:
         time.sleep(wait)
     try:
@@ -315,25 +325,34 @@ def _call_in_order(batch: _Batch, calls: Sequence[_Call]) -> list[_Attempt]:
 
 
 def _settle_all(redis: Redis, lane: str, done: Sequence[_Attempt]) -> None:
-    """Record every outcome, and count it for the console, in one round trip."""
+    """Record every outcome, and count them for the console, in one round trip: a script
+    call per message, then the batch's counters summed (a few commands, not ~20 per SMS)."""
     if not done:
         return
     script, now = scripts.load(redis, LUA["settle"]), time.time()
     delayed = keys.outbound_delayed(lane)
     pipe = redis.pipeline(transaction=False)
+    counts: Counter[str] = Counter()
+    outcomes: dict[str, list[str]] = {}
+    latencies = []
     for a in done:
         ks = [keys.outbound_message(a.mid), keys.OUTBOUND_SENDING, keys.OUTBOUND_STATS, delayed]
         ks += [keys.subscriber(a.recipient)]
         args: list[str | int] = [a.outcome, a.mid, f"{now:.3f}", a.provider_id, a.segments, a.code]
         args += [f"{a.due:.3f}", "1" if a.opted_out else "0", a.provider, a.generation]
         script(keys=ks, args=args, client=pipe)
-        if a.called:
-            routes.note(pipe, a.provider, a.outcome, now)
+        if a.called:  # held back before its call, it says nothing of the provider's health
+            outcomes.setdefault(a.provider, []).append(a.outcome)
         if a.outcome in ("sent", "failed"):
-            stats.record(pipe, f"out:sms-{lane}")
-            stats.record_sms(pipe, a.outcome, a.code or None, segments=a.segments, provider=a.provider)
+            counts[f"out:sms-{lane}"] += 1
+            counts.update(stats.sms_counts(a.outcome, a.code or None, a.segments, a.provider))
         if a.outcome == "sent" and a.created:
-            stats.observe_latency(pipe, "post_to_sms", now - a.created)
+            latencies.append(now - a.created)
+    for provider, seen in outcomes.items():
+        routes.note_many(pipe, provider, seen, now)
+    if counts:
+        stats.record_many(pipe, counts, now)
+    stats.observe_latencies(pipe, "post_to_sms", latencies, now)
     pipe.execute()
 
 
@@ -442,13 +461,18 @@ def _leftover(redis: Redis, lanes: Sequence[str], resume_at: float | None = None
 
 
 def drain(
-    runtime: Runtime, senders: Mapping[str, Sender], lanes: Sequence[str], budget: float | None = None
+    runtime: Runtime,
+    senders: Mapping[str, Sender],
+    lanes: Sequence[str],
+    budget: float | None = None,
+    helped: str | None = None,
 ) -> DrainOutcome:
     """Send what waits in `lanes` (earlier lanes first) for up to `budget` seconds, through
-    `senders` (by provider)."""
+    `senders` (by provider); `helped`: the lane whose own job this is, which asks for helpers
+    (`call_helpers`) whenever its backlog grows."""
     pool = ThreadPoolExecutor(SEND_CONCURRENCY, thread_name_prefix="sms-send")
     try:
-        return _drain(runtime, senders, pool, lanes, budget)
+        return _drain(runtime, senders, pool, lanes, budget, helped)
     finally:
         # A call not yet started was never made: its SMS stays "sending" until reaped.
         pool.shutdown(wait=True, cancel_futures=True)
@@ -460,11 +484,16 @@ def _drain(
     pool: ThreadPoolExecutor,
     lanes: Sequence[str],
     budget: float | None,
+    helped: str | None = None,
 ) -> DrainOutcome:
     redis, rate = runtime.redis, runtime.config.total_mps  # every provider's share, together
     batch = MAX_BATCH if rate <= 0 else max(1, min(MAX_BATCH, int(rate * BATCH_SECONDS)))
     deadline = time.monotonic() + (JOB_BUDGET_SECONDS if budget is None else budget)
+    asked_at = -HELP_EVERY_SECONDS
     while True:
+        if helped and time.monotonic() - asked_at >= HELP_EVERY_SECONDS:
+            call_helpers(runtime, helped)  # a fan-out's batch jobs fill its lane as it goes
+            asked_at = time.monotonic()
         promote_due(redis, lanes)
         if time.monotonic() >= deadline:
             return _leftover(redis, lanes)
@@ -485,12 +514,40 @@ def _drain(
             time.sleep(max(0.0, min(wait, 1.0)))
 
 
-def run_job(runtime: Runtime, senders: Mapping[str, Sender], lane: str) -> None:
-    """One send job: recover, drain, then hand over to a successor or free the lane's slot."""
+def call_helpers(runtime: Runtime, lane: str) -> int:
+    """Ask idle workers to help send a large fan-out backlog: one extra send job per other
+    live worker (at most MAX_SEND_JOBS in all), each in its own slot. Returns how many were
+    asked. Only when unpaced or when the send rate is more than one job keeps up with:
+    otherwise the rate, not the job, is what holds SMS back."""
+    redis, rate = runtime.redis, runtime.config.total_mps
+    if lane != "fanout" or 0 < rate <= ONE_JOB_MPS:
+        return 0
+    if redis.llen(keys.outbound_lane(lane)) < HELP_BACKLOG:
+        return 0
+    wanted = min(MAX_SEND_JOBS, heartbeats.alive(redis)) - 1
+    asked = 0
+    for helper in range(1, wanted + 1):
+        if redis.set(keys.outbound_drain_scheduled(lane, helper), "1", nx=True, px=DRAIN_FLAG_TTL_MS):
+            enqueue_send_job(runtime.queues, lane, helper=helper)
+            asked += 1
+    return asked
+
+
+def run_job(runtime: Runtime, senders: Mapping[str, Sender], lane: str, helper: int = 0) -> None:
+    """One send job: recover, drain, then hand over to a successor or free the lane's slot.
+    A helper (n > 0) drains beside the lane's own job until the lane is empty or its budget
+    is spent, then frees its slot: the lane's own job carries on and asks again if need be."""
     redis = runtime.redis
     reclaim_stale(redis)
     reap_unconfirmed(redis)
-    out = drain(runtime, senders, ("replies",) if lane == "replies" else ("replies", "fanout"))
+    lanes = ("replies",) if lane == "replies" else ("replies", "fanout")
+    if helper:
+        try:
+            drain(runtime, senders, lanes)
+        finally:
+            redis.delete(keys.outbound_drain_scheduled(lane, helper))
+        return
+    out = drain(runtime, senders, lanes, helped=lane)
     flag = keys.outbound_drain_scheduled(lane)
     if out.more or out.next_due is not None:
         later = max(0.0, (out.next_due or 0) - time.time())

@@ -65,11 +65,13 @@ def _authors(redis: Redis, texts: list[StoredText]) -> dict[str, subscribers.Sub
     found = dict(zip(lookup_keys, subscribers.find_ids(redis, lookup_keys), strict=True))
     authors: dict[str, subscribers.Subscriber] = {}
     encrypted = {t.from_key: t.from_encrypted for t in texts}
+    new = [key for key, sub_id in found.items() if sub_id is None]
+    # First-time texters, all registered in one round trip: most of a crisis's texts.
+    registered = dict(
+        zip(new, subscribers.register_many(redis, [(k, encrypted[k]) for k in new]), strict=True)
+    )
     for key, sub_id in found.items():
-        if sub_id is None:
-            authors[key] = subscribers.register(redis, key, encrypted[key])
-        else:
-            authors[key] = subscribers.Subscriber(sub_id, "")
+        authors[key] = registered[key] if sub_id is None else subscribers.Subscriber(sub_id, "")
     # What comes back to a texter goes through the channel they texted last.
     channels = {authors[t.from_key].id: (t.channel, t.prefix) for t in texts if t.channel}
     subscribers.set_channels(redis, channels)
@@ -127,12 +129,15 @@ def process(runtime: Runtime, sids: list[str]) -> list[int]:
     post_ids = (
         posts.create_many(redis, new_posts, config.media_allow_http, runtime.replication) if new_posts else []
     )
+    # Welcomes once the posts are in the timeline (a first-time texter's post waits for
+    # none of them), all in one round trip, before any answer to the same texter.
     first_texts: dict[str, StoredText] = {}
     for t in texts:
         first_texts.setdefault(t.from_key, t)
-    for key, t in first_texts.items():
-        if authors[key].is_new:
-            conversation.welcome(out, authors[key].id, authors[key].handle, t.body)
+    conversation.welcome(
+        out,
+        [(authors[k].id, authors[k].handle, t.body) for k, t in first_texts.items() if authors[k].is_new],
+    )
     commands = [
         (t.sid, authors[t.from_key].id, t.from_key, sorted_.commands[t.sid])
         for t in texts

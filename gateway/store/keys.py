@@ -112,9 +112,10 @@ def outbound_claim(token: str) -> str:
     return f"{PREFIX}out:claim:{token}"
 
 
-def outbound_drain_scheduled(lane: str) -> str:
-    """Set while a send job for the lane is queued, running or scheduled."""
-    return f"{PREFIX}out:drain-scheduled:{lane}"
+def outbound_drain_scheduled(lane: str, helper: int = 0) -> str:
+    """Set while a send job for the lane is queued, running or scheduled (`helper` n > 0:
+    the n-th extra job that helps it through a large backlog, see sender.call_helpers)."""
+    return f"{PREFIX}out:drain-scheduled:{lane}" + (f":helper:{helper}" if helper else "")
 
 
 # The provider simulators are the providers, not us: its data lives under its own prefix.

@@ -76,6 +76,23 @@ def record(r: Redis | Pipeline, name: str, n: int = 1, now: float | None = None)
     record_many(r, {name: n}, now)
 
 
+def sms_counts(
+    status: str, error_code: int | str | None = None, segments: int = 0, provider: str = ""
+) -> Counter[str]:
+    """The counters one SMS outcome adds to (see `record_sms`); a batch sums them and
+    records the sum once (`record_many`)."""
+    counts: Counter[str] = Counter({f"sms:{status}": 1})
+    if error_code not in (None, "", 0, "0"):
+        counts[f"sms:{status}:{error_code}"] = 1
+    if segments:
+        counts["sms:segments"] = segments
+    if provider:
+        counts[f"sms:{status}@{provider}"] = 1
+        if segments:
+            counts[f"sms:segments@{provider}"] = segments
+    return counts
+
+
 def record_sms(
     r: Redis | Pipeline,
     status: str,
@@ -86,16 +103,7 @@ def record_sms(
     """Count one SMS outcome: status "sent"/"delivered"/"undelivered"/"failed"/..., with
     the provider's error code when there is one; `segments` for an SMS it accepted (send
     rate). With `provider`, the status and segments are also counted for it ("@android")."""
-    counts = {f"sms:{status}": 1}
-    if error_code not in (None, "", 0, "0"):
-        counts[f"sms:{status}:{error_code}"] = 1
-    if segments:
-        counts["sms:segments"] = segments
-    if provider:
-        counts[f"sms:{status}@{provider}"] = 1
-        if segments:
-            counts[f"sms:segments@{provider}"] = segments
-    record_many(r, counts)
+    record_many(r, sms_counts(status, error_code, segments, provider))
 
 
 def bucket_of(seconds: float) -> int:
