@@ -40,33 +40,36 @@ return false
 """
 
 
-# The same for a batch of numbers in one call. ARGV: subscriber key prefix, created time,
-# candidates per number (c), then per number: lookup key, encrypted number, c × (index key,
-# handle, hold key). Returns per number {id, handle ('' if it was known)}, or {'', ''}
-# when every candidate was taken (that number is then registered on its own).
+# The same for a batch of numbers in one call, every key named in KEYS (ids taken beforehand).
+# KEYS: phone index, handle index, then per number: their would-be subscriber hash and the c
+# candidate handles' hold keys.  ARGV: created time, candidates per number (c), then per
+# number: lookup key, encrypted number, would-be id, c × (index key, handle).
+# Returns per number {id, handle ('' if it was known)}, or {'', ''} when every candidate
+# was taken (that number is then registered on its own).
 _REGISTER_MANY = """
-local c = tonumber(ARGV[3])
+local c = tonumber(ARGV[2])
 local out = {}
-local i = 4
+local i, k = 3, 3
 while i <= #ARGV do
-  local key, phone = ARGV[i], ARGV[i + 1]
+  local key, phone, new_id = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local id, handle = redis.call('HGET', KEYS[1], key), ''
   if not id then
     id = ''
-    for j = i + 2, i + 1 + 3 * c, 3 do
-      if redis.call('HEXISTS', KEYS[2], ARGV[j]) == 0 and redis.call('EXISTS', ARGV[j + 2]) == 0 then
-        id = tostring(redis.call('INCR', KEYS[3]))
-        handle = ARGV[j + 1]
-        redis.call('HSET', KEYS[2], ARGV[j], id)
+    for j = 0, c - 1 do
+      local index_key, candidate = ARGV[i + 3 + 2 * j], ARGV[i + 4 + 2 * j]
+      if redis.call('HEXISTS', KEYS[2], index_key) == 0 and redis.call('EXISTS', KEYS[k + 1 + j]) == 0 then
+        id, handle = new_id, candidate
+        redis.call('HSET', KEYS[2], index_key, id)
         redis.call('HSET', KEYS[1], key, id)
-        redis.call('HSET', ARGV[1] .. id, 'handle', handle, 'phone', phone, 'created', ARGV[2])
+        redis.call('HSET', KEYS[k], 'handle', handle, 'phone', phone, 'created', ARGV[1])
         break
       end
     end
   end
   out[#out + 1] = id
   out[#out + 1] = handle
-  i = i + 2 + 3 * c
+  i = i + 3 + 2 * c
+  k = k + 1 + c
 end
 return out
 """
@@ -121,13 +124,16 @@ def register_many(redis: Redis, numbers: Sequence[tuple[str, str]]) -> list[Subs
     candidate handles were taken is registered on its own, with fresh candidates."""
     if not numbers:
         return []
-    args: list[str | int] = [keys.subscriber(""), f"{time.time():.3f}", CANDIDATES]
-    for lookup_key, encrypted in numbers:
-        args += [lookup_key, encrypted]
-        args += [x for h in handles.candidates(CANDIDATES) for x in (handles.key(h), h, handles.hold_key(h))]
-    flat = scripts.load(redis, _REGISTER_MANY)(
-        keys=[keys.PHONE_INDEX, keys.HANDLE_INDEX, keys.SUBSCRIBER_SEQ], args=args
-    )
+    # The ids are taken first (their hashes must be named in KEYS); one goes unused where a
+    # number turns out to be known already.
+    first = int(redis.incrby(keys.SUBSCRIBER_SEQ, len(numbers))) - len(numbers) + 1
+    script_keys = [keys.PHONE_INDEX, keys.HANDLE_INDEX]
+    args: list[str | int] = [f"{time.time():.3f}", CANDIDATES]
+    for new_id, (lookup_key, encrypted) in enumerate(numbers, start=first):
+        candidates = handles.candidates(CANDIDATES)
+        script_keys += [keys.subscriber(new_id), *(handles.hold_key(h) for h in candidates)]
+        args += [lookup_key, encrypted, new_id, *(x for h in candidates for x in (handles.key(h), h))]
+    flat = scripts.load(redis, _REGISTER_MANY)(keys=script_keys, args=args)
     found = []
     for (lookup_key, encrypted), sub_id, handle in zip(numbers, flat[::2], flat[1::2], strict=True):
         if not sub_id:

@@ -290,22 +290,12 @@ def queue_each(
     pipe = redis.pipeline(transaction=False)
     now = f"{time.time():.3f}"
     for recipient, body, intent in messages:
-        args: list[str | int] = [
-            kind,
-            "0",
-            now,
-            keys.outbound_message(""),
-            keys.subscriber(""),
-            MESSAGE_TTL_SECONDS,
-            DRAIN_FLAG_TTL_MS,
-            intent,
-            "",
-            "",
-            int(recipient),
-            message_id(intent, int(recipient)),
-            body,
-        ]
-        script(keys=[keys.outbound_lane(lane), keys.outbound_drain_scheduled(lane)], args=args, client=pipe)
+        mid = message_id(intent, int(recipient))
+        script_keys = [keys.outbound_lane(lane), keys.outbound_drain_scheduled(lane)]
+        script_keys += [keys.outbound_message(mid), keys.subscriber(int(recipient))]
+        args: list[str | int] = [kind, "0", now, MESSAGE_TTL_SECONDS, DRAIN_FLAG_TTL_MS, intent, "", ""]
+        args += [int(recipient), mid, body]
+        script(keys=script_keys, args=args, client=pipe)
     found = pipe.execute()
     queued = sum(int(n) for n, _ in found)
     if queued:
