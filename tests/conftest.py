@@ -67,6 +67,9 @@ def real_twilio(config: Config) -> Config:
 @pytest.fixture
 def runtime(config: Config) -> Iterator[Runtime]:
     rt = Runtime.from_config(config)
+    # Before too: a test of real processes on the session's Redis (no `runtime` of its own)
+    # may leave data behind, which must not count in the next test.
+    rt.redis.flushall()
     context.use(rt)
     yield rt
     rt.redis.flushall()
