@@ -51,24 +51,21 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[test]'
 	@touch $(STAMP)
 
-# The browser tests drive Debian's chromium through Playwright.
-chromium:
-	@if [ ! -x $(CHROMIUM) ]; then \
+# Debian packages the project needs, installed by the project itself on a fresh machine:
+# $(call apt_need,<present-when>,<package>,<what for>)
+apt_need = @if ! ( $(1) ); then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    echo "Installing chromium for the browser tests..."; \
-	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+	    echo "Installing $(2) for $(3)..."; \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(2); \
 	  else \
-	    echo "The browser tests need Chromium at $(CHROMIUM): run 'sudo apt-get install chromium' (Debian/Ubuntu)." >&2; \
+	    echo "$(3) need $(2): run 'sudo apt-get install $(2)' (Debian/Ubuntu)." >&2; \
 	  fi; \
 	fi
 
+# The browser tests drive Debian's chromium through Playwright.
+chromium:
+	$(call apt_need,[ -x $(CHROMIUM) ],chromium,the browser tests)
+
 # `make ha` and its tests put Debian's HAProxy in front of the web processes.
 haproxy:
-	@if ! command -v haproxy >/dev/null && [ ! -x /usr/sbin/haproxy ]; then \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    echo "Installing haproxy for make ha and its tests..."; \
-	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q haproxy; \
-	  else \
-	    echo "make ha needs HAProxy: run 'sudo apt-get install haproxy' (Debian/Ubuntu)." >&2; \
-	  fi; \
-	fi
+	$(call apt_need,command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ],haproxy,make ha and its tests)

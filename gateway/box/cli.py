@@ -144,34 +144,32 @@ def _with_redis(args: argparse.Namespace, change: Callable[[Redis], str]) -> int
     return 0
 
 
-def ops_add_user(args: argparse.Namespace) -> int:
-    """Create an operator for /ops, or set a new password (prompted, or one line of stdin)."""
-    from gateway.ops import accounts
-
+def _with_password(args: argparse.Namespace, set_it: Callable[[Redis, str, str], None], done: str) -> int:
+    """Read the new password (prompted twice, or one line of stdin), then `set_it(redis, name,
+    password)` in the right Redis; print that operator `done`."""
     password = _password(args)
     if password is None:
         return _fail("the passwords differ", 1)
 
-    def add(redis: Redis) -> str:
-        accounts.add_user(redis, args.name, password)
-        return f"operator {args.name.strip().lower()} can now log in at /ops/login"
+    def change(redis: Redis) -> str:
+        set_it(redis, args.name, password)
+        return f"operator {args.name.strip().lower()} {done}"
 
-    return _with_redis(args, add)
+    return _with_redis(args, change)
+
+
+def ops_add_user(args: argparse.Namespace) -> int:
+    """Create an operator for /ops, or set a new password (prompted, or one line of stdin)."""
+    from gateway.ops import accounts
+
+    return _with_password(args, accounts.add_user, "can now log in at /ops/login")
 
 
 def ops_set_password(args: argparse.Namespace) -> int:
     """Set a new password for an existing operator, ending their console sessions at once."""
     from gateway.ops import accounts
 
-    password = _password(args)
-    if password is None:
-        return _fail("the passwords differ", 1)
-
-    def change(redis: Redis) -> str:
-        accounts.set_password(redis, args.name, password)
-        return f"operator {args.name.strip().lower()} has a new password; their sessions are ended"
-
-    return _with_redis(args, change)
+    return _with_password(args, accounts.set_password, "has a new password; their sessions are ended")
 
 
 def ops_remove_user(args: argparse.Namespace) -> int:
