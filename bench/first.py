@@ -72,7 +72,10 @@ def run(ctx: Context) -> Section:
             ratio=ratio,
             ratio_of="of returning",
             target=f"≥ {TARGET_RATIO:g}× returning",
-            passed=ratio is not None and first["all_visible"] and ratio >= TARGET_RATIO,
+            passed=ratio is not None
+            and first["all_visible"]
+            and first["all_welcomed"]
+            and ratio >= TARGET_RATIO,
             note=note,
         )
     )

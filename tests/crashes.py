@@ -224,7 +224,6 @@ def sentinel_stack(
     """`kabootar web` and `workers` workers finding their Redis through `cluster`'s Sentinels
     (no REDIS_URL), ready; then stopped. The cluster is the test's to kill and stop."""
     settings = web_settings("", tmp_path / "var", "crash-test-secret-key", **cluster.env(), **extra)
-    del settings["REDIS_URL"]
     stack = Stack(Config.from_env(settings), clean_env(**settings), tmp_path / "redis", procs)
     try:
         procs.start("web", [*CLI, "web"], stack.env)
@@ -284,7 +283,7 @@ def in_flight(redis: Redis) -> dict[str, int]:
         "stored texts": len(list(redis.scan_iter(keys.inbound_message("*"), count=1000))),
         "deferred": redis.zcard(keys.INBOX_DEFERRED),
     }
-    for lane in ("replies", "fanout"):
+    for lane in queues.LANES:
         found[f"lane {lane}"] = redis.llen(keys.outbound_lane(lane))
         found[f"send claims {lane}"] = redis.zcard(keys.outbound_claims(lane))
     return {k: v for k, v in found.items() if v}

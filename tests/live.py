@@ -193,12 +193,13 @@ class Gateway:
 
 
 def web_settings(redis_url: str, var_dir: Path, secret_key: str, **extra: str) -> dict[str, str]:
-    """The settings of a Kabootar on a free local port against `redis_url` (`extra` win)."""
+    """The settings of a Kabootar on a free local port against `redis_url` ("": none, as with
+    Sentinels in `extra`; `extra` win)."""
     from gateway.box import embedded_redis
 
     port = embedded_redis.free_port()
     return {
-        "REDIS_URL": redis_url,
+        **({"REDIS_URL": redis_url} if redis_url else {}),
         "HOST": "127.0.0.1",
         "PORT": str(port),
         "PUBLIC_URL": f"http://127.0.0.1:{port}",

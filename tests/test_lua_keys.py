@@ -156,6 +156,7 @@ class ScriptKeys:
         """One line per key a script touched without naming it in KEYS: the command, the key,
         and the script's first line."""
         runs = self._runs()
+        assert runs, "MONITOR showed no script call: the check would pass without checking anything"
         commands = [command for run in runs for command in run.ran]
         touched = iter(self._keys_of(commands))
         names = _script_names()

@@ -39,7 +39,7 @@ def basic(name: str, password: str) -> dict[str, str]:
     return {"Authorization": "Basic " + base64.b64encode(f"{name}:{password}".encode()).decode()}
 
 
-def test_metrics_need_the_scrapers_token_or_an_operator_unless_public(
+def test_metrics_take_the_scrapers_token_not_an_operators_password_unless_public(
     client: FlaskClient, redis: Redis, config: Config, runtime
 ):
     # Changed with issue 13: the scraper has its own token instead of an operator's password.

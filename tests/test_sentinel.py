@@ -98,7 +98,6 @@ def test_kabootar_run_with_sentinels_starts_no_redis_and_ops_finds_the_primary(
 ) -> None:
     var = tmp_path / "var"
     settings = web_settings("", var, "run-secret-key", WORKERS="1", WEB_CONCURRENCY="1", **ha_cluster.env())
-    del settings["REDIS_URL"]
     run = processes.start("run", [*CLI, "run"], clean_env(**settings))
     gateway = Gateway(Config.from_env(settings), processes)
     gateway.wait_ready("run")
