@@ -115,8 +115,9 @@ def _number(name: str, raw: str, kind: Callable[[str], _N]) -> _N:
         raise ConfigError(f"{name}={raw!r}: {wanted}") from None
 
 
-def _at_least(least: int, name: str, raw: str) -> int:
-    value = _number(name, raw, int)
+def _at_least(least: _N, name: str, raw: str, kind: Callable[[str], _N] = int) -> _N:
+    """A numeric setting no smaller than `least` (a negative limit would lift it, not set it)."""
+    value = _number(name, raw, kind)
     if value < least:
         raise ConfigError(f"{name}={raw!r}: at least {least}")
     return value
@@ -128,13 +129,6 @@ def _metrics_token(raw: str) -> str:
     if token and len(token) < 16:
         raise ConfigError("METRICS_TOKEN: at least 16 characters (e.g. `openssl rand -hex 16`)")
     return token
-
-
-def _login_max_wait(raw: str) -> float:
-    seconds = _number("OPS_LOGIN_MAX_WAIT", raw, float)
-    if seconds < 1:  # 0 would let a guesser try as fast as they like
-        raise ConfigError(f"OPS_LOGIN_MAX_WAIT={raw!r}: at least 1 (second)")
-    return seconds
 
 
 @dataclass(frozen=True)
@@ -282,14 +276,16 @@ class Config:
             sender_posts_per_minute=_number(
                 "SENDER_POSTS_PER_MINUTE", env.get("SENDER_POSTS_PER_MINUTE", "20"), int
             ),
-            max_mention_sms=_number("MAX_MENTION_SMS", env.get("MAX_MENTION_SMS", "5"), int),
-            dm_per_hour=_number("DM_PER_HOUR", env.get("DM_PER_HOUR", "30"), int),
-            max_follows=_number("MAX_FOLLOWS", env.get("MAX_FOLLOWS", "200"), int),
+            max_mention_sms=_at_least(0, "MAX_MENTION_SMS", env.get("MAX_MENTION_SMS", "5")),
+            dm_per_hour=_at_least(0, "DM_PER_HOUR", env.get("DM_PER_HOUR", "30")),
+            max_follows=_at_least(0, "MAX_FOLLOWS", env.get("MAX_FOLLOWS", "200")),
             metrics_public=env.get("METRICS_PUBLIC") == "1",
             media_allow_http=env.get("MEDIA_ALLOW_HTTP") == "1",
             trusted_proxies=_number("TRUSTED_PROXIES", env.get("TRUSTED_PROXIES", "0"), int),
             metrics_token=_metrics_token(env.get("METRICS_TOKEN", "")),
-            ops_login_max_wait=_login_max_wait(env.get("OPS_LOGIN_MAX_WAIT", "900")),
+            ops_login_max_wait=_at_least(  # 0 would let a guesser try as fast as they like
+                1.0, "OPS_LOGIN_MAX_WAIT", env.get("OPS_LOGIN_MAX_WAIT", "900"), float
+            ),
             var_dir=var_dir,
         )
         return (replace(cfg, **overrides) if overrides else cfg)._with_simulator_secrets()

@@ -155,6 +155,17 @@ def test_abuse_05_a_blocked_texter_stays_blocked_after_forget_me_and_is_told_onc
     assert console.blocks() == []
 
 
+def test_abuse_05_the_answer_to_forget_me_cannot_carry_a_blocked_texters_dm(texters: Phones):
+    texters.join(ALI, "ali")
+    texters.join(SARA, "sara")
+    Console(texters).block("@ali")
+    assert "reply YES" in texters.say(ALI, "FORGET ME")[0]
+    for attempt in ("D @sara psst", "FOLLOW @sara", "NAME ali-again"):
+        texters.say(ALI, attempt)
+    assert "psst" not in " ".join(texters.received(SARA))
+    assert texters.redis.hget(keys.subscriber(texters.sub_id(ALI) or 0), "handle") == "ali"
+
+
 def test_abuse_05_unblocking_a_forgotten_number_from_the_list(texters: Phones):
     texters.join(ALI, "ali")
     console = Console(texters)

@@ -316,6 +316,19 @@ def test_reports_from_the_phone_settle_our_sms_in_any_order(mixed: Phones):
     assert post_signed(client, failed, key).status_code == 200  # not ours: nothing to settle, still 200
 
 
+def test_a_report_on_an_sms_sent_through_the_phones_own_api_logs_no_id(mixed: Phones, caplog):
+    """Such an id is whatever its sender chose: here, a number."""
+    caplog.set_level("DEBUG")
+    body = webhook("sms:delivered", {"messageId": f"to {SARA}", "recipient": SARA}, "notours000000001")
+    assert (
+        post_signed(
+            mixed.live.app.test_client(), body, mixed.live.config.android_webhook_signing_key
+        ).status_code
+        == 200
+    )
+    assert "not ours" in caplog.text and leaks(caplog.text, [SARA]) == []
+
+
 def test_a_number_the_phone_cannot_send_to_fails_with_the_phones_reason(mixed: Phones):
     phones = mixed
     phones.channels["+982100000000"] = "android"  # a landline in Tehran: the app refuses it when sending

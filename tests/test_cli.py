@@ -67,6 +67,7 @@ def test_help_lists_the_commands():
         ({"SMS_FAILOVER_AFTER": "5m"}, "SMS_FAILOVER_AFTER"),
         ({"WORKERS": "two"}, "WORKERS"),
         ({"REDIS_SENTINELS": "sentinel-1,sentinel-2:26379"}, "REDIS_SENTINELS"),
+        ({"MAX_MENTION_SMS": "-1"}, "MAX_MENTION_SMS"),
     ],
     ids=[
         "phone-without-its-key",
@@ -75,6 +76,7 @@ def test_help_lists_the_commands():
         "seconds-with-a-unit",
         "workers-in-words",
         "sentinel-without-port",
+        "negative-limit",
     ],
 )
 def test_a_setting_it_cannot_start_with_is_named_without_a_traceback(tmp_path: Path, settings, named: str):

@@ -333,6 +333,16 @@ def test_hiding_a_post_that_is_not_there_says_so(client, operator, form, message
     assert message in response.get_data(as_text=True)
 
 
+def test_a_number_typed_as_a_handle_to_block_is_not_logged(client, operator, caplog):
+    caplog.set_level("INFO")
+    response = client.post(
+        "/ops/api/handles/block",
+        data={"handle": SECRET_NUMBER[1:], "csrf_token": operator},
+        follow_redirects=True,
+    )
+    assert response.status_code == 200 and SECRET_NUMBER[1:] not in caplog.text
+
+
 def test_blocked_handles_texts_make_no_post(client, operator, twilio, runtime, redis):
     twilio.text(sender=SECRET_NUMBER, body="before the block")
     work(runtime)

@@ -153,7 +153,7 @@ def ha(config: Config) -> Topology:
         redis_url=f"redis://127.0.0.1:{nodes[0].port}/0",
         redis_sentinels=tuple(("127.0.0.1", p) for p in sentinel_ports),
         # The web processes listen on 127.0.0.1 only, so every request comes through HAProxy.
-        trusted_proxies=config.trusted_proxies or 1,
+        trusted_proxies=config.trusted_proxies + 1,  # HAProxy is one more hop in front
     )
     env = _env(config)
     children += _workers(config, env)

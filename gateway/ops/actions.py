@@ -18,6 +18,7 @@ from gateway.microblog import moderation
 from gateway.ops import failed
 from gateway.ops.blueprint import bp
 from gateway.outbox import routes
+from gateway.phones import redact
 from gateway.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -26,7 +27,7 @@ BLOCK_KEY = re.compile(r"^[A-Za-z0-9_-]{24}$")  # a keyed hash of a number (Phon
 
 
 def _done(ok: bool, message: str, anchor: str, status: int = 200) -> ResponseReturnValue:
-    log.info("operator %s: %s", g.operator, message)
+    log.info("operator %s: %s", g.operator, redact(message))  # a "handle" typed may be a number
     wants_json = request.accept_mimetypes.best_match(["text/html", "application/json"]) == "application/json"
     if wants_json:
         return jsonify(ok=ok, message=message), (status if not ok else 200)

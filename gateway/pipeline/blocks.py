@@ -14,12 +14,22 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
-from gateway.commands import answers, grammar
+from gateway.commands import answers, confirmation, grammar
+from gateway.commands.grammar import Command
 from gateway.microblog import moderation
 from gateway.outbox.outbound import Outbox
 from gateway.pipeline.sort import Sorted
 
 SILENCED = frozenset({"reply", "dm", "name", "bio", "follow"})
+
+
+def _silenced(command: Command) -> bool:
+    """Whether a blocked texter may not run `command`; the answer to FORGET ME's question
+    runs what it says, so it is judged as that ("FORGET ME", then "D @someone …")."""
+    if command.name == confirmation.ANSWER:
+        said = grammar.parse(command.text)
+        return said is not None and said.name in SILENCED
+    return command.name in SILENCED
 
 
 class Text(Protocol):
@@ -37,7 +47,7 @@ def held(out: Outbox, texts: Sequence[Text], sender_ids: Mapping[str, int], sort
     blocked = moderation.blocked_among(out.redis, (t.from_key for t in texts))
     if not blocked:
         return set()
-    silenced = {sid for sid, command in sorted_.commands.items() if command.name in SILENCED}
+    silenced = {sid for sid, command in sorted_.commands.items() if _silenced(command)}
     holding = [t for t in texts if t.from_key in blocked and (t.sid in sorted_.posts or t.sid in silenced)]
     moderation.count_blocked(out.redis, len(holding))
     first = {t.from_key: t for t in reversed(holding)}

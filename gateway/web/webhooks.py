@@ -54,7 +54,8 @@ def record_status(runtime: Runtime, message_id: str, form: Mapping[str, str]) ->
 def _record_report(runtime: Runtime, message_id: str, report: DeliveryReport, provider: str) -> None:
     """Apply `provider`'s report on our SMS `message_id`; one not ours changes nothing."""
     if outbound.record_report(runtime.redis, message_id, report, provider) == "unknown":
-        log.info("%s report for unknown message %r", provider, message_id[:64])
+        # Not its id: one sent through the phone's own API is free text, and may hold a number.
+        log.info("%s report for a message that is not ours", provider)
 
 
 def _signed(runtime: Runtime) -> bool:
