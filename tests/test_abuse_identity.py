@@ -264,6 +264,14 @@ def test_abuse_06_a_freed_handle_stays_unavailable_to_others_for_30_days(texters
     assert texters.say(SARA, "NAME reza") == ["You are @reza now."]
 
 
+def test_abuse_06_one_texter_cannot_hold_any_number_of_handles_by_renaming(texters: Phones):
+    texters.join(ALI, "ali")  # NAME ali: the random handle is held, the first of MAX_HELD
+    for n in range(1, handles.MAX_HELD):  # each rename holds the name left behind
+        assert texters.say(ALI, f"NAME ali{n}") == [f"You are @ali{n} now."]
+    assert "too often" in texters.say(ALI, "NAME ali-next")[0]
+    assert texters.say(ALI, "NAME ali") == ["You are @ali now."]  # taking one back is fine
+
+
 def test_abuse_06_bidi_and_zero_width_characters_are_taken_out_of_a_handle(texters: Phones):
     texters.join(ALI, "ali")
     texters.say(ALI, "NAME \u202eali-\u2066tehran\u2069\u200d")

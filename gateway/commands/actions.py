@@ -161,7 +161,12 @@ def _name(r: Request) -> None:
     if r.command.problem:
         return r.answer("name_usage")
     outcome = account.rename(r.out.redis, r.texter.id, r.command.text)
-    key = {"renamed": "renamed", "same": "name_same", "taken": "name_taken"}.get(outcome, "name_invalid")
+    key = {
+        "renamed": "renamed",
+        "same": "name_same",
+        "taken": "name_taken",
+        "too_often": "name_too_often",
+    }.get(outcome, "name_invalid")
     r.answer(key, handle=r.command.text)
 
 

@@ -153,6 +153,11 @@ TEXTS: dict[str, dict[str, str]] = {
         "fa": "نام شما همین حالا @{handle} است.",
         "ar": "اسمك @{handle} بالفعل.",
     },
+    "name_too_often": {
+        "en": "You changed your name too often lately. Try again in a few weeks.",
+        "fa": "اخیراً نام خود را بیش از حد تغییر داده‌اید. چند هفته دیگر دوباره امتحان کنید.",
+        "ar": "غيّرت اسمك كثيراً مؤخراً. حاول مجدداً بعد بضعة أسابيع.",
+    },
     "name_taken": {
         "en": "@{handle} is taken. Try another: NAME newname",
         "fa": "@{handle} گرفته شده است. نام دیگری بفرستید.",

@@ -18,8 +18,9 @@ from gateway.store import keys, scripts
 DONE_TTL_SECONDS = 7 * 24 * 3600  # as long as a text can come back (pipeline/intake.py's SEEN_TTL_SECONDS)
 BIO_MAX = 160
 
-# KEYS: handle index, subscriber, old handle's hold, new handle's hold, the texter's holds.
-# ARGV: id, old key, new key, new as typed, hold seconds.
+# KEYS: handle index, subscriber, old handle's hold, new handle's hold, the texter's holds,
+# then each hold key listed there.  ARGV: id, old key, new key, new as typed, hold seconds,
+# the most holds one texter may have.
 # A handle held for someone else (freed by NAME or FORGET ME lately) is taken; the old one
 # is held for this texter, who may take it back.
 _RENAME = """
@@ -30,6 +31,15 @@ if owner and owner ~= ARGV[1] then return 'taken' end
 local held = redis.call('GET', KEYS[4])
 if held and held ~= ARGV[1] then return 'taken' end
 if cur == ARGV[4] then return 'same' end
+local holding = 0
+for i = 6, #KEYS do  -- the holds this texter's renames made, as read just before
+  if redis.call('GET', KEYS[i]) == ARGV[1] then
+    holding = holding + 1
+  else
+    redis.call('SREM', KEYS[5], KEYS[i])  -- expired, or taken back
+  end
+end
+if holding >= tonumber(ARGV[6]) and held ~= ARGV[1] then return 'too_often' end
 if ARGV[2] ~= ARGV[3] and redis.call('HGET', KEYS[1], ARGV[2]) == ARGV[1] then
   redis.call('HDEL', KEYS[1], ARGV[2])
   redis.call('SET', KEYS[3], ARGV[1], 'EX', ARGV[5])
@@ -44,17 +54,27 @@ return 'renamed'
 
 
 def rename(redis: Redis, sub_id: int, new_handle: str) -> str:
-    """NAME: "renamed", "same", "taken", "invalid" or "gone". A handle that looks like one in
-    use or held counts as taken (`handles.key`); the old one is held for HOLD_SECONDS."""
+    """NAME: "renamed", "same", "taken", "too_often", "invalid" or "gone". A handle that looks
+    like one in use or held counts as taken (`handles.key`); the old one is held for
+    HOLD_SECONDS, and one texter holds at most MAX_HELD ("too_often" then, unless they take
+    back one they hold)."""
     new_handle = handles.clean(new_handle)
     if not handles.is_valid(new_handle):
         return "invalid"
     old = str(redis.hget(keys.subscriber(sub_id), "handle") or "")
     script = scripts.load(redis, _RENAME)
     holds = [handles.hold_key(old), handles.hold_key(new_handle)]
+    holding = sorted(str(k) for k in redis.smembers(keys.handles_held_for(sub_id)))  # named in KEYS
     result: str = script(
-        keys=[keys.HANDLE_INDEX, keys.subscriber(sub_id), *holds, keys.handles_held_for(sub_id)],
-        args=[sub_id, handles.key(old), handles.key(new_handle), new_handle, handles.HOLD_SECONDS],
+        keys=[keys.HANDLE_INDEX, keys.subscriber(sub_id), *holds, keys.handles_held_for(sub_id), *holding],
+        args=[
+            sub_id,
+            handles.key(old),
+            handles.key(new_handle),
+            new_handle,
+            handles.HOLD_SECONDS,
+            handles.MAX_HELD,
+        ],
     )
     return result
 

@@ -43,6 +43,9 @@ _VALID = re.compile(r"^[^\W_](?:[\w-]{1,28})[^\W-]$|^[^\W_][^\W-]$")
 # none can make one handle display as another.
 _INVISIBLE = re.compile("[\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
 HOLD_SECONDS = 30 * 24 * 3600  # a freed handle stays unavailable to others this long
+# Handles one texter may hold at once by renaming (NAME): each rename holds the old one for
+# HOLD_SECONDS, so without a cap one texter could keep any list of names from everyone.
+MAX_HELD = 3
 
 
 def random_handle(digits: int = 2) -> str:
