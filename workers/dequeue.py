@@ -32,8 +32,13 @@ from gateway.store import keys, scripts
 POLL_SECONDS = 0.2
 
 # KEYS: the worker's popped list, then the queues in priority order.
-# Returns {queue key, job id} for the first job found, moved into the popped list.
+# Returns {queue key, job id} for the first job found, moved into the popped list; or
+# {"", job id} for one already there. A worker asks for a job only when it holds none, so
+# an id in its list was moved there by a take whose answer never came back (Redis died
+# after doing it, and RQ simply asked again): it is this worker's to run, and nobody else's.
 _TAKE = """
+local held = redis.call('LINDEX', KEYS[1], 0)
+if held then return {'', held} end
 for i = 2, #KEYS do
   local id = redis.call('LMOVE', KEYS[i], KEYS[1], 'LEFT', 'RIGHT')
   if id then return {KEYS[i], id} end
@@ -62,11 +67,7 @@ class PoppingQueue(Queue):
         take = scripts.load(connection, _TAKE)
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            # A worker asks for a job only when it holds none, so an id already in its list was
-            # moved there by a take whose answer never came back (Redis died after doing it,
-            # and RQ simply asked again): it is this worker's to run, and nobody else's.
-            orphan = connection.lindex(cls.popped_key, 0)
-            found = [b"", orphan] if orphan else take(keys=[cls.popped_key, *queue_keys])
+            found = take(keys=[cls.popped_key, *queue_keys])
             if found:
                 queue_key, job_id = as_text(found[0]), as_text(found[1])
             else:

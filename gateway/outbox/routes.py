@@ -86,15 +86,10 @@ def choose(config: Config, health: Health, channel: str, now: float | None = Non
     return others[0] if others else home
 
 
-def note(pipe: Pipeline, provider: str, outcome: str, now: float) -> None:
-    """Count an API call's outcome towards its provider's health (in the caller's pipeline):
-    a success clears the trouble; a retryable refusal or no answer starts it, if not already."""
-    note_many(pipe, provider, [outcome], now)
-
-
 def note_many(pipe: Pipeline, provider: str, outcomes: Sequence[str], now: float) -> None:
-    """`note` for a batch of calls' outcomes, in the order they came, in at most three
-    commands: what the provider's health would be after noting each in turn."""
+    """Count a batch of API calls' outcomes, in the order they came, towards their provider's
+    health (in the caller's pipeline, at most three commands): a success clears the trouble;
+    a retryable refusal or no answer starts it, if not already."""
     troubles = [i for i, outcome in enumerate(outcomes) if outcome in ("retry", "unknown")]
     sent = [i for i, outcome in enumerate(outcomes) if outcome == "sent"]
     if sent:

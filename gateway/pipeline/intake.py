@@ -16,10 +16,9 @@ import threading
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Any
 
 from redis import Redis
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import RedisError
 from rq import Queue
 
 from gateway.microblog import media
@@ -28,7 +27,7 @@ from gateway.providers.records import InboundText
 from gateway.runtime import Runtime
 from gateway.store import keys, queues, scripts, stats
 from gateway.store.group_commit import GroupCommit
-from gateway.store.replicated import NONE, NotReplicated, Replication
+from gateway.store.replicated import NONE, Replication
 from gateway.store.worklist import Worklist
 
 log = logging.getLogger(__name__)
@@ -76,27 +75,8 @@ def store_many(
     replicas ends the same pipeline (WAIT counts the writes made on its own connection). A
     repeat is confirmed too: its first copy, stored by whichever request, is what must be
     replicated, and the repeat's own count follows it in the replication stream."""
-    script = scripts.load(redis, _INGEST)
     calls = [_ingest_call(vault, text) for text in texts]
-    for _ in range(2):
-        pipe = redis.pipeline(transaction=False)
-        for script_keys, args in calls:
-            # EVALSHA by hand: a Script run in a pipeline checks SCRIPT EXISTS first, every time.
-            pipe.evalsha(script.sha, len(script_keys), *script_keys, *args)
-        if replication.replicas:
-            pipe.wait(replication.replicas, replication.timeout_ms)
-        results: list[Any] = pipe.execute(raise_on_error=False)
-        if any(isinstance(r, NoScriptError) for r in results):
-            redis.script_load(script.script)  # a restarted or newly promoted primary forgot it
-            continue  # the texts that did run are repeats now: "duplicate", and harmless
-        break
-    if replication.replicas:
-        *results, reached = results
-        if isinstance(reached, Exception) or int(reached) < replication.replicas:
-            raise NotReplicated(f"reached {reached} of {replication.replicas} replicas", results)
-    for result in results:
-        if isinstance(result, Exception):
-            raise result
+    results = replication.run_many(redis, scripts.load(redis, _INGEST), calls)
     return [_OUTCOMES[int(result)] for result in results]
 
 

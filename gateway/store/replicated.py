@@ -12,6 +12,7 @@ client, along with it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,8 @@ from redis import Redis
 from redis.client import Pipeline
 from redis.commands.core import Script
 from redis.exceptions import NoScriptError, RedisError
+
+Call = tuple[list[Any], list[Any]]  # one script call's keys and arguments
 
 
 class NotReplicated(RedisError):
@@ -50,17 +53,33 @@ class Replication:
 
     def run(self, redis: Redis, script: Script, keys: list[Any], args: list[Any]) -> Any:
         """Call `script`, then WAIT, in one round trip; its result, or NotReplicated."""
-        if not self.replicas:
-            return script(keys=keys, args=args)
+        return self.run_many(redis, script, [(keys, args)])[0]
+
+    def run_many(
+        self, redis: Redis, script: Script, calls: Sequence[tuple[list[Any], list[Any]]]
+    ) -> list[Any]:
+        """Call `script` once per (keys, args), then WAIT, in one pipelined round trip (so, with
+        appendfsync always, one fsync for all of them); their results in order. Raises
+        NotReplicated, or the first call's error."""
         for _ in range(2):
             pipe = redis.pipeline(transaction=False)
-            # EVALSHA by hand: a Script run in a pipeline checks SCRIPT EXISTS first, every time.
-            pipe.evalsha(script.sha, len(keys), *keys, *args)
-            try:
-                return self.execute(pipe)[0]
-            except NoScriptError:
-                redis.script_load(script.script)  # a restarted or newly promoted primary
-        raise NotReplicated("the script could not be loaded")  # not reached: it was just loaded
+            for keys, args in calls:
+                # EVALSHA by hand: a Script run in a pipeline checks SCRIPT EXISTS first, every time.
+                pipe.evalsha(script.sha, len(keys), *keys, *args)
+            if self.replicas:
+                pipe.wait(self.replicas, self.timeout_ms)
+            results: list[Any] = pipe.execute(raise_on_error=False)
+            if not any(isinstance(r, NoScriptError) for r in results):
+                break
+            redis.script_load(script.script)  # a restarted or newly promoted primary forgot it
+        if self.replicas:
+            *results, reached = results
+            if isinstance(reached, Exception) or int(reached) < self.replicas:
+                raise NotReplicated(f"reached {reached} of {self.replicas} replicas", results)
+        for result in results:
+            if isinstance(result, Exception):
+                raise result
+        return results
 
 
 NONE = Replication()

@@ -7,7 +7,7 @@ fixed bucket, so percentiles over any span of minutes are sums of small hashes,
 whichever process wrote them. Any web process can draw the page; none keeps state.
 
 Writers pass the pipeline they already send, so a counter adds commands, not round
-trips: `record(pipe, "received")`, `observe_latency(pipe, "webhook_to_post", 0.8)`.
+trips: `record(pipe, "received")`, `observe_latencies(pipe, "webhook_to_post", [0.8])`.
 A plain client works too (the functions then send one pipeline of their own).
 Counter names are fixed words, queue ids and provider error codes: never a number or handle.
 """
@@ -128,11 +128,6 @@ def observe_latencies(
     pipe.hincrbyfloat(minute, f"lat:{name}:sum", total)
     if own:
         pipe.execute()
-
-
-def observe_latency(r: Redis | Pipeline, name: str, seconds: float, now: float | None = None) -> None:
-    """Count one latency of kind `name`."""
-    observe_latencies(r, name, [seconds], now)
 
 
 def sample_depths(r: Redis | Pipeline, depths: Mapping[str, int], now: float | None = None) -> None:
