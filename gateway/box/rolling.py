@@ -67,13 +67,13 @@ def _replace_behind_proxy(supervisor: Supervisor, web: Child) -> None:
     proxy.set_state(web.name, "ready")  # even if not ready: the health checks keep it out then
     if not ready:
         raise RollingError(f"{web.name} did not answer /healthz within {READY_TIMEOUT:.0f}s")
-    if not supervisor.wait(lambda: proxy.servers()[web.name]["status"] == "UP", PROXY_UP_TIMEOUT):
+    if not supervisor.wait(lambda: proxy.servers().get(web.name, {}).get("status") == "UP", PROXY_UP_TIMEOUT):
         raise RollingError(f"HAProxy did not see {web.name} up within {PROXY_UP_TIMEOUT:.0f}s")
 
 
 def _in_flight(supervisor: Supervisor, web: Child) -> int:
     assert supervisor.topology.proxy is not None
-    return int(supervisor.topology.proxy.servers()[web.name].get("scur") or 0)
+    return int(supervisor.topology.proxy.servers().get(web.name, {}).get("scur") or 0)
 
 
 def _reload(supervisor: Supervisor, web: Child) -> None:

@@ -17,6 +17,7 @@ Every action is written to a short log the console shows (operator, action, targ
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from collections.abc import Iterable
@@ -162,7 +163,7 @@ def count_blocked(r: Redis | Pipeline, n: int = 1) -> None:
 
 def blocks(redis: Redis, limit: int = 100) -> list[Block]:
     """Blocks, at most `limit` of them, oldest first, with each number's current handle."""
-    found = list(redis.hscan_iter(keys.BLOCKS, count=limit))[:limit]
+    found = list(itertools.islice(redis.hscan_iter(keys.BLOCKS, count=limit), limit))
     ids = subscribers.find_ids(redis, [k for k, _ in found])
     handles = subscribers.handles_of(redis, [i for i in ids if i is not None])
     listed = []

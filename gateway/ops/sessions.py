@@ -42,14 +42,9 @@ def operator(redis: Redis, session_id: str) -> str | None:
 
 
 def end(redis: Redis, session_id: str) -> None:
-    """End one session (logging out)."""
-    digest = _digest(session_id)
-    name = operator(redis, session_id)
-    pipe = redis.pipeline()
-    pipe.delete(keys.ops_session(digest))
-    if name:
-        pipe.srem(keys.ops_sessions_of(name), digest)
-    pipe.execute()
+    """End one session (logging out). Its digest may stay listed in the operator's sessions:
+    `end_all` deleting a session already gone does nothing, and the list expires by itself."""
+    redis.delete(keys.ops_session(_digest(session_id)))
 
 
 def end_all(redis: Redis, name: str) -> None:

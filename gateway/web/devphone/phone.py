@@ -9,7 +9,6 @@ control hooks (`gateway.providers.simulated.controls`).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 
 from flask import Blueprint, current_app, jsonify, redirect, render_template, request, url_for
@@ -34,17 +33,15 @@ bp = Blueprint(
 )
 
 DEFAULT_NUMBER = "+14155550100"
-_DIALLED = re.compile(r"\+?[\d\s().-]{1,30}")  # what one types as a phone number
 NOT_A_NUMBER = "not a phone number: write it with its country code, such as +14155550100"
 
 
 def _number(raw: str) -> str | None:
     """The phone number typed or linked, in E.164; None when it is no phone number. A "+"
     in a URL's query arrives as a space, so a number without one is read as having it.
-    Letters are refused: phonenumbers would drop them, or read them as a keypad's digits."""
+    Letters are refused (`phones.to_e164`): phonenumbers would drop them, or read them as a
+    keypad's digits."""
     raw = raw.strip()
-    if not _DIALLED.fullmatch(raw):
-        return None
     return phones.to_e164(raw if raw.startswith("+") else "+" + raw)
 
 
