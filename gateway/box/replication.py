@@ -15,7 +15,10 @@ from typing import Any
 
 from redis import Redis
 from redis.exceptions import RedisError
-from redis.sentinel import MasterNotFoundError, Sentinel
+from redis.sentinel import MasterNotFoundError
+
+from gateway.config import Config
+from gateway.store import connect
 
 REDIS_NODES = 3  # one primary, two replicas
 SENTINELS = 3  # a quorum of 2 agrees a primary is down
@@ -43,10 +46,10 @@ def primary_name(ha_dir: Path) -> str:
     return name if name in {f"redis-{i}" for i in range(1, REDIS_NODES + 1)} else "redis-1"
 
 
-def remember_primary(ha_dir: Path, nodes: list[Node], sentinels: list[int], master: str) -> None:
+def remember_primary(ha_dir: Path, nodes: list[Node], config: Config) -> None:
     """Ask the Sentinels which node is the primary now, and keep its name for the next run."""
     try:
-        _, port = Sentinel([("127.0.0.1", p) for p in sentinels], socket_timeout=1).discover_master(master)
+        _, port = connect.sentinels(config).discover_master(config.redis_sentinel_master)
     except (MasterNotFoundError, RedisError):
         return
     for node in nodes:

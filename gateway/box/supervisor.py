@@ -276,12 +276,7 @@ class Supervisor:
         self.stopping = True
         if self.topology.ha:  # before the Sentinels stop: which node the next run starts as primary
             config = self.topology.config
-            replication.remember_primary(
-                config.var_dir / "ha",
-                self.topology.nodes,
-                self.topology.sentinel_ports,
-                config.redis_sentinel_master,
-            )
+            replication.remember_primary(config.var_dir / "ha", self.topology.nodes, config)
         for kind in topology.STOP_ORDER:
             alive = [
                 c

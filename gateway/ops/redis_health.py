@@ -13,11 +13,10 @@ from typing import Any
 
 from redis import Redis
 from redis.exceptions import AuthenticationError, ConnectionError, RedisError, TimeoutError
-from redis.sentinel import Sentinel
 
 from gateway.config import Config
 from gateway.runtime import Runtime
-from gateway.store import primary
+from gateway.store import connect, primary
 
 # A Sentinel that is down or black-holed must not stall the console: each is asked once,
 # all at the same time, and given this long.
@@ -101,13 +100,7 @@ def read_sentinels(config: Config) -> list[SentinelView]:
     """Every configured Sentinel's view, asked all at once (redis-py's Sentinel clients)."""
     if not config.redis_sentinels:
         return []
-    options = {
-        "socket_timeout": SENTINEL_TIMEOUT,
-        "socket_connect_timeout": SENTINEL_TIMEOUT,
-        "password": config.redis_sentinel_password or None,
-        "decode_responses": True,
-    }
-    sentinel = Sentinel(list(config.redis_sentinels), sentinel_kwargs=options)
+    sentinel = connect.sentinels(config, timeout=SENTINEL_TIMEOUT, decode=True)
     addresses = [f"{host}:{port}" for host, port in config.redis_sentinels]
     try:
         with ThreadPoolExecutor(max_workers=len(addresses)) as pool:

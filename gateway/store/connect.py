@@ -52,14 +52,15 @@ def client(config: Config, decode: bool = True, timeouts: bool = True) -> Redis:
     raise NoRedisConfigured(NOT_CONFIGURED)
 
 
-def sentinels(config: Config) -> Sentinel:
+def sentinels(config: Config, timeout: float = SENTINEL_TIMEOUT, decode: bool = False) -> Sentinel:
     """redis-py's Sentinel over REDIS_SENTINELS (with REDIS_SENTINEL_PASSWORD, if set)."""
     return Sentinel(
         list(config.redis_sentinels),
         sentinel_kwargs={
             "password": config.redis_sentinel_password or None,
-            "socket_timeout": SENTINEL_TIMEOUT,
-            "socket_connect_timeout": SENTINEL_TIMEOUT,
+            "socket_timeout": timeout,
+            "socket_connect_timeout": timeout,
+            "decode_responses": decode,
         },
     )
 
