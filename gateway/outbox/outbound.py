@@ -17,7 +17,7 @@ import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 from redis import Redis
 from rq import Queue
@@ -245,36 +245,14 @@ def queue(
     tell, and what, should an SMS be dropped because its recipient stopped or paused
     before it went (`tell_undelivered`).
     """
-    if kind not in KINDS:
-        raise ValueError(f"unknown kind {kind!r}")
-    lane = LANE_OF_KIND[kind]
-    script = scripts.load(redis, _QUEUE)
-    queued, schedule = 0, False
+    lane = _lane(kind)
+    script, now = scripts.load(redis, _QUEUE), f"{time.time():.3f}"
+    found = []
     for start in range(0, len(messages), QUEUE_CHUNK):
         chunk = messages[start : start + QUEUE_CHUNK]
-        script_keys = [keys.outbound_lane(lane), keys.outbound_drain_scheduled(lane)]
-        args: list[str | int | float] = [
-            kind,
-            "1" if even_if_stopped else "0",
-            f"{time.time():.3f}",
-            MESSAGE_TTL_SECONDS,
-            DRAIN_FLAG_TTL_MS,
-            intent,
-            notice[0] if notice else "",
-            notice[1] if notice else "",
-        ]
-        for recipient, body in chunk:
-            mid = message_id(intent, int(recipient))
-            script_keys += [keys.outbound_message(mid), keys.subscriber(int(recipient))]
-            args += [int(recipient), mid, body]
-        n, sched = script(keys=script_keys, args=args)
-        queued += int(n)
-        schedule = schedule or bool(int(sched))
-    if queued:
-        stats.record(redis, f"in:sms-{lane}", queued)
-    if schedule:
-        enqueue_send_job(rq_queues, lane)
-    return queued
+        script_keys, args = _queue_call(lane, kind, even_if_stopped, now, intent, notice, chunk)
+        found.append(script(keys=script_keys, args=args))
+    return _queued(redis, rq_queues, lane, found)
 
 
 def queue_each(
@@ -285,18 +263,44 @@ def queue_each(
     Returns how many were queued."""
     if not messages:
         return 0
-    lane = LANE_OF_KIND[kind]
-    script = scripts.load(redis, _QUEUE)
+    lane = _lane(kind)
+    script, now = scripts.load(redis, _QUEUE), f"{time.time():.3f}"
     pipe = redis.pipeline(transaction=False)
-    now = f"{time.time():.3f}"
     for recipient, body, intent in messages:
-        mid = message_id(intent, int(recipient))
-        script_keys = [keys.outbound_lane(lane), keys.outbound_drain_scheduled(lane)]
-        script_keys += [keys.outbound_message(mid), keys.subscriber(int(recipient))]
-        args: list[str | int] = [kind, "0", now, MESSAGE_TTL_SECONDS, DRAIN_FLAG_TTL_MS, intent, "", ""]
-        args += [int(recipient), mid, body]
+        script_keys, args = _queue_call(lane, kind, False, now, intent, None, [(recipient, body)])
         script(keys=script_keys, args=args, client=pipe)
-    found = pipe.execute()
+    return _queued(redis, rq_queues, lane, pipe.execute())
+
+
+def _lane(kind: str) -> str:
+    if kind not in KINDS:
+        raise ValueError(f"unknown kind {kind!r}")
+    return LANE_OF_KIND[kind]
+
+
+def _queue_call(
+    lane: str,
+    kind: str,
+    force: bool,
+    now: str,
+    intent: str,
+    notice: tuple[int, str] | None,
+    messages: Sequence[tuple[int, str]],
+) -> tuple[list[str], list[str | int]]:
+    """The _QUEUE script's keys and arguments for `messages` (recipient, text) of one intent."""
+    script_keys = [keys.outbound_lane(lane), keys.outbound_drain_scheduled(lane)]
+    args: list[str | int] = [kind, "1" if force else "0", now, MESSAGE_TTL_SECONDS, DRAIN_FLAG_TTL_MS, intent]
+    args += [notice[0], notice[1]] if notice else ["", ""]
+    for recipient, body in messages:
+        mid = message_id(intent, int(recipient))
+        script_keys += [keys.outbound_message(mid), keys.subscriber(int(recipient))]
+        args += [int(recipient), mid, body]
+    return script_keys, args
+
+
+def _queued(redis: Redis, rq_queues: Mapping[str, Queue], lane: str, found: Sequence[Sequence[Any]]) -> int:
+    """Count what the _QUEUE calls queued ({queued, schedule} each) and start a send job if
+    one asked for it; returns how many were queued."""
     queued = sum(int(n) for n, _ in found)
     if queued:
         stats.record(redis, f"in:sms-{lane}", queued)
