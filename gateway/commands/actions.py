@@ -112,7 +112,7 @@ def _follow_one(r: Request, target: str, on: bool) -> tuple[str, str]:
         elif follows.follow_tag(r.out.redis, r.texter.id, name, most) == "full":
             return "full", name
         return "done", f"#{name}"
-    sub_id = subscribers.id_for_handle(r.out.redis, name) if len(name) <= text.HANDLE_MAX else None
+    sub_id = subscribers.id_for_handle(r.out.redis, name)
     if sub_id is None:
         return "unknown", name
     if sub_id == r.texter.id:
@@ -127,7 +127,7 @@ def _follow_one(r: Request, target: str, on: bool) -> tuple[str, str]:
 def _resolve(r: Request) -> tuple[int, str] | None:
     """The subscriber a GET/WHOIS/D names, after answering if there is none."""
     name = bare(r.command.targets[0])
-    sub_id = subscribers.id_for_handle(r.out.redis, name) if len(name) <= text.HANDLE_MAX else None
+    sub_id = subscribers.id_for_handle(r.out.redis, name)
     if sub_id is None:
         r.answer("no_such_handle", handle=name)
         return None

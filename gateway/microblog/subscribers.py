@@ -14,7 +14,7 @@ from typing import cast
 
 from redis import Redis
 
-from gateway.microblog import handles
+from gateway.microblog import handles, text
 from gateway.store import keys, scripts
 
 # Atomic registration: two drain jobs seeing the same new number make one subscriber,
@@ -175,6 +175,9 @@ def handles_of(redis: Redis, sub_ids: list[int]) -> dict[int, str]:
 
 
 def id_for_handle(redis: Redis, handle: str) -> int | None:
-    """The subscriber whose handle is, or looks like, `handle`."""
+    """The subscriber whose handle is, or looks like, `handle` (a name longer than any handle
+    can be names no one, and costs no skeleton or lookup)."""
+    if len(handle) > text.HANDLE_MAX:
+        return None
     found = redis.hget(keys.HANDLE_INDEX, handles.key(handle))
     return int(found) if found else None
