@@ -235,11 +235,11 @@ def sentinel_stack(
         stack.stop()
 
 
-def ready(stack: Stack) -> bool:
-    """Whether /readyz says yes: Redis answers and a worker beats."""
+def ready(stack: Stack, path: str = "/readyz") -> bool:
+    """Whether /readyz says yes (Redis answers and a worker beats), or `path` answers 200."""
     conn = http.client.HTTPConnection(stack.config.host, stack.config.port, timeout=2)
     try:
-        conn.request("GET", "/readyz")
+        conn.request("GET", path)
         return conn.getresponse().status == 200
     except OSError:
         return False

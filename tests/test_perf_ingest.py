@@ -7,7 +7,6 @@ threads send signed webhooks at once, the way Twilio does in a crisis.
 
 from __future__ import annotations
 
-import http.client
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +15,7 @@ import pytest
 from redis import Redis
 
 from gateway.store import keys
-from tests.crashes import Answer, Stack, Texter, running_stack, send_all, texts, wait_until
+from tests.crashes import Answer, Stack, Texter, ready, running_stack, send_all, texts, wait_until
 from tests.live import Processes
 
 pytestmark = [pytest.mark.fault, pytest.mark.e2e]
@@ -29,19 +28,8 @@ def stack(processes: Processes, tmp_path: Path) -> Iterator[Stack]:
     # No worker, so /readyz never says ready: Redis first, then wait for /healthz.
     with running_stack(processes, tmp_path, workers=0, redis_first=False) as s:
         s.start_redis()
-        wait_until(lambda: _healthy(s), 60, "the web process did not start", processes)
+        wait_until(lambda: ready(s, "/healthz"), 60, "the web process did not start", processes)
         yield s
-
-
-def _healthy(stack: Stack) -> bool:
-    conn = http.client.HTTPConnection(stack.config.host, stack.config.port, timeout=2)
-    try:
-        conn.request("GET", "/healthz")
-        return conn.getresponse().status == 200
-    except OSError:
-        return False
-    finally:
-        conn.close()
 
 
 def _stored(redis: Redis) -> set[str]:
