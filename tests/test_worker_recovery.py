@@ -11,7 +11,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from redis import Redis
-from rq import Queue, SimpleWorker
+from rq import Queue, Retry, SimpleWorker
 from rq.job import Job, JobStatus
 from rq.scheduler import RQScheduler
 from rq.utils import utcformat
@@ -32,7 +32,8 @@ def rq_client(runtime: Runtime) -> Redis:
 def start_and_die(rq_redis: Redis, queue: Queue, name: str = DEAD) -> Job:
     """Dequeue the next job as worker `name` and mark it started, then "die" (stop beating)."""
     worker = SimpleWorker([queue], connection=rq_redis, name=name)
-    worker.register_birth()
+    if not rq_redis.exists(worker.key):  # a second job of the same worker
+        worker.register_birth()
     dequeued = Queue.dequeue_any([queue], None, connection=rq_redis)
     assert dequeued is not None
     job = dequeued[0]
@@ -115,6 +116,27 @@ def test_job_of_a_worker_still_beating_is_left_alone(runtime: Runtime, redis: Re
 
     assert found.workers == [] and found.requeued == []
     assert queue.started_job_registry.get_job_ids(cleanup=False) == [busy.id]
+
+
+def test_a_started_entry_its_live_worker_is_no_longer_running_is_requeued_and_its_running_one_kept(
+    runtime: Runtime, redis: Redis
+):
+    """A failover can keep a job's start and lose its finish: the worker lives on, moved on."""
+    rq_redis = rq_client(runtime)
+    queue = inbound(rq_redis)
+    intake.schedule_drain({queues.INBOUND: queue})
+    queue.enqueue("workers.jobs.drain_inbox", description="the job it runs now", retry=Retry(max=1))
+    lost = start_and_die(rq_redis, queue, name="live-host.1")  # its finish went with the old primary
+    running = start_and_die(rq_redis, queue, name="live-host.1")
+    queue.enqueue("workers.jobs.drain_inbox", description="another worker's", retry=Retry(max=1))
+    others = start_and_die(rq_redis, queue, name="live-host.2")
+
+    found = recovery.requeue_stray(rq_redis, "live-host.1", running=lambda: running.id)
+
+    assert found.requeued == [lost.id]
+    assert queue.get_job_ids() == [lost.id]
+    assert set(queue.started_job_registry.get_job_ids(cleanup=False)) == {running.id, others.id}
+    assert recovery.requeue_stray(rq_redis, "live-host.1", running=lambda: running.id).requeued == []
 
 
 def test_beats_missed_while_redis_was_down_do_not_count(runtime: Runtime, redis: Redis):

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -84,6 +84,12 @@ def dead_workers(
     return {name: beat for (name, beat), at in zip(beats.items(), done, strict=True) if at != beat}
 
 
+def _started(queue: Queue) -> list[str]:
+    """The entries of `queue`'s StartedJobRegistry: "<job id>:<execution id>"."""
+    entries = cast(list[bytes], queue.connection.zrange(queue.started_job_registry.key, 0, -1))
+    return [e.decode() for e in entries]
+
+
 def _owners(rq_redis: Redis, composites: list[str]) -> list[str | None]:
     """The worker running each started job ("<job id>:<execution id>"), in one round trip."""
     pipe = rq_redis.pipeline(transaction=False)
@@ -110,7 +116,7 @@ def requeue_started(
     for name in queue_names:
         queue = Queue(name, connection=rq_redis)
         registry = queue.started_job_registry
-        composites = [e.decode() for e in cast(list[bytes], rq_redis.zrange(registry.key, 0, -1))]
+        composites = _started(queue)
         for composite, owner in zip(composites, _owners(rq_redis, composites), strict=True):
             if owner is None or owner not in workers or not rq_redis.zrem(registry.key, composite):
                 continue
@@ -174,6 +180,34 @@ def requeue_popped(rq_redis: Redis, worker: str, out: Recovered | None = None) -
         with rq_redis.pipeline() as pipe:
             _requeue_or_fail(queue, job, worker, pipe, out)
             pipe.execute()
+    return out
+
+
+def requeue_stray(
+    rq_redis: Redis, worker: str, running: Callable[[], str | None], queue_names: Iterable[str] = queues.ALL
+) -> Recovered:
+    """Requeue the jobs registered as started by `worker`, which is alive, but that it is not
+    running (`running()`: the id of the job it is running now, read after the registries).
+
+    A Redis failover loses the last writes the replica had not received yet: the job's
+    start may have reached the new primary and its finish not. The worker has moved on,
+    so no one would touch the entry until RQ's cleanup, job timeout plus a minute later,
+    failed the job on the console. Requeued, it reruns and does nothing twice.
+    """
+    out = Recovered()
+    for name in queue_names:
+        queue = Queue(name, connection=rq_redis)
+        composites = _started(queue)
+        if not composites:
+            continue
+        now_running = running()  # after the read: a job started since is not in `composites`
+        for composite, owner in zip(composites, _owners(rq_redis, composites), strict=True):
+            job_id, _ = parse_composite_key(composite)
+            if owner != worker or job_id == now_running:
+                continue
+            # ZREM fails if the job finished meanwhile (its entry is gone): only one taker.
+            if rq_redis.zrem(queue.started_job_registry.key, composite):
+                _take_over(queue, composite, owner, out)
     return out
 
 

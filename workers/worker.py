@@ -26,12 +26,13 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
 from redis import Redis
 from redis.exceptions import RedisError, ResponseError
-from rq import SimpleWorker
+from rq import Queue, SimpleWorker
 from rq.executions import Execution
 from rq.job import Job
 
@@ -65,6 +66,14 @@ class Worker(SimpleWorker):
     # puts a restarted Redis back to work at once.
     max_connection_wait_time = 2.0
     stopping = False
+    running: str | None = None  # the id of the job being run, for the watchdog's recovery.requeue_stray
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        self.running = job.id  # before the job is registered as started
+        try:
+            super().execute_job(job, queue)
+        finally:
+            self.running = None
 
     def __init__(self, name: str, rq_redis: Redis, **options: Any) -> None:
         self.popped_key = keys.worker_popped(name)
@@ -103,8 +112,15 @@ def worker_name() -> str:
     return f"{socket.gethostname()}.{os.getpid()}"
 
 
-def watch(runtime: Runtime, rq_redis: Redis, name: str, stop: threading.Event) -> None:
-    """Heartbeat, dead workers' jobs taken over, inbox and outbound recovery, until `stop` is set."""
+def watch(
+    runtime: Runtime,
+    rq_redis: Redis,
+    name: str,
+    stop: threading.Event,
+    running: Callable[[], str | None] = lambda: None,
+) -> None:
+    """Heartbeat, dead workers' jobs taken over, inbox and outbound recovery, until `stop` is
+    set. `running` gives the id of the job this worker is running, if any."""
     rq_queues = queues.make(rq_redis)
     last_pass = last_sample = -WATCH_INTERVAL
     last_beat: float | None = None  # when this watchdog last reached Redis, if it did just before
@@ -125,6 +141,7 @@ def watch(runtime: Runtime, rq_redis: Redis, name: str, stop: threading.Event) -
                 recovery.recover(runtime.redis, rq_redis, me=name, schedulers=full_pass)
             if full_pass:
                 last_pass = beat
+                recovery.requeue_stray(rq_redis, name, running)
                 inbox.reclaim_stale(runtime.redis)
                 throttle.promote_due(runtime.redis)
                 if inbox.needs_drain(runtime.redis):
@@ -153,11 +170,16 @@ def run(runtime: Runtime, burst: bool = False) -> None:
     rq_redis = connect.client(runtime.config, decode=False, timeouts=False)
     name = worker_name()
     stop = threading.Event()
-    watchdog = threading.Thread(target=watch, args=(runtime, rq_redis, name, stop), daemon=True)
+    worker: Worker | None = None
+
+    def running() -> str | None:
+        return worker.running if worker is not None else None
+
+    watchdog = threading.Thread(target=watch, args=(runtime, rq_redis, name, stop, running), daemon=True)
     watchdog.start()
     try:
         while True:
-            worker: Worker | None = None
+            worker = None
             try:
                 worker = Worker(
                     name, rq_redis, worker_ttl=RQ_WORKER_TTL, maintenance_interval=MAINTENANCE_INTERVAL
