@@ -14,6 +14,12 @@ sets.
 With SMS_FAILOVER on, a provider failing for SMS_FAILOVER_AFTER seconds, or marked down,
 hands its SMS to the next provider that is neither. Off by default: some operators will
 not want a second sender number to appear to their texters.
+
+A provider failed over carries no SMS, so none could clear its marks: once every
+TRIAL_SECONDS it is given one of its own texters' SMS to try (a circuit breaker's
+half-open state). Taken and reported sent, the marks clear and its texters' SMS come back
+to it; refused, that one SMS is retried like any other, through the next provider. An
+operator marking a provider up clears its marks too.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from gateway.providers import registry
 from gateway.store import keys
 
 PROBE_SECONDS = 30  # how often one of the workers asks each provider's API whether it answers
+TRIAL_SECONDS = 60  # how often a failed-over provider is given one SMS to see whether it recovered
 
 
 @dataclass(frozen=True)
@@ -76,14 +83,44 @@ def read_health(redis: Redis, providers: Iterable[str]) -> Health:
     return Health(failing, down, unreachable, last_ok)
 
 
-def choose(config: Config, health: Health, channel: str, now: float | None = None) -> str:
-    """The provider to send an SMS through, given its recipient's channel."""
-    home = channel if channel in config.sms_providers else config.sms_providers[0]
+def home(config: Config, channel: str) -> str:
+    """The provider an SMS goes through when nothing is wrong: its recipient's channel."""
+    return channel if channel in config.sms_providers else config.sms_providers[0]
+
+
+def trials(
+    redis: Redis, config: Config, health: Health, channels: Iterable[str], now: float | None = None
+) -> set[str]:
+    """Of the home providers of SMS to `channels`, those failing over (not marked down) that
+    may try one SMS now: each at most once per TRIAL_SECONDS, whichever worker asks. For
+    `choose`, which spends them."""
     now = time.time() if now is None else now
-    if not config.sms_failover or not health.troubled(home, config, now):
-        return home
-    others = [p for p in config.sms_providers if p != home and not health.troubled(p, config, now)]
-    return others[0] if others else home
+    if not config.sms_failover:
+        return set()
+    homes = {home(config, channel) for channel in channels}
+    failing = [p for p in homes if p not in health.down and health.troubled(p, config, now)]
+    if not failing:
+        return set()
+    pipe = redis.pipeline(transaction=False)
+    for provider in failing:
+        pipe.set(keys.provider_trial(provider), f"{now:.3f}", nx=True, px=int(TRIAL_SECONDS * 1000))
+    return {p for p, took in zip(failing, pipe.execute(), strict=True) if took}
+
+
+def choose(
+    config: Config, health: Health, channel: str, now: float | None = None, trying: set[str] | None = None
+) -> str:
+    """The provider to send an SMS through, given its recipient's channel. A provider in
+    `trying` (see `trials`) carries this SMS, and is taken out of it."""
+    ours = home(config, channel)
+    now = time.time() if now is None else now
+    if not config.sms_failover or not health.troubled(ours, config, now):
+        return ours
+    if trying and ours in trying:
+        trying.discard(ours)
+        return ours
+    others = [p for p in config.sms_providers if p != ours and not health.troubled(p, config, now)]
+    return others[0] if others else ours
 
 
 def note_many(pipe: Pipeline, provider: str, outcomes: Sequence[str], now: float) -> None:
@@ -113,8 +150,9 @@ def probe(redis: Redis, config: Config) -> None:
 
 
 def set_down(redis: Redis, provider: str, down: bool) -> None:
-    """An operator marks a provider down (its SMS fail over, when failover is on) or up."""
+    """An operator marks a provider down (its SMS fail over, when failover is on) or up: a
+    fresh start, its failures forgotten (they mark it again if they go on)."""
     if down:
         redis.hset(keys.provider(provider), "down", "1")
     else:
-        redis.hdel(keys.provider(provider), "down")
+        redis.hdel(keys.provider(provider), "down", "failing", "reports_failing")

@@ -390,15 +390,22 @@ def _send_batch(
     redis, config = runtime.redis, runtime.config
     pipe = redis.pipeline(transaction=False)
     for mid in ids:
-        pipe.hmget(keys.outbound_message(mid), "status", "body", "created", "r", "ch", "pre")
+        pipe.hmget(keys.outbound_message(mid), "status", "body", "created", "r", "ch", "pre", "attempts")
     rows = pipe.execute()
     health = routes.read_health(redis, config.sms_providers)
     now, horizon = time.time(), max(0.0, deadline - time.monotonic())
+    # A failed-over provider's trial is an SMS never tried before: one it failed already
+    # would be its trial at each retry (spaced further apart than trials), and never fail over.
+    fresh = [row[0] == "queued" and (row[6] or "0") == "0" for row in rows]
+    trying = routes.trials(
+        redis, config, health, {row[4] or "" for row, f in zip(rows, fresh, strict=True) if f}, now
+    )
     # Only a queued message costs a slot of its provider's send rate; the rest leave the claim.
     queued: dict[str, list[int]] = {}
     for i, row in enumerate(rows):
         if row[0] == "queued":
-            queued.setdefault(routes.choose(config, health, row[4] or "", now), []).append(i)
+            chosen = routes.choose(config, health, row[4] or "", now, trying if fresh[i] else None)
+            queued.setdefault(chosen, []).append(i)
     costs = {i: segments.segments(rows[i][1] or "") for found in queued.values() for i in found}
     slot_of: dict[int, tuple[str, float]] = {}
     resume_at, cut = None, len(ids)

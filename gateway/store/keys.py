@@ -234,6 +234,11 @@ def provider(name: str) -> str:
     return f"{PREFIX}prov:{name}"
 
 
+def provider_trial(provider: str) -> str:
+    """Held for routes.TRIAL_SECONDS once a failed-over provider was given one SMS to try."""
+    return f"{PREFIX}prov:{provider}:trial"
+
+
 def provider_probe(provider: str) -> str:
     """Held for a probe's interval by the worker that probes the provider (one at a time)."""
     return f"{PREFIX}prov:{provider}:probe"
