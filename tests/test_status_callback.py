@@ -82,6 +82,30 @@ def test_a_21610_report_stops_the_recipient(app: Flask, runtime: Runtime, twilio
     assert runtime.redis.hget(keys.subscriber(sub), "stopped") == "1"
 
 
+def test_a_dm_reported_refused_because_they_opted_out_tells_its_sender_once(
+    app: Flask, runtime: Runtime, twilio: Twilio
+):
+    vault = runtime.vault
+    ali = subscribers.register(
+        runtime.redis, vault.lookup_key("+989121110000"), vault.encrypt("+989121110000")
+    )
+    sara = subscribers.register(
+        runtime.redis, vault.lookup_key("+989122220000"), vault.encrypt("+989122220000")
+    )
+    rq_queues = app.extensions["kabootar"].queues
+    notice = (ali.id, "Your DM to @sara was not delivered.")
+    outbound.queue(runtime.redis, rq_queues, [(sara.id, "hi")], intent="dm:1", kind="direct", notice=notice)
+    mid = outbound.message_id("dm:1", sara.id)
+
+    callback(twilio, mid, "sent")
+    callback(twilio, mid, "undelivered", ErrorCode="21610")  # the carrier's word, after the API took it
+    callback(twilio, mid, "undelivered", ErrorCode="21610")  # and again
+
+    told = outbound.get(runtime.redis, outbound.message_id(f"undelivered:{mid}", ali.id))
+    assert told is not None and told.body == notice[1] and told.status == "queued"
+    assert len(list(runtime.redis.scan_iter(keys.outbound_message("*")))) == 2  # the DM, one notice
+
+
 class WorkerKilled(BaseException):
     """A worker dying mid-job: not an error the sender could catch."""
 
