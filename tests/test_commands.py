@@ -284,6 +284,19 @@ def test_delete_twice_for_one_text_deletes_one_post(phones: Phones):
     assert phones.timeline() == ["hello, ali here"]
 
 
+def test_delete_takes_a_post_made_before_the_tag_cap_off_every_tag_it_was_filed_under(phones: Phones):
+    ali = phones.join(ALI, "ali")
+    phones.text(ALI, "news " + " ".join(f"#t{n}" for n in range(15)))
+    phones.run()
+    [post_id] = phones.redis.zrange(keys.timeline_user(ali), -1, -1)
+    for n in range(10, 15):  # filed, as posts were before a post filed under its first 10 only
+        phones.redis.zadd(keys.timeline_tag(f"t{n}"), {post_id: 1.0})
+
+    [answer] = phones.say(ALI, "DELETE")
+    assert answer.startswith('Deleted your latest post: "news #t0')
+    assert [n for n in range(15) if phones.redis.zscore(keys.timeline_tag(f"t{n}"), post_id)] == []
+
+
 def test_a_broken_command_never_stops_the_batch(phones: Phones):
     phones.join(ALI, "ali")
     for text in ["NAME 🙂🙂", "FOLLOW @@", "D @ali", "GET #tag", "WHOIS @" + "x" * 200, "بیو"]:

@@ -110,7 +110,7 @@ def _unpublish(redis: Redis, post_ids: Sequence[int], extra: Sequence[tuple[str,
             pipe.zrem(keys.timeline_user(sub), post_id)
         if reply_to:
             pipe.zrem(keys.replies(reply_to), post_id)
-        for tag in text.tags(body or ""):
+        for tag in text.every_tag(body or ""):  # a post made before the caps may have more
             pipe.zrem(keys.timeline_tag(fold(tag)), post_id)
         pipe.delete(keys.post(post_id), keys.replies(post_id))
     for key, value in extra:

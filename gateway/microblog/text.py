@@ -50,6 +50,12 @@ def tags(text: str) -> list[str]:
     return [t for t in _unique(TAG_PATTERN.findall(text)) if tag_fits(t)][:TAGS_PER_POST]
 
 
+def every_tag(text: str) -> list[str]:
+    """Every #tag in `text`, first occurrence of each, whatever its length: what a post
+    made before the caps (tags fit and TAGS_PER_POST) may be filed under, to unfile it."""
+    return _unique(TAG_PATTERN.findall(text))
+
+
 def mentions(text: str) -> list[str]:
     """The @handles in `text`, as written, first occurrence of each (none longer than a handle)."""
     return [m for m in _unique(MENTION_PATTERN.findall(text)) if len(fold(m)) <= HANDLE_MAX]
