@@ -27,6 +27,7 @@ from gateway.box import cli, embedded_redis
 from gateway.box.supervisor import REDIS_PORT
 from gateway.config import Config
 from gateway.ops import accounts, backoff
+from gateway.store import keys
 from gateway.web import create_app
 from tests.live import CLI, Processes, clean_env, start_gateway, web_settings
 from tests.test_ops import PASSWORD, csrf_of, log_in
@@ -241,6 +242,30 @@ def test_abuse_14_a_new_password_ends_every_session_of_that_operator_only(
     assert bob.get("/ops").status_code == 200
     assert log_in(laptop).status_code == 401  # the old password is gone
     assert log_in(laptop, password="a brand new password").status_code == 303
+
+
+@pytest.mark.parametrize(
+    "change", [end_by_new_password, end_by_remove_user], ids=["set-password", "remove-user"]
+)
+def test_abuse_14_a_login_with_the_old_password_checked_as_it_changes_gets_no_session(
+    app: Flask, redis: Redis, redis_server: str, monkeypatch: pytest.MonkeyPatch, change
+):
+    """The old password is being checked (a slow hash) when the new one is set: the check
+    passes, but the session it would start must not outlive the change."""
+    accounts.add_user(redis, "ana", PASSWORD)
+    thief = app.test_client()
+    real_check = accounts.check_password_hash
+
+    def check_while_it_changes(stored: str, password: str) -> bool:
+        matched = real_check(stored, password)
+        monkeypatch.setattr(accounts, "check_password_hash", real_check)  # the change's own check
+        change(thief, redis_server, monkeypatch)
+        return matched
+
+    monkeypatch.setattr(accounts, "check_password_hash", check_while_it_changes)
+    assert log_in(thief).status_code == 401
+    assert thief.get("/ops").status_code == 303  # not in
+    assert list(redis.scan_iter(keys.ops_session("*"))) == []  # no session was left behind
 
 
 # ---------------------------------------------------------------- 18: kabootar ops finds Redis

@@ -33,6 +33,7 @@ def _dummy_hash() -> str:
 class LoginResult:
     operator: str | None = None  # who logged in; None: refused
     wait: int = 0  # refused unchecked: seconds before this account may be tried from here
+    checked: str = ""  # the password hash the login matched (see sessions.start)
 
     @property
     def ok(self) -> bool:
@@ -84,5 +85,5 @@ def verify(redis: Redis, name: str, password: str, client: str, max_wait: float)
     stored = cast(str | None, redis.hget(keys.OPS_USERS, name)) if NAME_PATTERN.match(name) else None
     if check_password_hash(stored or _dummy_hash(), password) and stored:
         backoff.forgive(redis, counted, admission)
-        return LoginResult(operator=name)
+        return LoginResult(operator=name, checked=stored)
     return LoginResult()

@@ -69,7 +69,10 @@ def log_in(name: str, password: str) -> accounts.LoginResult:
     )
     if result.operator:
         session.clear()
-        session[SESSION_ID] = sessions.start(runtime.redis, result.operator)
+        session_id = sessions.start(runtime.redis, result.operator, result.checked)
+        if session_id is None:  # the password changed while it was being checked
+            return accounts.LoginResult()
+        session[SESSION_ID] = session_id
     return result
 
 

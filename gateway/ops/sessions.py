@@ -24,16 +24,26 @@ def _digest(session_id: str) -> str:
     return hashlib.sha256(session_id.encode()).hexdigest()
 
 
-def start(redis: Redis, name: str) -> str:
-    """A new session for operator `name`; returns its id, for the cookie."""
+def start(redis: Redis, name: str, checked: str) -> str | None:
+    """A new session for operator `name`, whose password was just checked against the hash
+    `checked`; its id, for the cookie. None if that hash is no longer theirs: a new password
+    (or the account removed) while the old one was being checked ends every session, and
+    must not miss one started a moment later on the strength of the old password."""
     session_id = secrets.token_urlsafe(32)
     digest = _digest(session_id)
-    pipe = redis.pipeline()
-    pipe.set(keys.ops_session(digest), name, ex=LIFETIME_SECONDS)
-    pipe.sadd(keys.ops_sessions_of(name), digest)
-    pipe.expire(keys.ops_sessions_of(name), LIFETIME_SECONDS)  # outlives each session it lists
-    pipe.execute()
-    return session_id
+
+    def create(pipe: Pipeline) -> bool:
+        if pipe.hget(keys.OPS_USERS, name) != checked:
+            return False
+        pipe.multi()
+        pipe.set(keys.ops_session(digest), name, ex=LIFETIME_SECONDS)
+        pipe.sadd(keys.ops_sessions_of(name), digest)
+        pipe.expire(keys.ops_sessions_of(name), LIFETIME_SECONDS)  # outlives each session it lists
+        return True
+
+    # Watched: a password set between the read and the write makes this read again.
+    started = redis.transaction(create, keys.OPS_USERS, value_from_callable=True)  # type: ignore[arg-type]  # redis-py types the callable as returning None
+    return session_id if started else None
 
 
 def operator(redis: Redis, session_id: str) -> str | None:
