@@ -172,6 +172,49 @@ def test_abuse_13_guesses_sent_all_at_once_get_no_more_checks_than_one_by_one(
     assert statuses == {401: backoff.PAIR_FREE + 1, 429: 16 - backoff.PAIR_FREE - 1}
 
 
+def test_abuse_13_guessers_at_many_addresses_never_make_the_operator_wait_in_a_browser_she_used(
+    app: Flask, redis: Redis, login_clock: list[float]
+):
+    accounts.add_user(redis, "ana", PASSWORD)
+    accounts.add_user(redis, "bob", PASSWORD)
+    at_home = {"REMOTE_ADDR": "198.51.100.7"}
+    laptop, bobs = app.test_client(), app.test_client()
+    assert log_in(laptop, environ_base=at_home).status_code == 303  # the laptop is now known
+    assert log_in(bobs, "bob").status_code == 303
+
+    # A botnet: one wrong password from each of 40 addresses, so the account's own wait runs.
+    guesses = Counter(
+        log_in(
+            app.test_client(), password="wrong guess", environ_base={"REMOTE_ADDR": f"203.0.113.{n}"}
+        ).status_code
+        for n in range(40)
+    )
+    assert guesses[429] > 30  # the account's wait slows them all
+    new_browser = app.test_client()
+    assert (
+        log_in(new_browser, environ_base={"REMOTE_ADDR": "192.0.2.50"}).status_code == 429
+    )  # so, a stranger
+
+    laptop.delete_cookie("session")  # her session ended: she logs in again
+    assert log_in(laptop, environ_base=at_home).status_code == 303  # but ana's laptop: at once
+    laptop.delete_cookie("session")
+    assert log_in(laptop, environ_base={"REMOTE_ADDR": "192.0.2.77"}).status_code == 303  # from anywhere
+    # Bob's device cookie, or a made-up one, is not ana's.
+    borrowed = bobs.get_cookie("ops_device", path="/ops/login")
+    assert borrowed is not None
+    for cookie in (borrowed.value, borrowed.value[:-2] + "xx"):
+        thief = app.test_client()
+        thief.set_cookie("ops_device", cookie, path="/ops/login")
+        assert log_in(thief, environ_base={"REMOTE_ADDR": "192.0.2.9"}).status_code == 429
+    # A guesser holding ana's device cookie still meets the doubling waits, on that device.
+    stolen = app.test_client()
+    stolen.set_cookie(
+        "ops_device", laptop.get_cookie("ops_device", path="/ops/login").value, path="/ops/login"
+    )
+    tries = Counter(log_in(stolen, password="wrong guess").status_code for _ in range(10))
+    assert tries == {401: backoff.PAIR_FREE + 1, 429: 10 - backoff.PAIR_FREE - 1}
+
+
 def test_abuse_13_metrics_token_must_be_whole_and_long(config: Config, runtime):
     scraper = create_app(replace(config, metrics_token=SCRAPER_TOKEN), {"TESTING": True}).test_client()
     for wrong in (SCRAPER_TOKEN[:-1], SCRAPER_TOKEN + "x", SCRAPER_TOKEN.upper(), ""):

@@ -150,8 +150,13 @@ def test_settings_panel_shows_the_limits_this_app_runs_with_and_no_secret(config
 
 def test_session_cookie_is_httponly_samesite_and_secure_behind_https(client: FlaskClient, redis: Redis):
     accounts.add_user(redis, "ana", PASSWORD)
-    cookie = log_in(client).headers["Set-Cookie"]
-    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" in cookie
+    cookies = {c.split("=", 1)[0]: c for c in log_in(client).headers.getlist("Set-Cookie")}
+    assert set(cookies) == {"session", "ops_device"}
+    session, device = cookies["session"], cookies["ops_device"]
+    assert "HttpOnly" in session and "SameSite=Lax" in session and "Secure" in session
+    # The device cookie (no wait for guessers elsewhere) goes nowhere but the login form.
+    assert "HttpOnly" in device and "SameSite=Strict" in device and "Secure" in device
+    assert "Path=/ops/login" in device
 
 
 def test_wrong_passwords_earn_growing_waits_not_a_lock(app: Flask, redis: Redis, login_clock: list[float]):

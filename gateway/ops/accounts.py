@@ -40,13 +40,14 @@ class LoginResult:
         return self.operator is not None
 
 
-def _name(name: str) -> str:
+def normal_name(name: str) -> str:
+    """A name as accounts stores it: trimmed, lower case."""
     return name.strip().lower()
 
 
 def add_user(redis: Redis, name: str, password: str) -> None:
     """Create an operator, or set a new password for an existing one (ending their sessions)."""
-    name = _name(name)
+    name = normal_name(name)
     if not NAME_PATTERN.match(name):
         raise ValueError("a name is 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit")
     if len(password) < MIN_PASSWORD_LENGTH:
@@ -59,26 +60,29 @@ def add_user(redis: Redis, name: str, password: str) -> None:
 def set_password(redis: Redis, name: str, password: str) -> None:
     """A new password for an existing operator; LookupError if there is none of that name."""
     if not exists(redis, name):
-        raise LookupError(f"there is no operator {_name(name)}")
+        raise LookupError(f"there is no operator {normal_name(name)}")
     add_user(redis, name, password)
 
 
 def remove_user(redis: Redis, name: str) -> bool:
     """Remove an operator and end their sessions; False if there was none of that name."""
-    removed = bool(redis.hdel(keys.OPS_USERS, _name(name)))
-    sessions.end_all(redis, _name(name))
+    removed = bool(redis.hdel(keys.OPS_USERS, normal_name(name)))
+    sessions.end_all(redis, normal_name(name))
     return removed
 
 
 def exists(redis: Redis, name: str) -> bool:
-    return bool(redis.hexists(keys.OPS_USERS, _name(name)))
+    return bool(redis.hexists(keys.OPS_USERS, normal_name(name)))
 
 
-def verify(redis: Redis, name: str, password: str, client: str, max_wait: float) -> LoginResult:
+def verify(
+    redis: Redis, name: str, password: str, client: str, max_wait: float, device: str = ""
+) -> LoginResult:
     """Check a login from `client` (a keyed hash of the address), unless a wait earned by
-    earlier failures is still running: then refuse it unchecked and say how long."""
-    name = _name(name)[:64]
-    counted = backoff.counters(name, client, max_wait)
+    earlier failures is still running: then refuse it unchecked and say how long. `device`:
+    the id of the device cookie for this name the browser holds, if any (see backoff)."""
+    name = normal_name(name)[:64]
+    counted = backoff.counters(name, client, max_wait, device)
     admission = backoff.admit(redis, counted)
     if admission.wait:
         return LoginResult(wait=admission.wait)

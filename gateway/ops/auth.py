@@ -13,14 +13,19 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import secrets
 
 from flask import abort, current_app, request, session
 from flask_wtf.csrf import ValidationError, validate_csrf
+from itsdangerous import BadData, URLSafeTimedSerializer
+from werkzeug.wrappers import Response
 
 from gateway.ops import accounts, sessions
 from gateway.runtime import Runtime
 
 SESSION_ID = "ops_session"
+DEVICE_COOKIE = "ops_device"  # a browser an operator logged in from (see backoff)
+DEVICE_SECONDS = 365 * 24 * 3600
 
 
 def client_address() -> str:
@@ -60,12 +65,51 @@ def client_key(purpose: str) -> str:
     return hmac.new(secret, message, hashlib.sha256).hexdigest()[:24]
 
 
+def _devices() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="ops-device")
+
+
+def known_device(name: str) -> str:
+    """The id of this browser's device cookie if it was given one for operator `name` (the
+    name as typed, compared as accounts stores it), else ""."""
+    cookie = request.cookies.get(DEVICE_COOKIE)
+    if not cookie:
+        return ""
+    try:
+        held = _devices().loads(cookie, max_age=DEVICE_SECONDS)
+    except BadData:  # forged, altered or too old: an unknown device
+        return ""
+    if not isinstance(held, dict) or held.get("op") != accounts.normal_name(name)[:64]:
+        return ""
+    return str(held.get("id", ""))
+
+
+def remember_device(response: Response, name: str) -> None:
+    """Give this browser a device cookie for operator `name`, who just logged in with it:
+    guessers elsewhere never make them wait on it (see backoff)."""
+    token = _devices().dumps({"op": name, "id": secrets.token_urlsafe(16)})
+    response.set_cookie(
+        DEVICE_COOKIE,
+        token,
+        max_age=DEVICE_SECONDS,
+        path="/ops/login",
+        secure=current_app.config["SESSION_COOKIE_SECURE"],
+        httponly=True,
+        samesite="Strict",
+    )
+
+
 def log_in(name: str, password: str) -> accounts.LoginResult:
     """Check a login from this client and, when it is right, start a fresh session (a new
     cookie: nothing carried over from before)."""
     runtime = Runtime.of(current_app)
     result = accounts.verify(
-        runtime.redis, name, password, client_key("login"), runtime.config.ops_login_max_wait
+        runtime.redis,
+        name,
+        password,
+        client_key("login"),
+        runtime.config.ops_login_max_wait,
+        device=known_device(name),
     )
     if result.operator:
         session.clear()

@@ -12,6 +12,10 @@ Failures are counted in three scopes, each a small Redis hash (keys.ops_login_ba
   seconds: it slows a guesser spread over many addresses, while no guesser can keep the
   operator, trying from elsewhere, waiting longer than that.
 
+A browser the operator logged in from before (it holds their signed device cookie, see
+auth.py) is counted apart, in a scope of its own alone, like a pair: guessers elsewhere,
+however many, never make the operator wait there at all (OWASP's "device cookies").
+
 A try while a wait runs is refused before its password is looked at (no hashing spent,
 nothing learnt) and is not counted, so hammering does not lengthen the wait. Nothing is
 ever locked: when the wait is over, the right password works. A try is counted as a
@@ -57,8 +61,12 @@ class Counted:
     key: str
 
 
-def counters(name: str, client: str, max_wait: float) -> list[Counted]:
-    """What a login try for operator `name` from `client` (a keyed hash) counts against."""
+def counters(name: str, client: str, max_wait: float, device: str = "") -> list[Counted]:
+    """What a login try for operator `name` from `client` (a keyed hash) counts against;
+    from a browser that holds `name`'s device cookie (`device`: its id), that device alone."""
+    if device:
+        digest = hashlib.sha256(f"{device}\0{name}".encode()).hexdigest()[:24]
+        return [Counted(Scope("device", PAIR_FREE, max_wait), keys.ops_login_backoff("device", digest))]
     pair = hashlib.sha256(f"{client}\0{name}".encode()).hexdigest()[:24]
     return [
         Counted(Scope("pair", PAIR_FREE, max_wait), keys.ops_login_backoff("pair", pair)),
@@ -130,6 +138,9 @@ def admit(redis: Redis, counted: list[Counted]) -> Admission:
 def forgive(redis: Redis, counted: list[Counted], admission: Admission) -> None:
     """The try was right: forget the account's failures, but only this try of the address's
     (one good account must not launder an address that guesses at others)."""
+    if not any(c.scope.name == "addr" for c in counted):  # a known device: its own count only
+        redis.delete(*(c.key for c in counted))
+        return
     [i] = [n for n, c in enumerate(counted) if c.scope.name == "addr"]
     forgotten = [c.key for c in counted if c.scope.name != "addr"]
     written, before = admission.undo[2 * i], admission.undo[2 * i + 1]

@@ -56,8 +56,10 @@ def login() -> ResponseReturnValue:
     auth.check_csrf()
     name = request.form.get("name", "")[:64]
     result = auth.log_in(name, request.form.get("password", ""))
-    if result.ok:
-        return redirect(next_url, code=303)
+    if result.operator:
+        response = redirect(next_url, code=303)
+        auth.remember_device(response, result.operator)
+        return response
     if result.wait:
         error, status = f"Too many failed logins. Try again in {waiting(result.wait)}.", 429
         headers = {"Retry-After": str(result.wait)}
