@@ -76,14 +76,17 @@ def _kabootar_stored(redis: Redis) -> int:
     return int(redis.llen(keys.INBOX)) + int(redis.zcard(keys.TIMELINE_ALL))
 
 
-def _kabootar(ctx: Context, durable: bool, server: str = "gunicorn") -> dict[str, Any]:
+def _kabootar(ctx: Context, durable: bool, server: str = "gunicorn", replicas: int = 0) -> dict[str, Any]:
     name = "ingest-kabootar" + ("" if durable else "-no-aof") + ("" if server == "gunicorn" else f"-{server}")
+    name += f"-{replicas}-replicas" if replicas else ""
     with ctx.fleet(name) as fleet:
-        kb = start_kabootar(fleet, ctx.port, workers=0, durable=durable, server=server)
+        kb = start_kabootar(fleet, ctx.port, workers=0, durable=durable, server=server, replicas=replicas)
         warm_up(kb.base_url, ctx.requests("warm", ctx.settings.warm_texts), "/twilio/sms")
         redis = kb.redis
         out = _measure(ctx, kb.base_url, "/twilio/sms", fleet.cpu_by_role, lambda: _kabootar_stored(redis))
     out["redis"] = "AOF appendfsync always (as make run)" if durable else "AOF off"
+    if replicas:
+        out["redis"] += f"; {replicas} replicas, each webhook waits for one (REDIS_WAIT_REPLICAS=1)"
     out["server"] = server
     return out
 
@@ -134,6 +137,7 @@ def run(ctx: Context) -> Section:
     figures["kabootar_aof_off"] = _kabootar(ctx, durable=False)
     figures["kabootar_granian"] = _kabootar(ctx, durable=True, server="granian")
     figures["kabootar_android"] = _kabootar_android(ctx)
+    figures["kabootar_replicated"] = _kabootar(ctx, durable=True, replicas=2)
     section = Section(raw={"apps": figures, "script": _script(ctx)[1], "wrk": "-t2 -c32 --latency"})
     section.raw["requests_file_lines"] = s.ingest_requests
     section.profiles = _profile(ctx)
@@ -187,6 +191,20 @@ def run(ctx: Context) -> Section:
             ratio_of="of noop (gunicorn)",
             note=f"{granian['answered_2xx_per_s'] / kb['answered_2xx_per_s']:.2f} × gunicorn's in this run"
             + (f"; LOST {granian['lost']}" if granian["lost"] else ""),
+        )
+    )
+    replicated = figures["kabootar_replicated"]
+    p99, p99_single = replicated["wrk"]["latency_ms"].get("p99"), kb["wrk"]["latency_ms"].get("p99")
+    section.rows.append(
+        Row(
+            "1 ingest",
+            "same, replicated as `make ha` (2 replicas, 200 only once one has it): the cost of HA",
+            replicated["answered_2xx_per_s"],
+            "/s",
+            ratio=replicated["answered_2xx_per_s"] / kb["answered_2xx_per_s"],
+            ratio_of="of one Redis",
+            note=f"p99 {p99} ms against {p99_single} ms with one Redis"
+            + (f"; LOST {replicated['lost']}" if replicated["lost"] else ""),
         )
     )
     phone = figures["kabootar_android"]

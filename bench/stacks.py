@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -81,13 +82,31 @@ class RedisServer:
     def used_memory(self) -> int:
         return int(self.client().info("memory")["used_memory"])
 
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1].split("/")[0])
 
-def start_redis(fleet: Fleet, name: str, durable: bool) -> RedisServer:
-    """redis-server on a free port, data in a scratch directory removed at exit (see cleanup)."""
+
+def wait_for_replicas(primary: RedisServer, count: int, timeout: float = 30.0) -> None:
+    """Until `count` replicas are in sync with `primary` (WAIT would otherwise time out)."""
+    client, deadline = primary.client(), time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        info = client.info("replication")
+        online = [v for k, v in info.items() if k.startswith("slave") and isinstance(v, dict)]
+        if sum(1 for v in online if v.get("state") == "online") >= count:
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"{count} replicas did not come in sync with {primary.url} in {timeout:.0f}s")
+
+
+def start_redis(fleet: Fleet, name: str, durable: bool, replica_of: RedisServer | None = None) -> RedisServer:
+    """redis-server on a free port, data in a scratch directory removed at exit (see cleanup);
+    with `replica_of`, a replica of that one."""
     data = Path(tempfile.mkdtemp(prefix=f"kb-bench-{name}-"))
     port = embedded_redis.free_port()
+    extra = ("--replicaof", "127.0.0.1", str(replica_of.port)) if replica_of else ()
     popen = embedded_redis.start(
-        data, port, durable=durable, start_new_session=True, preexec_fn=_die_with_parent
+        data, port, durable=durable, extra=extra, start_new_session=True, preexec_fn=_die_with_parent
     )
     fleet.scratch.append(data)
     proc = fleet.adopt("redis", name, popen)
@@ -144,15 +163,23 @@ def start_kabootar(
     sms_mps: str = "1",
     providers: str = "twilio",
     server: str = "gunicorn",
+    replicas: int = 0,
     **extra: str,
 ) -> Kabootar:
     """Redis, `kabootar web` on `port` and `workers` × `kabootar worker`, set up as `make run` does.
 
     The port is the same for every Kabootar of a bench run, so the webhooks signed for
     its PUBLIC_URL once serve them all (one runs at a time). `server="granian"` serves the
-    same app under Granian instead of gunicorn (see GRANIAN_ARGV). `extra`: more settings.
+    same app under Granian instead of gunicorn (see GRANIAN_ARGV). `replicas`: that many
+    replicas of its Redis (each as durable), and every acknowledgement waits for one of them
+    (REDIS_WAIT_REPLICAS=1, as with `make ha`). `extra`: more settings.
     """
     redis = start_redis(fleet, "redis", durable)
+    for i in range(replicas):
+        start_redis(fleet, f"replica-{i + 1}", durable, replica_of=redis)
+    if replicas:
+        wait_for_replicas(redis, replicas)
+        extra = {"REDIS_WAIT_REPLICAS": "1", **extra}
     var_dir = redis.data_dir / "var"
     base = f"http://127.0.0.1:{port}"
     env = clean_env(
