@@ -28,10 +28,10 @@ style: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy  # --strict, over gateway and workers (pyproject.toml)
 
-# The benchmarks (bench/): wrk is installed by the bench itself; py-spy and granian come with the `bench` extra.
+# The benchmarks (bench/): wrk is installed by the bench itself; py-spy comes with the `bench` extra.
 bench: $(STAMP)
 	@if [ -d bench ]; then \
-	  [ -x $(BIN)/py-spy ] && [ -x $(BIN)/granian ] || $(BIN)/python -m pip install --disable-pip-version-check -q -e '.[test,bench]'; \
+	  [ -x $(BIN)/py-spy ] || $(BIN)/python -m pip install --disable-pip-version-check -q -e '.[test,bench]'; \
 	  $(BIN)/python -m bench; \
 	else echo "No benchmarks in this checkout yet (bench/ is missing)."; fi
 

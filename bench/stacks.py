@@ -45,6 +45,7 @@ _SETTINGS = (
     "TWILIO_MESSAGING_SERVICE_SID",
     "TWILIO_API_BASE_URL",
     "WEB_CONCURRENCY",
+    "WEB_SERVER",
     "SENDER_POSTS_PER_MINUTE",
     "METRICS_PUBLIC",
     "SIMULATOR",
@@ -113,25 +114,6 @@ def start_redis(fleet: Fleet, name: str, durable: bool, replica_of: RedisServer 
     return RedisServer(f"redis://127.0.0.1:{port}/0", proc, data)
 
 
-# Granian (a Rust HTTP server with a WSGI interface) as gunicorn runs Kabootar: 2 processes,
-# 4 threads each for the app (gateway/box/gunicorn_conf.py), no access log.
-GRANIAN_ARGV = [
-    "-m",
-    "granian",
-    "--interface",
-    "wsgi",
-    "--workers",
-    "2",
-    "--blocking-threads",
-    "4",
-    "--host",
-    "127.0.0.1",
-    "--no-access-log",
-    "--factory",
-    "gateway.web:create_app",
-]
-
-
 @dataclass
 class Kabootar:
     base_url: str
@@ -169,8 +151,8 @@ def start_kabootar(
     """Redis, `kabootar web` on `port` and `workers` × `kabootar worker`, set up as `make run` does.
 
     The port is the same for every Kabootar of a bench run, so the webhooks signed for
-    its PUBLIC_URL once serve them all (one runs at a time). `server="granian"` serves the
-    same app under Granian instead of gunicorn (see GRANIAN_ARGV). `replicas`: that many
+    its PUBLIC_URL once serve them all (one runs at a time). `server`: WEB_SERVER, the HTTP
+    server `kabootar web` runs the app under (gateway/box/servers.py). `replicas`: that many
     replicas of its Redis (each as durable), and every acknowledgement waits for one of them
     (REDIS_WAIT_REPLICAS=1, as with `make ha`). `extra`: more settings.
     """
@@ -193,12 +175,12 @@ def start_kabootar(
         SMS_PROVIDERS=providers,
         SIMULATOR="1",
         KABOOTAR_VAR_DIR=str(var_dir),
+        WEB_SERVER=server,
         **extra,
     )
     cli = [sys.executable, "-m", "gateway.box.cli"]
     kb = Kabootar(base, env, redis)
-    web = [*cli, "web"] if server == "gunicorn" else [sys.executable, *GRANIAN_ARGV, "--port", str(port)]
-    kb.web = fleet.start("web", "kabootar-web", web, env)
+    kb.web = fleet.start("web", "kabootar-web", [*cli, "web"], env)
     kb.workers = [
         fleet.start("worker", f"kabootar-worker-{i}", [*cli, "worker"], env) for i in range(workers)
     ]

@@ -50,6 +50,16 @@ def _providers(raw: str) -> tuple[str, ...]:
     return names
 
 
+WEB_SERVERS = ("gunicorn", "granian")
+
+
+def _web_server(raw: str) -> str:
+    name = raw.strip().lower() or "gunicorn"
+    if name not in WEB_SERVERS:
+        raise ConfigError(f"WEB_SERVER={raw!r}: name one of {', '.join(WEB_SERVERS)}")
+    return name
+
+
 def _half_configured(env: Mapping[str, str], names: tuple[str, ...]) -> None:
     """A provider is given all of its credentials or none: one set and another missing is
     a mistake (a typo, a secret that did not reach this process), never a cue to simulate."""
@@ -212,6 +222,8 @@ class Config:
     metrics_token: str = ""
     # The longest wait, in seconds, that failed console logins from one address earn (they double).
     ops_login_max_wait: float = 900.0
+    # The HTTP server `kabootar web` runs the app under (WEB_SERVER): see gateway/box/servers.py.
+    web_server: str = "gunicorn"
     var_dir: Path = field(default_factory=lambda: Path("var"))  # dev data: Redis files, secret key
 
     @classmethod
@@ -286,6 +298,7 @@ class Config:
             ops_login_max_wait=_at_least(  # 0 would let a guesser try as fast as they like
                 1.0, "OPS_LOGIN_MAX_WAIT", env.get("OPS_LOGIN_MAX_WAIT", "900"), float
             ),
+            web_server=_web_server(env.get("WEB_SERVER", "gunicorn")),
             var_dir=var_dir,
         )
         return (replace(cfg, **overrides) if overrides else cfg)._with_simulator_secrets()
@@ -428,4 +441,5 @@ class Config:
         if self.metrics_token:
             env["METRICS_TOKEN"] = self.metrics_token
         env["OPS_LOGIN_MAX_WAIT"] = str(self.ops_login_max_wait)
+        env["WEB_SERVER"] = self.web_server
         return env

@@ -68,6 +68,7 @@ def test_help_lists_the_commands():
         ({"WORKERS": "two"}, "WORKERS"),
         ({"REDIS_SENTINELS": "sentinel-1,sentinel-2:26379"}, "REDIS_SENTINELS"),
         ({"MAX_MENTION_SMS": "-1"}, "MAX_MENTION_SMS"),
+        ({"WEB_SERVER": "uwsgi"}, "WEB_SERVER"),
     ],
     ids=[
         "phone-without-its-key",
@@ -77,6 +78,7 @@ def test_help_lists_the_commands():
         "workers-in-words",
         "sentinel-without-port",
         "negative-limit",
+        "unknown-web-server",
     ],
 )
 def test_a_setting_it_cannot_start_with_is_named_without_a_traceback(tmp_path: Path, settings, named: str):

@@ -60,7 +60,8 @@ def _ready(config: Config) -> bool:
 
 
 def roles(supervisor: int) -> dict[str, set[int]]:
-    """The supervisor's web masters, gunicorn workers and Kabootar workers, by pid."""
+    """The supervisor's web masters, their web workers (gunicorn's or Granian's) and
+    Kabootar workers, by pid."""
     found: dict[str, set[int]] = {"web master": set(), "web worker": set(), "worker": set()}
     for pid in processes_in_session(supervisor):
         try:
@@ -68,7 +69,7 @@ def roles(supervisor: int) -> dict[str, set[int]]:
             ppid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
         except OSError:
             continue
-        if b"gunicorn" in argv:
+        if b"gunicorn" in argv or b"granian" in argv:
             found["web master" if ppid == supervisor else "web worker"].add(pid)
         elif argv.endswith(b"gateway.box.cli\0worker\0") and ppid == supervisor:
             found["worker"].add(pid)
@@ -121,11 +122,15 @@ def test_restart_without_a_running_kabootar_says_so(tmp_path: Path):
 
 @pytest.mark.e2e
 @pytest.mark.fault
-@pytest.mark.parametrize("flags", [(), ("--ha",)], ids=["make-run", "make-ha"])
+@pytest.mark.parametrize(
+    ("flags", "server"),
+    [((), "gunicorn"), (("--ha",), "gunicorn"), (("--ha",), "granian")],
+    ids=["make-run", "make-ha", "make-ha-granian"],
+)
 def test_rolling_restart_during_a_steady_stream_loses_and_refuses_nothing(
-    processes: Processes, tmp_path: Path, report: Report, flags: tuple[str, ...]
+    processes: Processes, tmp_path: Path, report: Report, flags: tuple[str, ...], server: str
 ):
-    run, config, env = start_run(processes, tmp_path, *flags, WORKERS="2")
+    run, config, env = start_run(processes, tmp_path, *flags, WORKERS="2", WEB_SERVER=server)
     record = runfile.read(config.var_dir)
     assert record is not None and record.supervisor_pid == run.pid
     if flags:  # `make ha`: Sentinels agree on the primary, which has both replicas
@@ -170,7 +175,7 @@ def test_rolling_restart_during_a_steady_stream_loses_and_refuses_nothing(
     assert set(posts) == {a.sid for a in answers} and set(posts.values()) == {1}  # none lost, none twice
     took = ctrl_c(run, processes)
     report(
-        f"rolling restart under {RATE} texts/s ({'make ha' if flags else 'make run'})",
+        f"rolling restart under {RATE} texts/s ({'make ha' if flags else 'make run'}, {server})",
         {
             "texts sent": count,
             "answered 200": statuses.count(200),

@@ -35,9 +35,6 @@ from gateway.store import connect
 
 Handler = Callable[[argparse.Namespace], int]
 
-# `-c python:...` loads gunicorn settings from a module, so the Procfile and `kabootar web` share them.
-GUNICORN_ARGV = ["-m", "gunicorn", "-c", "python:gateway.box.gunicorn_conf", "gateway.web:create_app()"]
-
 
 def _fail(message: str, status: int = 2) -> int:
     print(f"kabootar: {message}", file=sys.stderr)
@@ -66,14 +63,18 @@ def restart(args: argparse.Namespace) -> int:
 
 
 def web(args: argparse.Namespace) -> int:
-    """Replace this process with gunicorn, so signals reach its master directly."""
+    """Replace this process with the web server (WEB_SERVER), so signals reach its master
+    directly."""
+    from gateway.box import servers
+
     config = Config.from_env()
     if not (config.redis_url or config.redis_sentinels):
         return _fail(connect.NOT_CONFIGURED)
     config.check_providers()
     # Generate (or load) the dev key once here: gunicorn's workers would race to write it.
     env = {**os.environ, "SECRET_KEY": config.with_secret_key().secret_key}
-    os.execve(sys.executable, [sys.executable, *GUNICORN_ARGV], env)
+    argv = servers.argv(config)
+    os.execve(argv[0], argv, env)
     return 1  # not reached
 
 

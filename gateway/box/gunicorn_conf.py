@@ -10,9 +10,9 @@ from 0.42× to 0.56× of the no-op ceiling on the same machine. Two processes by
 
 from __future__ import annotations
 
-import os
 import sys
 
+from gateway.box import servers
 from gateway.config import Config, ConfigError
 
 try:
@@ -23,12 +23,11 @@ except ConfigError as e:  # gunicorn started directly (the Procfile): say why, n
     sys.exit(2)
 
 bind = f"[{_config.host}]:{_config.port}" if ":" in _config.host else f"{_config.host}:{_config.port}"
-# Not a Kabootar setting but gunicorn's own convention, which platforms set for you.
-workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+workers = servers.processes()
 worker_class = "gthread"
-threads = 4  # requests in flight per process while others wait on Redis
+threads = servers.APP_THREADS  # requests in flight per process while others wait on Redis
 timeout = 30
-graceful_timeout = 10  # how long a stopping worker may finish its requests
+graceful_timeout = servers.STOP_SECONDS  # how long a stopping worker may finish its requests
 
 # No access log: nothing that could carry a phone number may reach a log. (The webhook
 # is a POST, so its form never appears in a request line, but a page's query could.)
