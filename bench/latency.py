@@ -27,6 +27,7 @@ from gateway.store import keys
 
 SENDER_THREADS = 8
 POLL_SECONDS = 0.002
+LOOKBACK_IDS = 200  # a second of posts at the offered rate
 TARGET_P50_MS, TARGET_P99_MS = 20.0, 100.0
 
 
@@ -50,10 +51,14 @@ class Poller(threading.Thread):
         self.stop = threading.Event()
 
     def run(self) -> None:
+        looked_at: set[int] = set()
         while not self.stop.is_set():
-            ids = self.redis.zrangebyscore(keys.TIMELINE_ALL, f"({self.last_id}", "+inf")
+            # Ids are handed out before posts are filed, so two workers may file 101 before
+            # 100: look back LOOKBACK_IDS below the newest seen, and skip what was seen.
+            found = self.redis.zrangebyscore(keys.TIMELINE_ALL, f"({self.last_id - LOOKBACK_IDS}", "+inf")
             now = time.time()
             self.polls += 1
+            ids = [int(x) for x in found if int(x) not in looked_at]
             if ids:
                 pipe = self.redis.pipeline(transaction=False)
                 for post_id in ids:
@@ -61,7 +66,8 @@ class Poller(threading.Thread):
                 for sid in pipe.execute():
                     if sid and sid not in self.seen:
                         self.seen[sid] = now
-                self.last_id = max(int(x) for x in ids)
+                looked_at.update(ids)
+                self.last_id = max(self.last_id, *ids)
             time.sleep(POLL_SECONDS)
 
 
