@@ -184,7 +184,7 @@ def run(ctx: Context) -> Section:
     section.rows.append(
         Row(
             "1 ingest",
-            "same, WEB_SERVER=granian (2 processes × 4 threads, as gunicorn)",
+            "same, WEB_SERVER=granian (2 processes × 8 threads, as gunicorn)",
             granian["answered_2xx_per_s"],
             "/s",
             ratio=granian["answered_2xx_per_s"] / noop if noop else None,
