@@ -1,16 +1,18 @@
 """The HTTP servers `kabootar web` can run the app under (WEB_SERVER), set up alike:
 WEB_CONCURRENCY processes (2 by default: one box, two cores), 8 threads each for the app
 (a webhook spends most of its time waiting for Redis's fsync, and the texts that wait
-together share one: gateway/store/group_commit.py), no
-access log (nothing that could carry a phone number may reach a log), 10 s for a stopping
-process to finish its requests, and SIGHUP for a graceful reload: new processes import the
-app anew while the listening socket stays open, so no connection is refused.
+together share one: gateway/store/group_commit.py), no access log (nothing that could
+carry a phone number may reach a log), 10 s for a stopping process to finish its
+requests, and SIGHUP for a graceful reload: new processes import the app anew while the
+listening socket stays open, so no connection is refused (but see Granian below).
 
 - gunicorn, the default: gthread workers, its settings in gateway/box/gunicorn_conf.py
   (which the Procfile loads too).
 - Granian: a Rust HTTP server with a WSGI interface. HTTP parsing and connections are not
   Python there, which leaves the app's processes more of the CPU: in `make bench` the same
-  app answered about 1.4 × the feed reads and 1.6 × the webhooks on the same machine.
+  app answered about 1.4 × the feed reads and 1.6 × the webhooks on the same machine. Its
+  SIGHUP reload closes kept-alive connections at once: without a proxy that drains a
+  process first (`make ha` has one), a request sent on one at that moment is refused.
 """
 
 from __future__ import annotations
