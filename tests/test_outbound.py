@@ -436,6 +436,37 @@ def test_sms_go_through_the_proxy_the_environment_names(live: Live, monkeypatch:
     assert _RecordingProxy.seen and _RecordingProxy.seen[0].startswith("POST http://api.twilio.invalid/")
 
 
+class _ClosesWhenIdle(_RecordingProxy):
+    """Answers as Twilio would, then closes the connection without saying so (an idle
+    keep-alive timeout on the far end)."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self) -> None:
+        super().do_POST()
+        self.close_connection = True
+
+
+def test_a_kept_alive_connection_the_api_closed_meanwhile_is_not_a_lost_answer(live: Live):
+    """Reused as it was, the second SMS would go out on a closed connection and its outcome
+    would be unknown (held 10 minutes for a callback); a fresh connection sends it."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _ClosesWhenIdle)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    config = dataclasses.replace(
+        live.config, twilio_api_base_url=f"http://127.0.0.1:{server.server_address[1]}"
+    )
+    adapter = TwilioSender(config)
+    try:
+        first = adapter.send(ALI, "hi", "x")
+        time.sleep(0.2)  # the server has closed its end by now
+        second = adapter.send(ALI, "again", "y")
+    finally:
+        adapter.close()
+        server.shutdown()
+        server.server_close()
+    assert first.provider_id == second.provider_id == "SM" + "0" * 32
+
+
 def test_the_watchdog_schedules_a_send_job_for_stranded_sms(live: Live):
     ali = live.subscriber(ALI)
     live.queue([(ali, "stranded")], intent="w")
