@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import http.server
+import ipaddress
 import json
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -465,6 +468,72 @@ def test_a_kept_alive_connection_the_api_closed_meanwhile_is_not_a_lost_answer(l
         server.shutdown()
         server.server_close()
     assert first.provider_id == second.provider_id == "SM" + "0" * 32
+
+
+def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key, as files."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = tmp_path / "api.pem", tmp_path / "api.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return cert_file, key_file
+
+
+@pytest.mark.parametrize("trusted", [True, False], ids=["its-ca-given", "unknown-ca"])
+def test_sms_go_over_tls_only_to_an_api_whose_certificate_checks_out(
+    live: Live, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, trusted: bool
+):
+    cert_file, key_file = _self_signed(tmp_path)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _RecordingProxy)
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(cert_file, key_file)
+    server.socket = tls.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    if trusted:
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert_file))
+    else:
+        monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+        monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+    config = dataclasses.replace(
+        live.config, twilio_api_base_url=f"https://127.0.0.1:{server.server_address[1]}"
+    )
+    adapter = TwilioSender(config)
+    try:
+        if trusted:
+            assert adapter.send(ALI, "hi", "x").provider_id == "SM" + "0" * 32
+        else:  # a certificate nobody vouches for: nothing was sent, so it may be sent again
+            with pytest.raises(SendError) as refused:
+                adapter.send(ALI, "hi", "x")
+            assert refused.value.retryable and not refused.value.outcome_unknown
+    finally:
+        adapter.close()
+        server.shutdown()
+        server.server_close()
 
 
 def test_the_watchdog_schedules_a_send_job_for_stranded_sms(live: Live):

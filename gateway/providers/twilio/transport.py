@@ -7,7 +7,7 @@ VM), and an unpaced fan-out is CPU-bound: most of a worker's time per SMS went t
 carries a phone number), keeps one kept-alive
 connection per API host (a ClientPool lends each Client to one thread at a time, so it needs
 no lock), reaches the API through the proxy the environment names, and checks TLS
-certificates against the system's CAs or the bundle given.
+certificates against certifi's CAs or the bundle given (REQUESTS_CA_BUNDLE, as before).
 
 Its failures say what api.py must know: `NotSent` when no connection could be made (the
 request certainly never reached Twilio), `NoAnswer` when it may have (it was sent, or
@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import SplitResult, urlencode, urlsplit
 
+import certifi
 from twilio.http import HttpClient
 from twilio.http.response import Response
 
@@ -60,7 +61,9 @@ class Transport(HttpClient):  # type: ignore[misc]  # twilio ships no type hints
     ) -> None:
         super().__init__(logger, False, timeout)
         self._proxies = dict(proxies or {})
-        self._tls = ssl.create_default_context(cafile=ca_bundle)
+        # certifi's CAs by default, as requests (and so twilio's own client) trusts: a
+        # container without the system's CA store still reaches Twilio.
+        self._tls = ssl.create_default_context(cafile=ca_bundle or certifi.where())
         self._conns: dict[tuple[str, str], http.client.HTTPConnection] = {}
 
     def _proxy(self, url: SplitResult) -> SplitResult | None:
