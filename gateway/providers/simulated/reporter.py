@@ -11,15 +11,15 @@ when nothing is left to post (tests wait for them).
 from __future__ import annotations
 
 import heapq
-import http.client
 import itertools
 import logging
 import os
 import threading
 import time
-import urllib.parse
 from collections.abc import Mapping
 from typing import Protocol
+
+from gateway.providers import kept_alive
 
 log = logging.getLogger(__name__)
 
@@ -31,44 +31,24 @@ TIMEOUT_SECONDS = 5.0
 
 
 class Poster:
-    """POSTs over kept-alive connections, one per host (one thread's own).
-
-    Plain http.client: requests costs several times its CPU per call, and the web process
-    that serves a simulator's API also posts two reports for every SMS.
-    """
+    """POSTs over kept-alive connections, one per host (one thread's own): the web process
+    that serves a simulator's API also posts two reports for every SMS, so a plain
+    http.client call (kept_alive.py), not `requests`."""
 
     def __init__(self) -> None:
-        self._conns: dict[tuple[str, str], http.client.HTTPConnection] = {}
+        self._conns = kept_alive.Connections(TIMEOUT_SECONDS)
 
     def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> int:
-        parts = urllib.parse.urlsplit(url)
-        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        key = (parts.scheme, parts.netloc)
-        for retry in (False, True):  # a kept-alive connection the server closed: once more on a new one
-            conn = self._conns.get(key)
-            if conn is None:
-                kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-                conn = self._conns[key] = kind(parts.netloc, timeout=TIMEOUT_SECONDS)
+        for retry in (False, True):  # a connection lost on the way: once more on a new one
             try:
-                conn.request("POST", path, body, dict(headers))
-                response = conn.getresponse()
-                response.read()
-            except (http.client.HTTPException, OSError):
-                conn.close()
-                del self._conns[key]
+                return self._conns.request("POST", url, body, headers).status
+            except kept_alive.NoAnswer:
                 if retry:
                     raise
-                continue
-            if response.will_close:
-                conn.close()
-                del self._conns[key]
-            return response.status
         raise AssertionError("unreachable")
 
     def close(self) -> None:
-        for conn in self._conns.values():
-            conn.close()
-        self._conns.clear()
+        self._conns.close()
 
 
 class Report(Protocol):

@@ -1,6 +1,6 @@
 """Sending SMS through Twilio's REST API (or whatever TWILIO_API_BASE_URL points at: the
 built-in simulator, or any mock of Twilio's OpenAPI spec), with `twilio.rest.Client` over
-our own HTTP transport (transport.py: a third of `requests`' CPU per call).
+our own HTTP transport (transport.py over kept_alive.py: a third of `requests`' CPU per call).
 
 Failures come back as one neutral `SendError` whose `outcome` says what the sender should
 do (`vocabulary.outcome`): throttling and server trouble retry, a recipient's opt-out or a
@@ -20,10 +20,11 @@ from twilio.rest import Client
 
 from gateway.config import Config
 from gateway.phones import redact
+from gateway.providers.kept_alive import NoAnswer, NotSent
 from gateway.providers.pool import ClientPool
 from gateway.providers.records import NO_ANSWER, RETRY, SendError, SendResult
 from gateway.providers.twilio import vocabulary, webhooks
-from gateway.providers.twilio.transport import NoAnswer, NotSent, Transport
+from gateway.providers.twilio.transport import Transport
 
 API_TIMEOUT_SECONDS = 15.0
 
