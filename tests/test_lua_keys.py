@@ -238,9 +238,9 @@ def _worklists_retries_and_reaping(phones: Phones) -> None:
     assert sender.reap_unconfirmed(redis, grace=0) == 1
     live.send_all()
     no_signal = DeliveryReport(provider_id=mid, status="undelivered", code="30003", outcome="retry")
-    assert outbound.record_report(redis, mid, no_signal, "twilio") == "retry"
+    assert outbound.record_report(redis, live.queues, mid, no_signal, "twilio") == "retry"
     opted_out = DeliveryReport(provider_id=f"{mid}.1", status="failed", code="21610", outcome="opted_out")
-    assert outbound.record_report(redis, f"{mid}.1", opted_out, "twilio") == "recorded"
+    assert outbound.record_report(redis, live.queues, f"{mid}.1", opted_out, "twilio") == "recorded"
     assert redis.hget(keys.subscriber(ali), "stopped") == "1"
     inbox.reclaim_stale(redis, older_than=-1)
 

@@ -47,7 +47,7 @@ def tag_fits(tag: str) -> bool:
 def tags(text: str) -> list[str]:
     """The #tags in `text` a post is filed under, as written: the first occurrence of each,
     the first TAGS_PER_POST of those that fit."""
-    return [t for t in _unique(TAG_PATTERN.findall(text)) if tag_fits(t)][:TAGS_PER_POST]
+    return [t for t in every_tag(text) if tag_fits(t)][:TAGS_PER_POST]
 
 
 def every_tag(text: str) -> list[str]:

@@ -138,10 +138,11 @@ def admit(redis: Redis, counted: list[Counted]) -> Admission:
 def forgive(redis: Redis, counted: list[Counted], admission: Admission) -> None:
     """The try was right: forget the account's failures, but only this try of the address's
     (one good account must not launder an address that guesses at others)."""
-    if not any(c.scope.name == "addr" for c in counted):  # a known device: its own count only
+    addr = [n for n, c in enumerate(counted) if c.scope.name == "addr"]
+    if not addr:  # a known device: its own count only, all forgotten
         redis.delete(*(c.key for c in counted))
         return
-    [i] = [n for n, c in enumerate(counted) if c.scope.name == "addr"]
+    [i] = addr
     forgotten = [c.key for c in counted if c.scope.name != "addr"]
     written, before = admission.undo[2 * i], admission.undo[2 * i + 1]
     scripts.load(redis, _FORGIVE)(keys=[counted[i].key, *forgotten], args=[written, before])

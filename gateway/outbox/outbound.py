@@ -352,10 +352,13 @@ def get(redis: Redis, message_id: str) -> OutboundSMS | None:
     )
 
 
-def record_report(redis: Redis, provider_id: str, report: DeliveryReport, provider: str) -> str:
+def record_report(
+    redis: Redis, rq_queues: Mapping[str, Queue], provider_id: str, report: DeliveryReport, provider: str
+) -> str:
     """Apply `provider`'s report on our SMS (`provider_id`: what it calls it, see
     `provider_message_id`): "recorded", "stale" (nothing newer), "retry" (queued again) or
-    "unknown".
+    "unknown". A direct message refused because its recipient opted out tells its sender,
+    as a refusal by the API at once does (`tell_undelivered`).
 
     Repeats and reports out of order are harmless: a status never moves back (a late
     "sent" leaves "delivered" alone), and a report on an earlier send of a retried SMS
@@ -385,4 +388,6 @@ def record_report(redis: Redis, provider_id: str, report: DeliveryReport, provid
               "1" if opted_out else "0", provider, generation, retry,
               f"{now + reported_retry_delay(generation):.3f}", f"{now - RETRY_WINDOW_SECONDS:.3f}"],
     )  # fmt: skip
+    if int(result) == 1 and opted_out:
+        tell_undelivered(redis, rq_queues, message_id)
     return {-1: "unknown", 0: "stale", 1: "recorded", 2: "retry"}[int(result)]

@@ -55,9 +55,7 @@ class Replication:
         """Call `script`, then WAIT, in one round trip; its result, or NotReplicated."""
         return self.run_many(redis, script, [(keys, args)])[0]
 
-    def run_many(
-        self, redis: Redis, script: Script, calls: Sequence[tuple[list[Any], list[Any]]]
-    ) -> list[Any]:
+    def run_many(self, redis: Redis, script: Script, calls: Sequence[Call]) -> list[Any]:
         """Call `script` once per (keys, args), then WAIT, in one pipelined round trip (so, with
         appendfsync always, one fsync for all of them); their results in order. Raises
         NotReplicated, or the first call's error."""

@@ -28,7 +28,7 @@ from gateway.outbox import outbound
 from gateway.phones import mask
 from gateway.pipeline import intake
 from gateway.providers.android import webhooks as android
-from gateway.providers.records import OPTED_OUT, DeliveryReport, InboundText, MalformedWebhook
+from gateway.providers.records import DeliveryReport, InboundText, MalformedWebhook
 from gateway.providers.twilio import webhooks as twilio
 from gateway.runtime import Runtime
 from gateway.store import stats
@@ -53,15 +53,9 @@ def record_status(runtime: Runtime, message_id: str, form: Mapping[str, str]) ->
 
 def _record_report(runtime: Runtime, message_id: str, report: DeliveryReport, provider: str) -> None:
     """Apply `provider`'s report on our SMS `message_id`; one not ours changes nothing."""
-    recorded = outbound.record_report(runtime.redis, message_id, report, provider)
-    if recorded == "unknown":
+    if outbound.record_report(runtime.redis, runtime.queues, message_id, report, provider) == "unknown":
         # Not its id: one sent through the phone's own API is free text, and may hold a number.
         log.info("%s report for a message that is not ours", provider)
-    elif recorded == "recorded" and report.outcome == OPTED_OUT:
-        # Refused after the provider took it: a direct message's sender is told (once).
-        ours = outbound.our_message_id(message_id)
-        if ours is not None:
-            outbound.tell_undelivered(runtime.redis, runtime.queues, ours[0])
 
 
 def _signed(runtime: Runtime) -> bool:
