@@ -169,57 +169,40 @@ def run(ctx: Context) -> Section:
             note="; ".join(notes),
         )
     )
-    off = figures["kabootar_aof_off"]
-    section.rows.append(
-        Row(
-            "1 ingest",
-            "same, Redis AOF off (what fsync costs; informational)",
-            off["answered_2xx_per_s"],
-            "/s",
-            ratio=off["answered_2xx_per_s"] / noop if noop else None,
-            ratio_of="of noop",
-        )
+    rate = kb["answered_2xx_per_s"]
+    granian, replicated, phone = (
+        figures[k] for k in ("kabootar_granian", "kabootar_replicated", "kabootar_android")
     )
-    granian = figures["kabootar_granian"]
-    section.rows.append(
-        Row(
-            "1 ingest",
-            "same, WEB_SERVER=granian (2 processes × 8 threads, as gunicorn)",
-            granian["answered_2xx_per_s"],
-            "/s",
-            ratio=granian["answered_2xx_per_s"] / noop if noop else None,
-            ratio_of="of noop (gunicorn)",
-            note=f"{granian['answered_2xx_per_s'] / kb['answered_2xx_per_s']:.2f} × gunicorn's in this run"
-            + (f"; LOST {granian['lost']}" if granian["lost"] else ""),
-        )
-    )
-    replicated = figures["kabootar_replicated"]
     p99, p99_single = replicated["wrk"]["latency_ms"].get("p99"), kb["wrk"]["latency_ms"].get("p99")
-    section.rows.append(
-        Row(
-            "1 ingest",
+    section.rows += [
+        _variant(
+            "same, Redis AOF off (what fsync costs; informational)",
+            figures["kabootar_aof_off"],
+            noop,
+            "of noop",
+        ),
+        _variant(
+            "same, WEB_SERVER=granian (2 processes × 8 threads, as gunicorn)",
+            granian,
+            noop,
+            "of noop (gunicorn)",
+            f"{granian['answered_2xx_per_s'] / rate:.2f} × gunicorn's in this run",
+        ),
+        _variant(
             "same, replicated as `make ha` (2 replicas, 200 only once one has it): the cost of HA",
-            replicated["answered_2xx_per_s"],
-            "/s",
-            ratio=replicated["answered_2xx_per_s"] / kb["answered_2xx_per_s"],
-            ratio_of="of one Redis",
-            note=f"p99 {p99} ms against {p99_single} ms with one Redis"
-            + (f"; LOST {replicated['lost']}" if replicated["lost"] else ""),
-        )
-    )
-    phone = figures["kabootar_android"]
-    section.rows.append(
-        Row(
-            "1 ingest",
+            replicated,
+            rate,
+            "of one Redis",
+            f"p99 {p99} ms against {p99_single} ms with one Redis",
+        ),
+        _variant(
             "same, through the Android phone's webhook (signed JSON)",
-            phone["answered_2xx_per_s"],
-            "/s",
-            ratio=phone["answered_2xx_per_s"] / kb["answered_2xx_per_s"],
-            ratio_of="of Twilio's",
-            note=f"stored {phone['stored']:,} of {phone['answered_2xx']:,} answered"
-            + (f"; LOST {phone['lost']}" if phone["lost"] else ""),
-        )
-    )
+            phone,
+            rate,
+            "of Twilio's",
+            f"stored {phone['stored']:,} of {phone['answered_2xx']:,} answered",
+        ),
+    ]
     section.rows.append(
         Row(
             "1 ingest",
@@ -232,6 +215,21 @@ def run(ctx: Context) -> Section:
         )
     )
     return section
+
+
+def _variant(measure: str, variant: dict[str, Any], of: float | None, ratio_of: str, note: str = "") -> Row:
+    """An informational row: a variant of Kabootar's ingest, as a ratio of `of` (a figure of
+    the same run); acknowledged texts it lost are always noted."""
+    lost = f"LOST {variant['lost']}" if variant["lost"] else ""
+    return Row(
+        "1 ingest",
+        measure,
+        variant["answered_2xx_per_s"],
+        "/s",
+        ratio=variant["answered_2xx_per_s"] / of if of else None,
+        ratio_of=ratio_of,
+        note="; ".join(n for n in (note, lost) if n),
+    )
 
 
 def _profile(ctx: Context) -> dict[str, object]:

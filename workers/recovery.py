@@ -111,17 +111,26 @@ def requeue_started(
     one requeues a given job. A job with no retries left fails instead.
     """
     out = out or Recovered()
-    if not workers:
-        return out
+    if workers:
+        _take_started(rq_redis, queue_names, lambda job_id, owner: owner in workers, out)
+    return out
+
+
+def _take_started(
+    rq_redis: Redis, queue_names: Iterable[str], taken: Callable[[str, str], bool], out: Recovered
+) -> None:
+    """Requeue (or fail) the started jobs for which `taken(job id, owner)` holds, asked only
+    after each queue's registry was read. Each entry is taken with ZREM: of two takers, or a
+    taker and the job finishing meanwhile, only one gets it."""
     for name in queue_names:
         queue = Queue(name, connection=rq_redis)
-        registry = queue.started_job_registry
         composites = _started(queue)
         for composite, owner in zip(composites, _owners(rq_redis, composites), strict=True):
-            if owner is None or owner not in workers or not rq_redis.zrem(registry.key, composite):
+            job_id, _ = parse_composite_key(composite)
+            if owner is None or not taken(job_id, owner):
                 continue
-            _take_over(queue, composite, owner, out)
-    return out
+            if rq_redis.zrem(queue.started_job_registry.key, composite):
+                _take_over(queue, composite, owner, out)
 
 
 def _take_over(queue: Queue, composite: str, owner: str, out: Recovered) -> None:
@@ -187,7 +196,8 @@ def requeue_stray(
     rq_redis: Redis, worker: str, running: Callable[[], str | None], queue_names: Iterable[str] = queues.ALL
 ) -> Recovered:
     """Requeue the jobs registered as started by `worker`, which is alive, but that it is not
-    running (`running()`: the id of the job it is running now, read after the registries).
+    running (`running()`: the id of the job it is running now, read after the registries:
+    a job started since is not among the entries read).
 
     A Redis failover loses the last writes the replica had not received yet: the job's
     start may have reached the new primary and its finish not. The worker has moved on,
@@ -195,19 +205,7 @@ def requeue_stray(
     failed the job on the console. Requeued, it reruns and does nothing twice.
     """
     out = Recovered()
-    for name in queue_names:
-        queue = Queue(name, connection=rq_redis)
-        composites = _started(queue)
-        if not composites:
-            continue
-        now_running = running()  # after the read: a job started since is not in `composites`
-        for composite, owner in zip(composites, _owners(rq_redis, composites), strict=True):
-            job_id, _ = parse_composite_key(composite)
-            if owner != worker or job_id == now_running:
-                continue
-            # ZREM fails if the job finished meanwhile (its entry is gone): only one taker.
-            if rq_redis.zrem(queue.started_job_registry.key, composite):
-                _take_over(queue, composite, owner, out)
+    _take_started(rq_redis, queue_names, lambda job_id, owner: owner == worker and job_id != running(), out)
     return out
 
 
