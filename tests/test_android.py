@@ -454,59 +454,63 @@ def test_an_offline_phone_hands_its_sms_to_twilio_only_with_failover_on(
         ]
 
 
-def test_a_phone_that_takes_sms_but_cannot_send_them_hands_them_to_twilio_with_failover_on(
+@pytest.fixture
+def out_of_credit(
     redis_server: str, tmp_path: Path, fast_retries: None, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Phones, int]]:
+    """Failover on (after 0.5 s), Ali texting through the phone, whose SIM has no credit:
+    its API takes every SMS, then reports each failed (retried 0.2 s later)."""
+    monkeypatch.setattr(outbound, "REPORTED_RETRY_SECONDS", 0.2)
+    settings = {"SMS_FAILOVER": "1", "SMS_FAILOVER_AFTER": "0.5"}
+    with phones_on(redis_server, tmp_path, {ALI: "android"}, **settings) as phones:
+        ali = phones.live.subscriber(ALI)
+        phones.live.redis.hset(keys.subscriber(ali), "ch", "android")
+        phones.live.control("credit", provider="android", credit="0")
+        yield phones, ali
+
+
+def sent_until_delivered(phones: Phones, recipient: int, intent: str) -> None:
+    """Send (what the phone's reports queued again too) until `intent`'s SMS is delivered."""
+
+    def delivered() -> bool:
+        phones.live.send_all()
+        return outbound.message_status(phones.redis, outbound.message_id(intent, recipient)) == "delivered"
+
+    wait_until(delivered, timeout=10.0)
+
+
+def test_a_phone_that_takes_sms_but_cannot_send_them_hands_them_to_twilio_with_failover_on(
+    out_of_credit: tuple[Phones, int],
 ):
     """Without credit the phone's API still takes every SMS (202), then reports each failed:
     those reports count towards failing over, however often the API says yes."""
-    monkeypatch.setattr(outbound, "REPORTED_RETRY_SECONDS", 0.2)
-    settings = {"SMS_FAILOVER": "1", "SMS_FAILOVER_AFTER": "0.5"}
-    with phones_on(redis_server, tmp_path, {ALI: "android"}, **settings) as phones:
-        ali = phones.live.subscriber(ALI)
-        phones.live.redis.hset(keys.subscriber(ali), "ch", "android")
-        phones.live.control("credit", provider="android", credit="0")
-        phones.live.queue([(ali, "news 0")], intent="news", kind="fanout")
-        mid = outbound.message_id("news", ali)
-
-        def sent_and_delivered() -> bool:
-            phones.live.send_all()  # what the phone's reports queued again
-            return outbound.message_status(phones.redis, mid) == "delivered"
-
-        wait_until(sent_and_delivered, timeout=10.0)
-        inbox = handsets.inbox_for(phones.redis, ALI)
-        assert [(m["body"], m["channel"]) for m in inbox] == [("news 0", "twilio")]
-        assert phone_store.requests_received(phones.redis) >= 2  # the phone took it, and failed it
+    phones, ali = out_of_credit
+    phones.live.queue([(ali, "news 0")], intent="news", kind="fanout")
+    sent_until_delivered(phones, ali, "news")
+    inbox = handsets.inbox_for(phones.redis, ALI)
+    assert [(m["body"], m["channel"]) for m in inbox] == [("news 0", "twilio")]
+    assert phone_store.requests_received(phones.redis) >= 2  # the phone took it, and failed it
 
 
 def test_a_phone_topped_up_after_failing_over_carries_its_texters_sms_again(
-    redis_server: str, tmp_path: Path, fast_retries: None, monkeypatch: pytest.MonkeyPatch
+    out_of_credit: tuple[Phones, int], monkeypatch: pytest.MonkeyPatch
 ):
     """Failed over, the phone carries no SMS that could clear its marks: every TRIAL_SECONDS
     it is given one to try, and once one is sent its texters' SMS go through it again."""
-    monkeypatch.setattr(outbound, "REPORTED_RETRY_SECONDS", 0.2)
     monkeypatch.setattr(routes, "TRIAL_SECONDS", 0.5)
-    settings = {"SMS_FAILOVER": "1", "SMS_FAILOVER_AFTER": "0.5"}
-    with phones_on(redis_server, tmp_path, {ALI: "android"}, **settings) as phones:
-        ali = phones.live.subscriber(ALI)
-        phones.live.redis.hset(keys.subscriber(ali), "ch", "android")
-        phones.live.control("credit", provider="android", credit="0")
+    phones, ali = out_of_credit
+    phones.live.queue([(ali, "news 0")], intent="news 0", kind="fanout")
+    sent_until_delivered(phones, ali, "news 0")
+    phones.live.control("credit", provider="android", credit="1")
+    for n in range(1, 6):  # one every 0.3 s: the phone gets a trial, then everything
+        time.sleep(0.3)
+        phones.live.queue([(ali, f"news {n}")], intent=f"news {n}", kind="fanout")
+        sent_until_delivered(phones, ali, f"news {n}")
 
-        def delivered(n: int) -> bool:
-            phones.live.send_all()  # what the phone's reports queued again
-            return outbound.message_status(phones.redis, outbound.message_id(f"news {n}", ali)) == "delivered"
-
-        phones.live.queue([(ali, "news 0")], intent="news 0", kind="fanout")
-        wait_until(lambda: delivered(0), timeout=10.0)
-        phones.live.control("credit", provider="android", credit="1")
-        for n in range(1, 6):  # one every 0.3 s: the phone gets a trial, then everything
-            time.sleep(0.3)
-            phones.live.queue([(ali, f"news {n}")], intent=f"news {n}", kind="fanout")
-            wait_until(lambda n=n: delivered(n), timeout=10.0)
-
-        channels = [m["channel"] for m in handsets.inbox_for(phones.redis, ALI)]
-        assert channels[0] == "twilio"  # failed over while the phone had no credit
-        assert channels[-3:] == ["android"] * 3  # back on the phone for good
-        assert routes.read_health(phones.redis, ["android"]).failing_since == {}
+    channels = [m["channel"] for m in handsets.inbox_for(phones.redis, ALI)]
+    assert channels[0] == "twilio"  # failed over while the phone had no credit
+    assert channels[-3:] == ["android"] * 3  # back on the phone for good
+    assert routes.read_health(phones.redis, ["android"]).failing_since == {}
 
 
 def test_marking_a_failed_over_provider_up_forgets_its_failures(redis: Redis):
