@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import http.server
@@ -368,16 +369,39 @@ def test_error_table(http_status: int, code: int | None, retryable: bool, stoppe
     assert "+989121234567" not in str(error)
 
 
+@contextlib.contextmanager
+def sender_to(live: Live, base_url: str) -> Iterator[TwilioSender]:
+    """A Twilio sender whose API is at `base_url`, its connections closed after."""
+    adapter = TwilioSender(dataclasses.replace(live.config, twilio_api_base_url=base_url))
+    try:
+        yield adapter
+    finally:
+        adapter.close()
+
+
+@contextlib.contextmanager
+def far_end(
+    handler: type[http.server.BaseHTTPRequestHandler], tls: ssl.SSLContext | None = None
+) -> Iterator[int]:
+    """A local HTTP server answering as `handler` does (over TLS with `tls`): its port."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_connection_refused_is_retryable_and_certainly_not_sent(live: Live):
     port = socket.socket()
     port.bind(("127.0.0.1", 0))
     closed = port.getsockname()[1]
     port.close()
-    config = dataclasses.replace(live.config, twilio_api_base_url=f"http://127.0.0.1:{closed}")
-    adapter = TwilioSender(config)
-    with pytest.raises(SendError) as caught:
+    with sender_to(live, f"http://127.0.0.1:{closed}") as adapter, pytest.raises(SendError) as caught:
         adapter.send(ALI, "hi", "x")
-    adapter.close()
     assert caught.value.retryable and not caught.value.outcome_unknown
 
 
@@ -388,14 +412,11 @@ def test_no_answer_means_outcome_unknown(live: Live, monkeypatch: pytest.MonkeyP
     silent.listen()
     accepted: list[socket.socket] = []
     threading.Thread(target=lambda: accepted.append(silent.accept()[0]), daemon=True).start()
-    base = f"http://127.0.0.1:{silent.getsockname()[1]}"
-    config = dataclasses.replace(live.config, twilio_api_base_url=base)
-    adapter = TwilioSender(config)
     try:
-        with pytest.raises(SendError) as caught:
-            adapter.send(ALI, "hi", "x")
+        with sender_to(live, f"http://127.0.0.1:{silent.getsockname()[1]}") as adapter:
+            with pytest.raises(SendError) as caught:
+                adapter.send(ALI, "hi", "x")
     finally:
-        adapter.close()
         for s in accepted:
             s.close()
         silent.close()
@@ -422,19 +443,12 @@ class _RecordingProxy(http.server.BaseHTTPRequestHandler):
 
 
 def test_sms_go_through_the_proxy_the_environment_names(live: Live, monkeypatch: pytest.MonkeyPatch):
-    proxy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _RecordingProxy)
-    threading.Thread(target=proxy.serve_forever, daemon=True).start()
-    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.server_address[1]}")
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
-    config = dataclasses.replace(live.config, twilio_api_base_url="http://api.twilio.invalid")
-    adapter = TwilioSender(config)
-    try:
-        result = adapter.send(ALI, "hi", "x")
-    finally:
-        adapter.close()
-        proxy.shutdown()
-        proxy.server_close()
+    with far_end(_RecordingProxy) as proxy_port:
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy_port}")
+        with sender_to(live, "http://api.twilio.invalid") as adapter:
+            result = adapter.send(ALI, "hi", "x")
     assert result.provider_id == "SM" + "0" * 32
     assert _RecordingProxy.seen and _RecordingProxy.seen[0].startswith("POST http://api.twilio.invalid/")
 
@@ -453,20 +467,10 @@ class _ClosesWhenIdle(_RecordingProxy):
 def test_a_kept_alive_connection_the_api_closed_meanwhile_is_not_a_lost_answer(live: Live):
     """Reused as it was, the second SMS would go out on a closed connection and its outcome
     would be unknown (held 10 minutes for a callback); a fresh connection sends it."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _ClosesWhenIdle)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    config = dataclasses.replace(
-        live.config, twilio_api_base_url=f"http://127.0.0.1:{server.server_address[1]}"
-    )
-    adapter = TwilioSender(config)
-    try:
+    with far_end(_ClosesWhenIdle) as port, sender_to(live, f"http://127.0.0.1:{port}") as adapter:
         first = adapter.send(ALI, "hi", "x")
         time.sleep(0.2)  # the server has closed its end by now
         second = adapter.send(ALI, "again", "y")
-    finally:
-        adapter.close()
-        server.shutdown()
-        server.server_close()
     assert first.provider_id == second.provider_id == "SM" + "0" * 32
 
 
@@ -509,31 +513,20 @@ def test_sms_go_over_tls_only_to_an_api_whose_certificate_checks_out(
     live: Live, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, trusted: bool
 ):
     cert_file, key_file = _self_signed(tmp_path)
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _RecordingProxy)
     tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     tls.load_cert_chain(cert_file, key_file)
-    server.socket = tls.wrap_socket(server.socket, server_side=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     if trusted:
         monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert_file))
     else:
         monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
         monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
-    config = dataclasses.replace(
-        live.config, twilio_api_base_url=f"https://127.0.0.1:{server.server_address[1]}"
-    )
-    adapter = TwilioSender(config)
-    try:
+    with far_end(_RecordingProxy, tls) as port, sender_to(live, f"https://127.0.0.1:{port}") as adapter:
         if trusted:
             assert adapter.send(ALI, "hi", "x").provider_id == "SM" + "0" * 32
         else:  # a certificate nobody vouches for: nothing was sent, so it may be sent again
             with pytest.raises(SendError) as refused:
                 adapter.send(ALI, "hi", "x")
             assert refused.value.retryable and not refused.value.outcome_unknown
-    finally:
-        adapter.close()
-        server.shutdown()
-        server.server_close()
 
 
 def test_the_watchdog_schedules_a_send_job_for_stranded_sms(live: Live):
