@@ -46,9 +46,10 @@ class Transport(HttpClient):  # type: ignore[misc]  # twilio ships no type hints
         """Make the request Twilio's client asks for (as `TwilioHttpClient.request` does,
         redirects never followed) and return its answer; kept_alive.NotSent or NoAnswer
         when none came."""
-        parts = urlsplit(url)
-        query = "&".join(q for q in (parts.query, urlencode(_present(params), doseq=True)) if q)
-        url = parts._replace(query=query).geturl()
+        if params:  # none for sending an SMS: its fields go in the body
+            parts = urlsplit(url)
+            query = "&".join(q for q in (parts.query, urlencode(_present(params), doseq=True)) if q)
+            url = parts._replace(query=query).geturl()
         sent_headers = dict(headers or {})
         body = None
         if data is not None:
