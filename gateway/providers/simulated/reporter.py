@@ -39,10 +39,10 @@ class Poster:
         self._conns = kept_alive.Connections(TIMEOUT_SECONDS)
 
     def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> int:
-        for retry in (False, True):  # a connection lost on the way: once more on a new one
+        for retry in (False, True):  # a connection refused or lost on the way: once more, anew
             try:
                 return self._conns.request("POST", url, body, headers).status
-            except kept_alive.NoAnswer:
+            except (kept_alive.NotSent, kept_alive.NoAnswer):
                 if retry:
                     raise
         raise AssertionError("unreachable")
