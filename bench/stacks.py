@@ -2,9 +2,10 @@
 
 Kabootar: redis-server started the way `kabootar run` starts it (gateway/box/embedded_redis.py,
 append-only file fsynced on every write unless a scenario says otherwise), `kabootar web`
-(gunicorn as gateway/box/gunicorn_conf.py sets it up) and `kabootar worker` processes. The peers run from
-../shared/baseline as its README says: `gunicorn -w 2 app:app` / `noop_app:app`, and
-`rq worker` (forking by default, or SimpleWorker), against the same kind of redis-server.
+(Granian or gunicorn as gateway/box/servers.py sets them up) and `kabootar worker`
+processes. The peers run from ../shared/baseline as its README says: `gunicorn -w 2
+app:app` / `noop_app:app`, and `rq worker` (forking by default, or SimpleWorker),
+against the same kind of redis-server.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from redis import Redis
 
 from bench.procs import Fleet, Proc, _die_with_parent, wait_http
 from gateway.box import embedded_redis
-from gateway.config import Config
+from gateway.config import DEFAULT_WEB_SERVER, Config
 from gateway.phones import PhoneVault
 
 SECRET_KEY = "kabootar-bench-secret-key"  # the bench's own data only: thrown away after each run
@@ -144,7 +145,7 @@ def start_kabootar(
     durable: bool = True,
     sms_mps: str = "1",
     providers: str = "twilio",
-    server: str = "gunicorn",
+    server: str = DEFAULT_WEB_SERVER,
     replicas: int = 0,
     **extra: str,
 ) -> Kabootar:

@@ -50,11 +50,12 @@ def _providers(raw: str) -> tuple[str, ...]:
     return names
 
 
-WEB_SERVERS = ("gunicorn", "granian")
+WEB_SERVERS = ("granian", "gunicorn")
+DEFAULT_WEB_SERVER = "granian"  # why: gateway/box/servers.py
 
 
 def _web_server(raw: str) -> str:
-    name = raw.strip().lower() or "gunicorn"
+    name = raw.strip().lower() or DEFAULT_WEB_SERVER
     if name not in WEB_SERVERS:
         raise ConfigError(f"WEB_SERVER={raw!r}: name one of {', '.join(WEB_SERVERS)}")
     return name
@@ -223,7 +224,7 @@ class Config:
     # The longest wait, in seconds, that failed console logins from one address earn (they double).
     ops_login_max_wait: float = 900.0
     # The HTTP server `kabootar web` runs the app under (WEB_SERVER): see gateway/box/servers.py.
-    web_server: str = "gunicorn"
+    web_server: str = DEFAULT_WEB_SERVER
     var_dir: Path = field(default_factory=lambda: Path("var"))  # dev data: Redis files, secret key
 
     @classmethod
@@ -298,7 +299,7 @@ class Config:
             ops_login_max_wait=_at_least(  # 0 would let a guesser try as fast as they like
                 1.0, "OPS_LOGIN_MAX_WAIT", env.get("OPS_LOGIN_MAX_WAIT", "900"), float
             ),
-            web_server=_web_server(env.get("WEB_SERVER", "gunicorn")),
+            web_server=_web_server(env.get("WEB_SERVER", DEFAULT_WEB_SERVER)),
             var_dir=var_dir,
         )
         return (replace(cfg, **overrides) if overrides else cfg)._with_simulator_secrets()

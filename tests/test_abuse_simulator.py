@@ -27,6 +27,7 @@ from gateway.web import create_app
 from tests.conftest import TEST_PUBLIC_URL, Twilio
 from tests.live import CLI, SETTINGS
 from tests.simulated import dev_session
+from tests.test_layout import ROOT
 from tests.test_ops import csrf_of
 
 PHONE = "+14155550123"
@@ -40,16 +41,22 @@ REAL_TWILIO = {"TWILIO_ACCOUNT_SID": "AC" + "1" * 32, "TWILIO_AUTH_TOKEN": "a-re
 def kabootar(argv: list[str], **settings: str) -> subprocess.CompletedProcess[str]:
     """Run a command as an operator's shell would, with only `settings` of Kabootar's."""
     env = {k: v for k, v in os.environ.items() if k not in SETTINGS} | settings
+    # The Procfile's `kabootar` and `python` are this virtualenv's.
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60, check=False)
 
 
 GUNICORN = [sys.executable, "-m", "gunicorn", "-c", "python:gateway.box.gunicorn_conf"]
-# Every way to start the web app or a worker: the CLI, and the Procfile's two lines.
+PROCFILE = dict(line.split(": ", 1) for line in (ROOT / "Procfile").read_text().splitlines() if line)
+# Every way to start the web app or a worker: the CLI under each web server, the
+# Procfile's two lines (as a shell runs them, with this virtualenv's commands first on
+# the PATH), and gunicorn started with its settings module, as a Procfile of old did.
 STARTS = {
     "kabootar web": [*CLI, "web"],
     "kabootar worker": [*CLI, "worker"],
-    "procfile web": [*GUNICORN, "gateway.web:create_app()"],
-    "procfile worker": [sys.executable, "-m", "workers"],
+    "procfile web": ["sh", "-c", PROCFILE["web"]],
+    "procfile worker": ["sh", "-c", PROCFILE["worker"]],
+    "gunicorn web": [*GUNICORN, "gateway.web:create_app()"],
 }  # fmt: skip
 
 
@@ -76,7 +83,7 @@ STARTS = {
 def test_abuse_15_a_half_configured_provider_does_not_start_and_names_what_is_missing(
     tmp_path: Path, settings: dict[str, str], named: str
 ):
-    for command in ("kabootar web", "kabootar worker", "procfile web"):
+    for command in ("kabootar web", "kabootar worker", "procfile web", "gunicorn web"):
         result = kabootar(
             STARTS[command],
             KABOOTAR_VAR_DIR=str(tmp_path / "var"),

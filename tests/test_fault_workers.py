@@ -1,6 +1,6 @@
 """Workers SIGKILLed every 2 s while 5,000 texts come in: every text becomes exactly one post.
 
-Real gunicorn (`kabootar web`), two `kabootar worker`s (as `make run` starts) and a
+Real Granian (`kabootar web`), two `kabootar worker`s (as `make run` starts) and a
 durable Redis. A killer thread SIGKILLs one worker every 2 s, in turn, and starts it
 again at once, as a supervisor would. It notes the RQ jobs the dead worker had taken or
 started and the inbox batches it had claimed; a monitor times how long each waits

@@ -286,19 +286,35 @@ query_pairs = st.lists(
 )
 
 
-# What gunicorn lets through in a request line's query: printable ASCII (it answers 400
-# itself to a raw control or non-ASCII byte), so anything else arrives percent-escaped.
+# What the web servers let through in a request line's query: printable ASCII, and under
+# Granian (the default) UTF-8 above ASCII too, read as latin-1; both answer 400 themselves
+# to a raw control byte, gunicorn to any byte above ASCII and Granian to one that is not
+# UTF-8, so those arrive percent-escaped.
 REQUEST_LINE_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) != "#")
 
 
 @st.composite
 def query_strings(draw: st.DrawFn) -> str:
-    """A QUERY_STRING as gunicorn hands it over: odd escapes and charsets, broken pairs."""
+    """A QUERY_STRING as the web server hands it over: odd escapes and charsets, broken pairs."""
     charset = draw(st.sampled_from(["utf-8", "utf-8", "latin-1", "cp1256"]))
     raw = urllib.parse.urlencode(draw(query_pairs), encoding=charset, errors="replace").encode("ascii")
     if draw(st.booleans()):
         raw = draw(raw_bits) + raw + draw(raw_bits)
-    return urllib.parse.quote_from_bytes(raw, safe=REQUEST_LINE_SAFE)
+    escaped = urllib.parse.quote_from_bytes(raw, safe=REQUEST_LINE_SAFE)
+    if draw(st.booleans()) or not utf8(raw):  # as gunicorn: every byte above ASCII escaped
+        return escaped
+    ascii_escaped = (urllib.parse.quote_from_bytes(bytes([b]), safe=REQUEST_LINE_SAFE) for b in raw)
+    return "".join(  # as Granian: UTF-8 above ASCII raw, read as latin-1
+        chr(b) if b >= 0x80 else escaped_b for b, escaped_b in zip(raw, ascii_escaped, strict=True)
+    )
+
+
+def utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 @FUZZ
@@ -341,7 +357,7 @@ def test_every_public_page_answers_any_path_and_query_without_a_server_error(
     client: FlaskClient, feed: list[int], tally: Counter[str], page: str, parts: list[str], query: str
 ) -> None:
     path = page.format(*parts)
-    # As gunicorn passes the path on: percent-escapes decoded to bytes, read as latin-1.
+    # As both web servers pass the path on: percent-escapes decoded to bytes, read as latin-1.
     raw_path = urllib.parse.unquote_to_bytes(path).decode("latin-1")
     response = client.get(path, environ_overrides={"PATH_INFO": raw_path, "QUERY_STRING": query})
 

@@ -1,5 +1,5 @@
 """`make ha`, `kabootar restart --rolling` and Ctrl-C, with real processes: `kabootar run`
-(and `--ha`: three redis-servers, three Sentinels, HAProxy, two gunicorns, workers) started
+(and `--ha`: three redis-servers, three Sentinels, HAProxy, two web servers, workers) started
 as an operator would, texts sent as Twilio sends them, processes replaced and stopped.
 """
 
@@ -124,8 +124,8 @@ def test_restart_without_a_running_kabootar_says_so(tmp_path: Path):
 @pytest.mark.fault
 @pytest.mark.parametrize(
     ("flags", "server"),
-    [((), "gunicorn"), (("--ha",), "gunicorn"), (("--ha",), "granian")],
-    ids=["make-run", "make-ha", "make-ha-granian"],
+    [((), "granian"), ((), "gunicorn"), (("--ha",), "granian"), (("--ha",), "gunicorn")],
+    ids=["make-run", "make-run-gunicorn", "make-ha", "make-ha-gunicorn"],
 )
 def test_rolling_restart_during_a_steady_stream_loses_and_refuses_nothing(
     processes: Processes, tmp_path: Path, report: Report, flags: tuple[str, ...], server: str
@@ -164,7 +164,7 @@ def test_rolling_restart_during_a_steady_stream_loses_and_refuses_nothing(
     after = roles(run.pid)
 
     replaced = ["web worker", "worker"] + (["web master"] if flags else [])
-    for role in replaced:  # every one replaced (`make run` keeps gunicorn's master: SIGHUP)
+    for role in replaced:  # every one replaced (`make run` keeps the server's master: SIGHUP)
         assert before[role] and after[role] and not before[role] & after[role], (role, before, after)
     statuses = [a.status for a in answers]
     count = len(statuses)

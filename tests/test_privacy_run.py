@@ -1,6 +1,6 @@
 """No phone number anywhere, after a run of every command through real processes.
 
-`kabootar web` (gunicorn, with the Twilio simulator in it) and `kabootar worker` run
+`kabootar web` (Granian, with the Twilio simulator in it) and `kabootar worker` run
 against the test Redis. Texters from Iran, the US, the UK and Germany, one texting in
 two formats (E.164 and spaced, E.164 and `whatsapp:`), use every command in DESIGN.md's
 table and every word in every language of `words.py`, post, reply, message,

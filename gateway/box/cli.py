@@ -4,7 +4,7 @@
     kabootar run --ha            the local HA topology (`make ha`): Redis + 2 replicas, 3 Sentinels,
                                  WORKERS workers, 2 web processes behind HAProxy
     kabootar restart --rolling   replace the running `kabootar run`'s web and worker processes one at a time
-    kabootar web                 one web process: gunicorn serving gateway.web:create_app() on HOST:PORT
+    kabootar web                 one web process (WEB_SERVER: Granian or gunicorn) on HOST:PORT
     kabootar worker              one worker process
     kabootar ops add-user NAME       an operator for the console (or a new password)
     kabootar ops set-password NAME   a new password for an operator (ends their sessions)
@@ -71,7 +71,7 @@ def web(args: argparse.Namespace) -> int:
     if not (config.redis_url or config.redis_sentinels):
         return _fail(connect.NOT_CONFIGURED)
     config.check_providers()
-    # Generate (or load) the dev key once here: gunicorn's workers would race to write it.
+    # Generate (or load) the dev key once here: the server's processes would race to write it.
     env = {**os.environ, "SECRET_KEY": config.with_secret_key().secret_key}
     argv = servers.argv(config)
     os.execve(argv[0], argv, env)
@@ -214,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     restart_command.add_argument(
         "--timeout", type=float, default=600.0, help="seconds to wait for it to finish (default 600)"
     )
-    command("web", web, "run the web app under gunicorn on HOST:PORT")
+    command("web", web, "run the web app under WEB_SERVER (Granian or gunicorn) on HOST:PORT")
     command("worker", worker, "run one worker process")
     ops = commands.add_parser(
         "ops", help="operator console accounts", description="operator console accounts"

@@ -4,15 +4,20 @@ WEB_CONCURRENCY processes (2 by default: one box, two cores), 8 threads each for
 together share one: gateway/store/group_commit.py), no access log (nothing that could
 carry a phone number may reach a log), 10 s for a stopping process to finish its
 requests, and SIGHUP for a graceful reload: new processes import the app anew while the
-listening socket stays open, so no connection is refused (but see Granian below).
+listening socket stays open, so no connection is refused.
 
-- gunicorn, the default: gthread workers, its settings in gateway/box/gunicorn_conf.py
-  (which the Procfile loads too).
-- Granian: a Rust HTTP server with a WSGI interface. HTTP parsing and connections are not
-  Python there, which leaves the app's processes more of the CPU: in `make bench` the same
-  app answered about 1.4 × the feed reads and 1.6 × the webhooks on the same machine. Its
-  SIGHUP reload closes kept-alive connections at once: without a proxy that drains a
-  process first (`make ha` has one), a request sent on one at that moment is refused.
+- Granian, the default: a Rust HTTP server with a WSGI interface. HTTP parsing and
+  connections are not Python there, which leaves the app's processes more of the two
+  cores: in `make bench` the same app answered 1.5 × gunicorn's webhooks and about 1.4 ×
+  its feed reads. It runs without HTTP keep-alive: its SIGHUP reload closes idle
+  kept-alive connections at once, and a webhook sent on one at that moment was refused
+  (11 of 1,472 in a rolling restart of `make run`); with one request per connection
+  there is no idle connection to close, the rolling restart refused none, and the
+  webhook rate stayed 1.48 × gunicorn's in the same run (1.53 × with keep-alive).
+  Behind a proxy (`make ha`'s HAProxy), the proxy holds the clients' connections.
+- gunicorn (WEB_SERVER=gunicorn): gthread workers, its settings in
+  gateway/box/gunicorn_conf.py. All Python, so slower, and it answers a request that
+  arrives on a kept-alive connection as it stops, then closes.
 """
 
 from __future__ import annotations
@@ -54,6 +59,8 @@ def granian(config: Config) -> list[str]:
         "--blocking-threads",
         str(APP_THREADS),
         "--no-access-log",
+        "--no-ws",  # no websockets in WSGI: saves a line in every start's log
+        "--no-http1-keep-alive",  # one request per connection: see above
         "--workers-kill-timeout",
         str(STOP_SECONDS),
         "--respawn-failed-workers",  # as gunicorn's master does: a crashed worker is replaced
@@ -64,6 +71,6 @@ def granian(config: Config) -> list[str]:
 
 def argv(config: Config) -> list[str]:
     """The command that serves the app under `config.web_server`."""
-    if config.web_server == "granian":
-        return [sys.executable, *granian(config)]
-    return [sys.executable, *GUNICORN]
+    if config.web_server == "gunicorn":
+        return [sys.executable, *GUNICORN]
+    return [sys.executable, *granian(config)]
