@@ -89,9 +89,8 @@ def overflow(page: Any) -> list[str]:
               for (const el of document.body.querySelectorAll("*")) {
                 const box = el.getBoundingClientRect();
                 if (box.width && box.right > width + 1) {
-                  out.push(el.tagName.toLowerCase() + (el.id ? "#" + el.id : "") +
-                           (el.className && typeof el.className === "string" ? "." + el.className.split(" ")[0] : "") +
-                           " right=" + Math.round(box.right));
+                  const id = el.id ? "#" + el.id : "";
+                  out.push(el.tagName.toLowerCase() + id + " right=" + Math.round(box.right));
                 }
               }
               return out.slice(0, 10);
