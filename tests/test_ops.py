@@ -141,7 +141,7 @@ def test_settings_panel_shows_the_limits_this_app_runs_with_and_no_secret(config
     accounts.add_user(redis, "ana", PASSWORD)
     log_in(client)
     html = client.get("/ops").get_data(as_text=True)
-    panel = html[html.index('<section id="settings">') :]
+    panel = html[html.index('<section id="settings"') :]
     panel = panel[: panel.index("</section>")]
     assert re.search(r"SENDER_POSTS_PER_MINUTE</code></th><td>7<", panel)
     assert re.search(r"SMS_MAX_SEGMENTS</code></th><td>3<", panel)
