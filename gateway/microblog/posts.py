@@ -171,15 +171,16 @@ def create(redis: Redis, new: NewPost, media_allow_http: bool = False) -> int:
 # so it stays valid however Redis is replicated. A row is what a post's rendering depends
 # on, in _FIELDS order after the id, then the handle: equal rows render equally, so a
 # reader can cache by them. KEYS: the handle-of index, then the posts' hashes.
-# ARGV: "1" to keep hidden ones, then the posts' ids (in KEYS' order).
+# ARGV: "1" to keep hidden ones, the post key prefix (a post's id is the rest of its key).
 _FIELDS = ("body", "src", "at", "sub", "name", "re", "media", "hidden")
+POST_KEY_PREFIX = keys.post("")
 _GET = f"""
 local FIELDS = {{{", ".join(repr(f) for f in _FIELDS)}}}
 local out = {{}}
 for i = 2, #KEYS do
   local h = redis.call('HMGET', KEYS[i], unpack(FIELDS))
   if (h[1] or h[2] or h[3]) and (ARGV[1] == '1' or h[8] ~= '1') then
-    out[#out + 1] = ARGV[i]
+    out[#out + 1] = string.sub(KEYS[i], #ARGV[2] + 1)
     for j = 1, #FIELDS do out[#out + 1] = h[j] end
     out[#out + 1] = h[4] and redis.call('HGET', KEYS[1], h[4])
   end
@@ -257,8 +258,8 @@ def _read_rows(redis: Redis, post_ids: Sequence[int | str], include_hidden: bool
     (two more for each author not yet in the handle-of index)."""
     if not post_ids:
         return []
-    script_keys = [keys.HANDLE_OF, *(keys.post(i) for i in post_ids)]
-    args = ["1" if include_hidden else "0", *(str(i) for i in post_ids)]
+    script_keys = [keys.HANDLE_OF, *(POST_KEY_PREFIX + str(i) for i in post_ids)]
+    args = ["1" if include_hidden else "0", POST_KEY_PREFIX]
     got = scripts.load(redis, _GET)(keys=script_keys, args=args)
     rows = list(_rows(cast(list[str | None], got)))
     return [_with_handle(redis, row) if row[4] and row[-1] is None else row for row in rows]
