@@ -174,6 +174,7 @@ BLOCKS = PREFIX + "mod:blocks"
 BLOCKS_TOLD = PREFIX + "mod:blocks:told"
 MODERATION_LOG = PREFIX + "mod:log"  # capped list of JSON lines: who hid/blocked what, when
 OPS_USERS = PREFIX + "ops:users"  # hash: operator name -> werkzeug password hash
+OPS_AUDIT = PREFIX + "ops:audit"  # list, newest first: JSON entries of bulk actions (ops/audit.py)
 
 
 def stats_minute(minute: int) -> str:
