@@ -16,6 +16,7 @@ failure is logged with the URL's host only, since its path or user part is often
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import threading
@@ -55,7 +56,7 @@ def post(url: str, payload: dict[str, object]) -> bool:
         return True
     except urllib.error.HTTPError as e:
         trouble = f"HTTP {e.code}"
-    except (OSError, ValueError) as e:  # refused, timed out, no such host
+    except (OSError, ValueError, http.client.HTTPException) as e:  # refused, timed out, no such host
         trouble = type(e).__name__
     log.warning("alert webhook to %s failed: %s", urlsplit(url).hostname, trouble)
     return False
