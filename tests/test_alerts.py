@@ -290,3 +290,25 @@ def test_a_webhook_that_fails_is_logged_without_its_secret(
 def test_alert_webhook_url_must_be_an_http_url(raw: str):
     with pytest.raises(ConfigError, match="ALERT_WEBHOOK_URL"):
         Config.from_env({"ALERT_WEBHOOK_URL": raw})
+
+
+def test_while_redis_takes_no_writes_each_process_tells_it_and_its_end(
+    runtime: Runtime, redis: Redis, receiver: tuple[str, list[dict[str, str]]], config: Config
+):
+    url, received = receiver
+    beat(redis)
+    watchers = [alert_webhook.Watcher(Runtime.from_config(replace(config, alert_webhook_url=url)), 0.1)]
+    watchers.append(alert_webhook.Watcher(Runtime.from_config(replace(config, alert_webhook_url=url)), 0.1))
+    redis.config_set("min-replicas-to-write", 1)  # no replica: every write is refused (NOREPLICAS)
+    try:
+        for _ in range(3):
+            for watcher in watchers:
+                watcher.check()
+        # Nothing can be claimed in Redis: each process tells it, once.
+        assert [(r["status"], r["name"]) for r in received] == [("firing", "NoWritablePrimary")] * 2
+        assert received[0]["summary"].startswith("Redis at ")
+    finally:
+        redis.config_set("min-replicas-to-write", 0)
+    for watcher in watchers:
+        watcher.check()
+    assert [(r["status"], r["name"]) for r in received[2:]] == [("resolved", "NoWritablePrimary")] * 2

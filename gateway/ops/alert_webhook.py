@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 from redis import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from gateway.ops import alerts, snapshot
 from gateway.runtime import Runtime
@@ -80,25 +80,58 @@ def announce(redis: Redis, raised: list[alerts.Alert], rules: frozenset[str], ur
                 post(url, {"status": "resolved", **json.loads(shown), "ended": _iso(now)})
 
 
-def check(runtime: Runtime, interval: float = CHECK_SECONDS) -> None:
-    """One round, unless another process checked within `interval`: evaluate, announce."""
-    redis = runtime.redis
-    if not redis.set(keys.ALERTS_CHECK_LOCK, "1", nx=True, px=max(1, int(interval * 900))):
-        return
-    facts = snapshot.read(runtime)
-    raised = alerts.evaluate(redis, facts)
-    announce(redis, raised, alerts.judged(facts), runtime.config.alert_webhook_url, facts.window.now)
+class Watcher:
+    """One web process's checks (`start` runs them in a thread)."""
+
+    def __init__(self, runtime: Runtime, interval: float = CHECK_SECONDS) -> None:
+        self.runtime = runtime
+        self.interval = interval
+        # While Redis takes no writes nothing can be claimed in it: each process then tells
+        # what it sees itself, and keeps what it told (alert id -> what), to tell its end too.
+        self.told_here: dict[str, str] = {}
+
+    def check(self) -> None:
+        """One round, unless another process checked within the interval: evaluate, announce."""
+        redis = self.runtime.redis
+        try:
+            lock_ms = max(1, int(self.interval * 900))
+            mine = bool(redis.set(keys.ALERTS_CHECK_LOCK, "1", nx=True, px=lock_ms))
+        except ResponseError:  # READONLY, NOREPLICAS: a Redis that takes no writes
+            mine = True
+        if not (mine or self.told_here):
+            return
+        facts = snapshot.read(self.runtime)
+        raised = alerts.evaluate(redis, facts)
+        url, rules, now = self.runtime.config.alert_webhook_url, alerts.judged(facts), facts.window.now
+        writable = bool(facts.redis["writable"])
+        # Better each process telling that Redis takes no writes than none of them.
+        self._tell_here(url, [] if writable else raised, {a.id for a in raised}, rules, now)
+        if writable and mine:
+            announce(redis, raised, rules, url, now)
+
+    def _tell_here(
+        self, url: str, raised: list[alerts.Alert], firing: set[str], rules: frozenset[str], now: float
+    ) -> None:
+        """Announce `raised` from this process alone, and the end of what it told that is over."""
+        for alert in raised:
+            if alert.id not in self.told_here:
+                self.told_here[alert.id] = json.dumps(alert.to_json())
+                post(url, {"status": "firing", **alert.to_json()})
+        over = [i for i in self.told_here if i.partition(":")[0] in rules and i not in firing]
+        for alert_id in over:
+            told = json.loads(self.told_here.pop(alert_id))
+            post(url, {"status": "resolved", **told, "ended": _iso(now)})
 
 
 def start(runtime: Runtime, interval: float = CHECK_SECONDS) -> threading.Event:
     """Check every `interval` seconds in a daemon thread, until the returned event is set."""
-    stop = threading.Event()
+    stop, watcher = threading.Event(), Watcher(runtime, interval)
 
     def loop() -> None:
         while not stop.wait(interval):
             try:
-                check(runtime, interval)
-            except RedisError as e:  # down, or a replica: the console says so; check again later
+                watcher.check()
+            except RedisError as e:  # down: the console says so; check again later
                 log.warning("alert check: Redis: %s", e)
             except Exception:
                 log.exception("alert check failed")  # a bug must not end the checks for good
