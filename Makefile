@@ -21,9 +21,11 @@ test: $(STAMP) chromium haproxy prometheus
 
 lint: style typecheck
 
-# The Prometheus alerting rules are valid (promtool); CI runs it right after lint.
+# The Prometheus alerting rules are valid and fire as their tests expect (promtool); CI runs
+# it right after lint.
 rules: prometheus
 	promtool check rules deploy/prometheus/alerts.yml
+	promtool test rules deploy/prometheus/alerts_test.yml
 
 style: $(STAMP)
 	$(BIN)/ruff check .

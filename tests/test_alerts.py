@@ -190,10 +190,12 @@ def promtool(*args: str, stdin: str | None = None) -> subprocess.CompletedProces
     return subprocess.run(["promtool", *args], input=stdin, capture_output=True, text=True, timeout=60)
 
 
-def test_promtool_accepts_the_rules():
+def test_promtool_accepts_the_rules_and_they_fire_as_their_unit_tests_expect():
     checked = promtool("check", "rules", str(RULES_FILE))
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "SUCCESS: 5 rules found" in checked.stdout
+    tested = promtool("test", "rules", str(RULES_FILE.with_name("alerts_test.yml")))
+    assert tested.returncode == 0, tested.stdout + tested.stderr
 
 
 def test_promtool_accepts_metrics_of_a_busy_app_without_warnings(
