@@ -134,6 +134,14 @@ def _at_least(least: _N, name: str, raw: str, kind: Callable[[str], _N] = int) -
     return value
 
 
+def _history_days(raw: str) -> int:
+    """HISTORY_DAYS: 1 to 14 (an SMS's outbox entry, its history record, lives 14 days)."""
+    days = _at_least(1, "HISTORY_DAYS", raw)
+    if days > 14:
+        raise ConfigError(f"HISTORY_DAYS={raw!r}: at most 14 (SMS records live 14 days)")
+    return days
+
+
 def _metrics_token(raw: str) -> str:
     """METRICS_TOKEN: unset, or long enough that guessing it is hopeless (it has no login waits)."""
     token = raw.strip()
@@ -240,6 +248,9 @@ class Config:
     ops_login_max_wait: float = 900.0
     # The HTTP server `kabootar web` runs the app under (WEB_SERVER): see gateway/box/servers.py.
     web_server: str = DEFAULT_WEB_SERVER
+    # Days the console's message history keeps each text and SMS (HISTORY_DAYS), 1 to 14:
+    # an SMS's record is its outbox entry, which lives 14 days.
+    history_days: int = 7
     var_dir: Path = field(default_factory=lambda: Path("var"))  # dev data: Redis files, secret key
 
     @classmethod
@@ -316,6 +327,7 @@ class Config:
                 1.0, "OPS_LOGIN_MAX_WAIT", env.get("OPS_LOGIN_MAX_WAIT", "900"), float
             ),
             web_server=_web_server(env.get("WEB_SERVER", DEFAULT_WEB_SERVER)),
+            history_days=_history_days(env.get("HISTORY_DAYS", "7")),
             var_dir=var_dir,
         )
         return (replace(cfg, **overrides) if overrides else cfg)._with_simulator_secrets()
@@ -461,4 +473,5 @@ class Config:
             env["ALERT_WEBHOOK_URL"] = self.alert_webhook_url
         env["OPS_LOGIN_MAX_WAIT"] = str(self.ops_login_max_wait)
         env["WEB_SERVER"] = self.web_server
+        env["HISTORY_DAYS"] = str(self.history_days)
         return env

@@ -90,6 +90,13 @@ def mask(number: str) -> str:
     return f"+{country}•••{digits[-2:]}" if country else f"•••{digits[-2:]}"
 
 
+def country_code(number: str) -> str:
+    """All that the console's history may show of a number: its country code ("+98"), or
+    "" when it has none we can read."""
+    country = _country_code(number)
+    return f"+{country}" if country else ""
+
+
 def _country_code(number: str) -> int | None:
     """The country calling code of an international number (`+98…` -> 98), else None."""
     if not number.strip().startswith("+"):

@@ -93,6 +93,7 @@ def _paths(app: Flask) -> list[tuple[str, str]]:
         built = set()
         for action in samples:  # every action a rule accepts
             values = {"job_id": "abc", "action": action, "name": "android", "key": "A" * 24}
+            values["history_id"] = "in-SM1"  # a message's timeline (/ops/messages/<id>)
             try:
                 built.add(adapter.build(rule.endpoint, {k: values[k] for k in rule.arguments}))
             except (BuildError, ValueError):

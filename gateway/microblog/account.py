@@ -13,7 +13,7 @@ from redis import Redis
 
 from gateway.microblog import follows, handles, posts, text
 from gateway.microblog.text import fold
-from gateway.store import keys, scripts
+from gateway.store import history, keys, scripts
 
 DONE_TTL_SECONDS = 7 * 24 * 3600  # as long as a text can come back (pipeline/intake.py's SEEN_TTL_SECONDS)
 BIO_MAX = 160
@@ -135,7 +135,9 @@ def delete_latest(redis: Redis, sub_id: int, message_sid: str) -> posts.Post | N
     latest = latest_post(redis, sub_id)
     if latest is None:
         return None
+    sid = str(redis.hget(keys.post(latest.id), "sid") or "")
     _unpublish(redis, [latest.id], extra=[(done, str(latest.id))])
+    history.erase_post(redis, sid, latest.id)
     return latest
 
 

@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 
 from redis import Redis
 
-from gateway.store import keys, scripts
+from gateway.store import history, keys, scripts
 from gateway.store.queues import LANES
 
 SCAN_COUNT = 1000
@@ -55,7 +55,9 @@ def forget_outbound(redis: Redis, sub_id: int, post_ids: Sequence[int], handle: 
         ]
         if doomed:
             erased += int(redis.delete(*doomed))
-            from_lanes(redis, [key.removeprefix(keys.outbound_message("")) for key in doomed])
+            ids = [key.removeprefix(keys.outbound_message("")) for key in doomed]
+            from_lanes(redis, ids)
+            history.erase(redis, [history.outbound_id(i) for i in ids])
     return erased
 
 

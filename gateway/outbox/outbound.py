@@ -25,7 +25,7 @@ from rq import Queue
 from gateway.config import Limits
 from gateway.providers.records import FAILED, OPTED_OUT, RETRY, UNDELIVERED, DeliveryReport
 from gateway.runtime import Runtime
-from gateway.store import keys, queues, scripts, stats
+from gateway.store import history, keys, queues, scripts, stats
 
 KINDS = ("answer", "direct", "fanout")
 LANE_OF_KIND = {"answer": "replies", "direct": "replies", "fanout": "fanout"}
@@ -55,17 +55,21 @@ QUEUE_CHUNK = 500  # messages per script call when queuing a large audience
 
 _LUA_RANK = "local rank = {" + ", ".join(f"{status}={n}" for status, n in RANK.items()) + "}\n"
 
-# KEYS: lane list, lane drain flag, then per SMS its message hash and its recipient's
-# subscriber hash.  ARGV: kind, force ("1": even if stopped), now, ttl, flag ttl ms, intent,
-# who to tell if it cannot be delivered ("" no one) and what, then per SMS (recipient, id, body).
+# KEYS: lane list, lane drain flag, the history's indexes of every message and of SMS (today's)
+# and its set of the intent's SMS, then per SMS its message hash, its recipient's subscriber
+# hash and the history's index of that recipient.  ARGV: kind, force ("1": even if stopped),
+# now, ttl, flag ttl ms, intent, who to tell if it cannot be delivered ("" no one) and what,
+# the history's score and expiry, then per SMS (recipient, id, body).
 # Each SMS notes the channel its recipient texted through last (`ch`: its way back), and
 # the provider's channel prefix their address had there (`pre`, e.g. "whatsapp").
 # Returns {queued, 1 if the caller must enqueue a send job}.
-_QUEUE = """
+_QUEUE = (
+    history.LUA_INDEX
+    + """
 local n = 0
-for j = 0, (#KEYS - 2) / 2 - 1 do
-  local key, sub = KEYS[3 + 2 * j], KEYS[4 + 2 * j]
-  local recipient, id, body = ARGV[9 + 3 * j], ARGV[10 + 3 * j], ARGV[11 + 3 * j]
+for j = 0, (#KEYS - 5) / 3 - 1 do
+  local key, sub, by_texter = KEYS[6 + 3 * j], KEYS[7 + 3 * j], KEYS[8 + 3 * j]
+  local recipient, id, body = ARGV[11 + 3 * j], ARGV[12 + 3 * j], ARGV[13 + 3 * j]
   if redis.call('EXISTS', key) == 0 then
     local s = redis.call('HMGET', sub, 'phone', 'stopped', 'paused', 'ch', 'pre')
     local stopped = s[2] == '1' and ARGV[2] ~= '1'
@@ -77,23 +81,32 @@ for j = 0, (#KEYS - 2) / 2 - 1 do
       if ARGV[7] ~= '' then redis.call('HSET', key, 'nto', ARGV[7], 'notice', ARGV[8]) end
       redis.call('EXPIRE', key, ARGV[4])
       redis.call('RPUSH', KEYS[1], id)
+      for _, ix in ipairs({KEYS[3], KEYS[4], by_texter}) do kb_index(ix, ARGV[9], 'out-' .. id, ARGV[10]) end
+      redis.call('SADD', KEYS[5], id)
       n = n + 1
     end
   end
 end
 local schedule = 0
-if n > 0 and redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[5]) then schedule = 1 end
+if n > 0 then
+  redis.call('EXPIREAT', KEYS[5], ARGV[10])
+  if redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[5]) then schedule = 1 end
+end
 return {n, schedule}
 """
+)
 
 # KEYS: message, sending zset, stats, the reporting provider's health, the delayed zsets of
-# the replies and the fanout lanes, and (only when the recipient opted out) their subscriber hash.
+# the replies and the fanout lanes, today's history indexes of this status, of retried and of
+# opted-out SMS, and (only when the recipient opted out) their subscriber hash.
 # ARGV: our status, the provider's id, error code, now, message id, "1" if the recipient
 # opted out, the reporting provider, which send of the SMS it reports on, "1" if the failure
-# is worth retrying, when to retry, the oldest creation time still retried.
+# is worth retrying, when to retry, the oldest creation time still retried, the history's
+# score and expiry, the report's neutral outcome.
 # Returns -1 unknown message, 0 nothing newer, 1 recorded, 2 queued again to retry.
 _CALLBACK = (
     _LUA_RANK
+    + history.LUA_INDEX
     + """
 local cur = redis.call('HMGET', KEYS[1], 'status', 'r', 'sid', 'gen', 'kind', 'created')
 if not cur[1] then return -1 end
@@ -114,6 +127,7 @@ if ARGV[9] == '1' and (cur[1] == 'sent' or cur[1] == 'sending')
   redis.call('ZADD', delayed, ARGV[10], ARGV[5])
   redis.call('HINCRBY', KEYS[3], 'retried', 1)
   redis.call('HINCRBY', KEYS[3], 'retried@' .. ARGV[7], 1)
+  kb_index(KEYS[8], ARGV[12], 'out-' .. ARGV[5], ARGV[13])
   -- Counts towards failing over: a phone without credit or signal still takes every SMS.
   redis.call('HSETNX', KEYS[4], 'reports_failing', ARGV[4])
   return 2
@@ -121,13 +135,17 @@ end
 if rank[ARGV[1]] <= rank[cur[1]] then return 0 end
 redis.call('HSET', KEYS[1], 'status', ARGV[1], 'updated', ARGV[4])
 if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'error', ARGV[3]) end
+if ARGV[1] == 'sent' then redis.call('HSETNX', KEYS[1], 't_sent', ARGV[4]) end
 if rank[ARGV[1]] == 3 then
+  redis.call('HSET', KEYS[1], 't_done', ARGV[4], 'oc', ARGV[14])
+  kb_index(KEYS[7], ARGV[12], 'out-' .. ARGV[5], ARGV[13])
+  if ARGV[6] == '1' then kb_index(KEYS[9], ARGV[12], 'out-' .. ARGV[5], ARGV[13]) end
   local outcome = ARGV[1]
   if ARGV[3] ~= '' then outcome = outcome .. ':' .. ARGV[3] end
   redis.call('HINCRBY', KEYS[3], outcome, 1)
   redis.call('HINCRBY', KEYS[3], outcome .. '@' .. ARGV[7], 1)
 end
-if ARGV[6] == '1' then redis.call('HSET', KEYS[7], 'stopped', '1') end
+if ARGV[6] == '1' then redis.call('HSET', KEYS[10], 'stopped', '1') end
 return 1
 """
 )
@@ -159,6 +177,7 @@ class Outbox:
     max_segments: int = 2
     default_channel: str = "twilio"  # the way to texters whose channel is not known
     limits: Limits = Limits()
+    history_days: int = history.DEFAULT_DAYS  # HISTORY_DAYS: how long its SMS stay in the history
 
     @classmethod
     def of(cls, runtime: Runtime) -> Outbox:
@@ -171,10 +190,11 @@ class Outbox:
             config.sms_max_segments,
             config.sms_providers[0],
             config.limits,
+            config.history_days,
         )
 
     def queue_each(self, messages: Sequence[tuple[int, str, str]], kind: str) -> int:
-        return queue_each(self.redis, self.rq_queues, messages, kind=kind)
+        return queue_each(self.redis, self.rq_queues, messages, kind=kind, history_days=self.history_days)
 
     def queue(
         self,
@@ -192,6 +212,7 @@ class Outbox:
             kind=kind,
             even_if_stopped=force,
             notice=notice,
+            history_days=self.history_days,
         )
 
 
@@ -235,6 +256,7 @@ def queue(
     kind: str,
     even_if_stopped: bool = False,
     notice: tuple[int, str] | None = None,
+    history_days: int = history.DEFAULT_DAYS,
 ) -> int:
     """Queue SMS (recipient subscriber id, text). Returns how many were queued.
 
@@ -246,17 +268,22 @@ def queue(
     before it went (`tell_undelivered`).
     """
     lane = _lane(kind)
-    script, now = scripts.load(redis, _QUEUE), f"{time.time():.3f}"
+    script, now = scripts.load(redis, _QUEUE), time.time()
     found = []
     for start in range(0, len(messages), QUEUE_CHUNK):
         chunk = messages[start : start + QUEUE_CHUNK]
-        script_keys, args = _queue_call(lane, kind, even_if_stopped, now, intent, notice, chunk)
+        script_keys, args = _queue_call(lane, kind, even_if_stopped, now, intent, notice, chunk, history_days)
         found.append(script(keys=script_keys, args=args))
     return _queued(redis, rq_queues, lane, found)
 
 
 def queue_each(
-    redis: Redis, rq_queues: Mapping[str, Queue], messages: Sequence[tuple[int, str, str]], *, kind: str
+    redis: Redis,
+    rq_queues: Mapping[str, Queue],
+    messages: Sequence[tuple[int, str, str]],
+    *,
+    kind: str,
+    history_days: int = history.DEFAULT_DAYS,
 ) -> int:
     """Queue SMS that each have an intent of their own (recipient, text, intent), such as a
     batch's welcomes, in one round trip (and one more to count them); otherwise as `queue`.
@@ -264,10 +291,11 @@ def queue_each(
     if not messages:
         return 0
     lane = _lane(kind)
-    script, now = scripts.load(redis, _QUEUE), f"{time.time():.3f}"
+    script, now = scripts.load(redis, _QUEUE), time.time()
     pipe = redis.pipeline(transaction=False)
     for recipient, body, intent in messages:
-        script_keys, args = _queue_call(lane, kind, False, now, intent, None, [(recipient, body)])
+        one = [(recipient, body)]
+        script_keys, args = _queue_call(lane, kind, False, now, intent, None, one, history_days)
         script(keys=script_keys, args=args, client=pipe)
     return _queued(redis, rq_queues, lane, pipe.execute())
 
@@ -282,18 +310,23 @@ def _queue_call(
     lane: str,
     kind: str,
     force: bool,
-    now: str,
+    now: float,
     intent: str,
     notice: tuple[int, str] | None,
     messages: Sequence[tuple[int, str]],
+    history_days: int = history.DEFAULT_DAYS,
 ) -> tuple[list[str], list[str | int]]:
     """The _QUEUE script's keys and arguments for `messages` (recipient, text) of one intent."""
     script_keys = [keys.outbound_lane(lane), keys.outbound_drain_scheduled(lane)]
-    args: list[str | int] = [kind, "1" if force else "0", now, MESSAGE_TTL_SECONDS, DRAIN_FLAG_TTL_MS, intent]
-    args += [notice[0], notice[1]] if notice else ["", ""]
+    script_keys += [history.index(now, history.ALL), history.index(now, history.OUT)]
+    script_keys += [keys.history_sms_of(intent)]
+    args: list[str | int] = [kind, "1" if force else "0", f"{now:.3f}", MESSAGE_TTL_SECONDS]
+    args += [DRAIN_FLAG_TTL_MS, intent, *(notice if notice else ("", ""))]
+    args += [history.score(now), history.expire_at(now, history_days)]
     for recipient, body in messages:
         mid = message_id(intent, int(recipient))
         script_keys += [keys.outbound_message(mid), keys.subscriber(int(recipient))]
+        script_keys += [history.index(now, history.by_texter(int(recipient)))]
         args += [int(recipient), mid, body]
     return script_keys, args
 
@@ -353,7 +386,12 @@ def get(redis: Redis, message_id: str) -> OutboundSMS | None:
 
 
 def record_report(
-    redis: Redis, rq_queues: Mapping[str, Queue], provider_id: str, report: DeliveryReport, provider: str
+    redis: Redis,
+    rq_queues: Mapping[str, Queue],
+    provider_id: str,
+    report: DeliveryReport,
+    provider: str,
+    history_days: int = history.DEFAULT_DAYS,
 ) -> str:
     """Apply `provider`'s report on our SMS (`provider_id`: what it calls it, see
     `provider_message_id`): "recorded", "stale" (nothing newer), "retry" (queued again) or
@@ -376,6 +414,7 @@ def record_report(
     message_key = keys.outbound_message(message_id)
     delayed = [keys.outbound_delayed("replies"), keys.outbound_delayed("fanout")]
     script_keys = [message_key, keys.OUTBOUND_SENDING, keys.OUTBOUND_STATS, keys.provider(provider), *delayed]
+    script_keys += [history.index(now, history.by_outcome(o)) for o in (report.status, RETRY, OPTED_OUT)]
     if opted_out:
         # The script marks the recipient stopped, so it must name their hash: read who it is
         # first (rare, and safe: the id is derived from its recipient, who never changes).
@@ -386,7 +425,8 @@ def record_report(
         keys=script_keys,
         args=[report.status, report.provider_id, report.code, f"{now:.3f}", message_id,
               "1" if opted_out else "0", provider, generation, retry,
-              f"{now + reported_retry_delay(generation):.3f}", f"{now - RETRY_WINDOW_SECONDS:.3f}"],
+              f"{now + reported_retry_delay(generation):.3f}", f"{now - RETRY_WINDOW_SECONDS:.3f}",
+              history.score(now), history.expire_at(now, history_days), report.outcome],
     )  # fmt: skip
     if int(result) == 1 and opted_out:
         tell_undelivered(redis, rq_queues, message_id)

@@ -47,7 +47,7 @@ from gateway.outbox.outbound import DRAIN_FLAG_TTL_MS, enqueue_send_job
 from gateway.outbox.sender_scripts import LUA
 from gateway.providers.records import NO_ANSWER, OPTED_OUT, Sender, SendError
 from gateway.runtime import Runtime
-from gateway.store import heartbeats, keys, scripts, stats
+from gateway.store import heartbeats, history, keys, scripts, stats
 from gateway.store.queues import LANES
 from gateway.store.replicated import NotReplicated
 from gateway.store.worklist import Worklist
@@ -122,7 +122,9 @@ def reclaim_stale(redis: Redis, older_than: float | None = None) -> int:
     return returned
 
 
-def reap_unconfirmed(redis: Redis, grace: float | None = None) -> int:
+def reap_unconfirmed(
+    redis: Redis, grace: float | None = None, history_days: int = history.DEFAULT_DAYS
+) -> int:
     """Queue again the SMS left "sending" with no word from the provider for `grace` seconds
     (fail those whose calls had no known outcome MAX_ATTEMPTS times)."""
     grace = UNCONFIRMED_GRACE_SECONDS if grace is None else grace
@@ -131,7 +133,9 @@ def reap_unconfirmed(redis: Redis, grace: float | None = None) -> int:
     for mid in cast(list[str], redis.zrangebyscore(keys.OUTBOUND_SENDING, "-inf", now - grace)):
         ks = [keys.outbound_message(mid), keys.OUTBOUND_SENDING, keys.OUTBOUND_STATS]
         ks += [keys.outbound_lane("replies"), keys.outbound_lane("fanout")]
-        result = _script(redis, "reap", ks, [mid, f"{now:.3f}", MAX_ATTEMPTS])
+        ks += [history.index(now, history.by_outcome("failed"))]
+        args = [mid, f"{now:.3f}", MAX_ATTEMPTS, history.score(now), history.expire_at(now, history_days)]
+        result = _script(redis, "reap", ks, args)
         requeued += result == 1
     if requeued:
         log.warning("%d SMS never confirmed by their provider were queued again", requeued)
@@ -166,6 +170,7 @@ class _Attempt:
     code: str = ""
     due: float = 0.0
     opted_out: bool = False
+    neutral: str = ""  # a refusal's neutral outcome (records.OUTCOMES), for the history
     generation: int = 0  # of the SMS when called (see the settle script)
     called: bool = True  # False: held back before the call, which says nothing of the provider
 
@@ -204,7 +209,10 @@ def _begin(batch: _Batch, call: _Call) -> list[str]:
         keys.OUTBOUND_STATS,
         keys.subscriber(call.recipient),
     ]
-    args = [f"{time.time():.3f}", call.mid, batch.token]
+    now = time.time()
+    ks += [history.index(now, history.by_outcome("cancelled"))]
+    days = batch.runtime.config.history_days
+    args = [f"{now:.3f}", call.mid, batch.token, history.score(now), history.expire_at(now, days)]
     redis = batch.runtime.redis
     return cast(list[str], batch.runtime.replication.run(redis, scripts.load(redis, LUA["begin"]), ks, args))
 
@@ -309,6 +317,7 @@ def _request(batch: _Batch, call: _Call, got: list[str]) -> _Attempt:
             code=e.code,
             due=due,
             opted_out=opted_out,
+            neutral=e.outcome,
             generation=generation,
         )
     except Exception as e:  # never a crash: the outcome is simply unknown
@@ -324,7 +333,9 @@ def _call_in_order(batch: _Batch, calls: Sequence[_Call]) -> list[_Attempt]:
     return [a for call in calls if (a := _call(batch, call)) is not None]
 
 
-def _settle_all(redis: Redis, lane: str, done: Sequence[_Attempt]) -> None:
+def _settle_all(
+    redis: Redis, lane: str, done: Sequence[_Attempt], history_days: int = history.DEFAULT_DAYS
+) -> None:
     """Record every outcome, and count them for the console, in one round trip: a script
     call per message, then the batch's counters summed (a few commands, not ~20 per SMS)."""
     if not done:
@@ -338,8 +349,13 @@ def _settle_all(redis: Redis, lane: str, done: Sequence[_Attempt]) -> None:
     for a in done:
         ks = [keys.outbound_message(a.mid), keys.OUTBOUND_SENDING, keys.OUTBOUND_STATS, delayed]
         ks += [keys.subscriber(a.recipient)]
+        created = a.created or now
+        ks += [history.index(created, history.by_provider(a.provider))]
+        ks += [history.index(now, history.by_outcome(o)) for o in (a.outcome, "opted_out")]
         args: list[str | int] = [a.outcome, a.mid, f"{now:.3f}", a.provider_id, a.segments, a.code]
-        args += [f"{a.due:.3f}", "1" if a.opted_out else "0", a.provider, a.generation]
+        args += [f"{a.due:.3f}", "1" if a.opted_out else "0", a.provider, a.generation, a.neutral]
+        args += [history.score(created), history.expire_at(created, history_days)]
+        args += [history.score(now), history.expire_at(now, history_days)]
         script(keys=ks, args=args, client=pipe)
         if a.called:  # held back before its call, it says nothing of the provider's health
             outcomes.setdefault(a.provider, []).append(a.outcome)
@@ -356,14 +372,16 @@ def _settle_all(redis: Redis, lane: str, done: Sequence[_Attempt]) -> None:
     pipe.execute()
 
 
-def _settle_through_failover(redis: Redis, lane: str, done: Sequence[_Attempt]) -> None:
+def _settle_through_failover(
+    redis: Redis, lane: str, done: Sequence[_Attempt], history_days: int = history.DEFAULT_DAYS
+) -> None:
     """`_settle_all`, tried again while Redis fails (a primary dying, a replica being promoted)
     for up to SETTLE_PATIENCE_SECONDS: these SMS were already handed to the provider, and an
     outcome forgotten leaves its SMS "sending", which the reaper later sends a second time."""
     deadline = time.monotonic() + SETTLE_PATIENCE_SECONDS
     while True:
         try:
-            return _settle_all(redis, lane, done)
+            return _settle_all(redis, lane, done, history_days)
         except RedisError:
             if time.monotonic() > deadline:
                 raise
@@ -442,7 +460,7 @@ def _send_batch(
             done += future.result()
         except BaseException as e:  # the worker is going down: settle what finished, then go
             killed = killed or e
-    _settle_through_failover(redis, lane, done)
+    _settle_through_failover(redis, lane, done, config.history_days)
     for a in done:  # a DM whose recipient opted out with their carrier: its sender is told
         if a.opted_out and a.outcome == "failed":
             outbound.tell_undelivered(redis, runtime.queues, a.mid)
@@ -546,7 +564,7 @@ def run_job(runtime: Runtime, senders: Mapping[str, Sender], lane: str, helper: 
     is spent, then frees its slot: the lane's own job carries on and asks again if need be."""
     redis = runtime.redis
     reclaim_stale(redis)
-    reap_unconfirmed(redis)
+    reap_unconfirmed(redis, history_days=runtime.config.history_days)
     lanes = ("replies",) if lane == "replies" else ("replies", "fanout")
     if helper:
         try:

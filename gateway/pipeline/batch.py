@@ -19,7 +19,7 @@ from gateway.outbox import fanout
 from gateway.outbox.outbound import Outbox
 from gateway.pipeline import blocks, forget, sort, throttle
 from gateway.runtime import Runtime
-from gateway.store import keys, stats
+from gateway.store import history, keys, stats
 
 
 @dataclass(frozen=True)
@@ -76,6 +76,26 @@ def _authors(redis: Redis, texts: list[StoredText]) -> dict[str, subscribers.Sub
     channels = {authors[t.from_key].id: (t.channel, t.prefix) for t in texts if t.channel}
     subscribers.set_channels(redis, channels)
     return authors
+
+
+def _outcome(
+    t: StoredText,
+    sub_id: int,
+    made: dict[str, int],
+    found: sort.Sorted,
+    held: set[str],
+    deferred: set[str],
+) -> history.Processed:
+    """What became of one text, for the history (a command by its name only: a direct
+    message's text stays out of it)."""
+    if t.sid in held:
+        return history.Processed(t.sid, t.received_at, sub_id, "held")
+    if t.sid in deferred:
+        return history.Processed(t.sid, t.received_at, sub_id, "deferred")
+    if t.sid in made:
+        return history.Processed(t.sid, t.received_at, sub_id, "post", post_id=made[t.sid])
+    command = found.commands.get(t.sid)
+    return history.Processed(t.sid, t.received_at, sub_id, "command", command=command.name if command else "")
 
 
 def process(runtime: Runtime, sids: list[str]) -> list[int]:
@@ -144,16 +164,21 @@ def process(runtime: Runtime, sids: list[str]) -> list[int]:
         if t.sid in sorted_.commands and t.sid not in held
     ]
     conversation.run(out, commands)
+    forgotten: set[int] = set()
     for sid, sub_id, lookup_key, command in commands:
         # Erased by their YES (now, or in an earlier run of this batch): what the pipeline
         # itself still holds of them goes too.
         if command.name == confirmation.ANSWER and not redis.exists(keys.subscriber(sub_id)):
             forget.texter(redis, sub_id, lookup_key, sid)
+            forgotten.add(sub_id)
     fanout.enqueue(out.rq_queues, post_ids)  # before the texts go: a rerun must still fan out
     pipe = redis.pipeline(transaction=False)
     done = [t for t in texts if t.sid not in deferred]
     if done:
         pipe.delete(*(keys.inbound_message(t.sid) for t in done))
+    made = dict(zip((p.message_sid for p in new_posts), post_ids, strict=True))
+    outcomes = [_outcome(t, authors[t.from_key].id, made, sorted_, held, deferred) for t in texts]
+    history.note_processed(pipe, [o for o in outcomes if o.sub_id not in forgotten], config.history_days)
     now = time.time()
     stats.observe_latencies(pipe, "webhook_to_post", (now - t.received_at for t in done))
     pipe.execute()

@@ -3,7 +3,7 @@
 `microblog.account.forget` erases the texter's own records and `outbox.forget` the SMS
 that concern them; here go the texts they sent that still wait to be posted (throttled
 ones in the deferred set, or ones still in the inbox or a drain job's claim) and their
-place in the throttle.
+place in the throttle, and their history (`store.history.forget_texter`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from redis import Redis
 
 from gateway.pipeline import throttle
 from gateway.pipeline.intake import INBOX
-from gateway.store import keys
+from gateway.store import history, keys
 
 
 def texter(redis: Redis, sub_id: int, lookup_key: str, forget_sid: str) -> int:
@@ -23,7 +23,11 @@ def texter(redis: Redis, sub_id: int, lookup_key: str, forget_sid: str) -> int:
     their waiting texts (see `waiting_texts`) and their throttle counters. Returns how
     many texts were erased."""
     throttle.forget(redis, sub_id)
-    return waiting_texts(redis, lookup_key, forget_sid)
+    erased = waiting_texts(redis, lookup_key, forget_sid)
+    # Their history: every text and SMS of theirs it lists, and the FORGET ME text itself.
+    history.forget_texter(redis, sub_id)
+    history.erase(redis, [history.inbound_id(forget_sid)])
+    return erased
 
 
 def waiting_texts(redis: Redis, lookup_key: str, forget_sid: str = "") -> int:
@@ -57,4 +61,5 @@ def waiting_texts(redis: Redis, lookup_key: str, forget_sid: str = "") -> int:
     for sid in doomed:
         pipe.lrem(keys.INBOX, 0, sid)
     pipe.execute()
+    history.erase(redis, [history.inbound_id(sid) for sid in doomed])
     return len(doomed)

@@ -251,3 +251,24 @@ def provider_trial(provider: str) -> str:
 def provider_probe(provider: str) -> str:
     """Held for a probe's interval by the worker that probes the provider (one at a time)."""
     return f"{PREFIX}prov:{provider}:probe"
+
+
+# Message history (store/history.py writes it, ops/history.py reads it). An SMS's own record
+# is its `outbound_message` hash; a received text's is `history_inbound`.
+def history_inbound(sid: str) -> str:
+    """Hash: what became of one received text (times, channel, masked country code, its
+    texter's id, the post or command it made); never the number or a direct message's text."""
+    return f"{PREFIX}hist:in:{sid}"
+
+
+def history_index(day: int, name: str) -> str:
+    """Zset of one day's (unix time // 86400) history ids under one filter value ("all", "in",
+    "out", "p:<provider>", "o:<outcome>", "h:<subscriber id>") -> time in ms; expires with
+    the retention (HISTORY_DAYS)."""
+    return f"{PREFIX}hist:ix:{day}:{name}"
+
+
+def history_sms_of(intent: str) -> str:
+    """Set: ids of the SMS queued for one intent ("answer:<sid>", "post:<id>"), so a text's
+    timeline finds the SMS it caused."""
+    return f"{PREFIX}hist:sms:{intent}"

@@ -53,7 +53,8 @@ def record_status(runtime: Runtime, message_id: str, form: Mapping[str, str]) ->
 
 def _record_report(runtime: Runtime, message_id: str, report: DeliveryReport, provider: str) -> None:
     """Apply `provider`'s report on our SMS `message_id`; one not ours changes nothing."""
-    if outbound.record_report(runtime.redis, runtime.queues, message_id, report, provider) == "unknown":
+    days = runtime.config.history_days
+    if outbound.record_report(runtime.redis, runtime.queues, message_id, report, provider, days) == "unknown":
         # Not its id: one sent through the phone's own API is free text, and may hold a number.
         log.info("%s report for a message that is not ours", provider)
 
