@@ -24,9 +24,10 @@ _HISTORY_ID = re.compile(r"(?:in|out)-[A-Za-z0-9._:-]{1,128}")
 
 
 @bp.app_template_filter("utc")
-def utc(t: float) -> str:
-    """A time as the history shows it: UTC, to the second."""
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t))
+def utc(t: float, ms: bool = False) -> str:
+    """A time as the history shows it: UTC, to the second (a timeline's steps: to the ms)."""
+    shown = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t))
+    return f"{shown}.{int(t * 1000) % 1000:03d}" if ms else shown
 
 
 def _filters() -> Filters:
