@@ -88,6 +88,10 @@ def texters(redis_server: str, tmp_path: Path) -> Iterator[Texters]:
         yield Texters(live)
 
 
+def _members(redis: Redis, key: str) -> set[str]:
+    return set(redis.zrange(key, 0, -1)) if redis.type(key) == "zset" else set(redis.smembers(key))
+
+
 def web_reply(client: FlaskClient, post_id: int, name: str, body: str) -> None:
     """A reader replies from the post page's form, with the page's CSRF token."""
     page = client.get(f"/posts/{post_id}").get_data(as_text=True)
@@ -133,6 +137,23 @@ def explain(key: str, others: set[int], ali_sids: set[str]) -> str | None:
         return "SMS to others, none about Ali (checked below)"
     if key.startswith(keys.handle_hold("")):
         return "freed handles held 30 days for no one, named by a digest (checked below)"
+    return _explain_history(key, others, ali_sids)
+
+
+def _explain_history(key: str, others: set[int], ali_sids: set[str]) -> str | None:
+    """The message history's keys (gateway/store/history.py): others' only."""
+    if key.startswith(keys.history_inbound("")):
+        return None if key.removeprefix(keys.history_inbound("")) in ali_sids else "others' texts' history"
+    if key.startswith(keys.history_sms_of("")):
+        kind, _, rest = key.removeprefix(keys.history_sms_of("")).partition(":")
+        if rest.rsplit(":", 1)[-1] in ali_sids or (kind == "welcome" and int(rest) not in others):
+            return None
+        return "the SMS of others' texts and posts, by intent, none to Ali (checked below)"
+    index = re.fullmatch(rf"{keys.PREFIX}hist:ix:\d+:(.*)", key)
+    if index and index.group(1).startswith("h:"):
+        return "others' history indexes" if int(index.group(1)[2:]) in others else None
+    if index:
+        return "history indexes of a day, none of Ali's texts or SMS (checked below)"
     return None
 
 
@@ -279,6 +300,9 @@ def test_forget_me_erases_the_texter_and_leaves_nothing_of_them(texters: Texters
         assert HANDLE not in body
     waiting = {m for lane in queues.LANES for m in redis.lrange(keys.outbound_lane(lane), 0, -1)}
     assert {dm_id, queued_id}.isdisjoint(waiting | set(redis.zrange(keys.OUTBOUND_SENDING, 0, -1)))
+    history_keys = list(redis.scan_iter(keys.PREFIX + "hist:*"))
+    listed = {m for k in history_keys if redis.type(k) in ("zset", "set") for m in _members(redis, k)}
+    assert listed.isdisjoint({f"in-{sid}" for sid in ali_sids} | {dm_id, queued_id, f"out-{dm_id}"})
 
     after = redis_values_url(url)
     lookup_key = vault.lookup_key(ALI)

@@ -45,19 +45,22 @@ def forget_outbound(redis: Redis, sub_id: int, post_ids: Sequence[int], handle: 
         pipe = redis.pipeline(transaction=False)
         for key in batch:
             pipe.hmget(key, "r", "intent", "body")
-        doomed = [
-            key
+        doomed = {
+            key: intent
             for key, (recipient, intent, body) in zip(batch, pipe.execute(), strict=True)
             if recipient == str(sub_id)
             or intent in intents
             or (intent or "").startswith(dm_prefix)
             or (named is not None and named in (body or "").casefold())
-        ]
+        }
         if doomed:
             erased += int(redis.delete(*doomed))
-            ids = [key.removeprefix(keys.outbound_message("")) for key in doomed]
-            from_lanes(redis, ids)
+            ids = {key.removeprefix(keys.outbound_message("")): intent for key, intent in doomed.items()}
+            from_lanes(redis, list(ids))
             history.erase(redis, [history.outbound_id(i) for i in ids])
+            for message_id, intent in ids.items():  # the SMS its text's timeline would list
+                pipe.srem(keys.history_sms_of(intent or ""), message_id)
+            pipe.execute()
     return erased
 
 

@@ -169,7 +169,8 @@ def process(runtime: Runtime, sids: list[str]) -> list[int]:
         # Erased by their YES (now, or in an earlier run of this batch): what the pipeline
         # itself still holds of them goes too.
         if command.name == confirmation.ANSWER and not redis.exists(keys.subscriber(sub_id)):
-            forget.texter(redis, sub_id, lookup_key, sid)
+            theirs = [t.sid for t in texts if t.from_key == lookup_key]
+            forget.texter(redis, sub_id, lookup_key, sid, theirs)
             forgotten.add(sub_id)
     fanout.enqueue(out.rq_queues, post_ids)  # before the texts go: a rerun must still fan out
     pipe = redis.pipeline(transaction=False)

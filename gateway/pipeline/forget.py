@@ -9,6 +9,7 @@ place in the throttle, and their history (`store.history.forget_texter`).
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import cast
 
 from redis import Redis
@@ -18,15 +19,16 @@ from gateway.pipeline.intake import INBOX
 from gateway.store import history, keys
 
 
-def texter(redis: Redis, sub_id: int, lookup_key: str, forget_sid: str) -> int:
+def texter(
+    redis: Redis, sub_id: int, lookup_key: str, forget_sid: str, batch_sids: Sequence[str] = ()
+) -> int:
     """Forget what the pipeline holds of the texter whose FORGET ME is the text `forget_sid`:
-    their waiting texts (see `waiting_texts`) and their throttle counters. Returns how
-    many texts were erased."""
+    their waiting texts (see `waiting_texts`), their throttle counters and their history
+    (every text and SMS of theirs it lists, and `batch_sids`, their texts in the batch that
+    erased them). Returns how many texts were erased."""
     throttle.forget(redis, sub_id)
     erased = waiting_texts(redis, lookup_key, forget_sid)
-    # Their history: every text and SMS of theirs it lists, and the FORGET ME text itself.
-    history.forget_texter(redis, sub_id)
-    history.erase(redis, [history.inbound_id(forget_sid)])
+    history.forget_texter(redis, sub_id, [forget_sid, *batch_sids])
     return erased
 
 

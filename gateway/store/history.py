@@ -137,22 +137,29 @@ def _days_kept(now: float) -> range:
     return range(today - MAX_DAYS - 1, today + 2)
 
 
-def erase(redis: Redis | Pipeline, history_ids: Sequence[str], sub_ids: Iterable[int | str] = ()) -> None:
+def erase(redis: Redis, history_ids: Sequence[str], sub_id: int | None = None) -> None:
     """Erase messages from the history: their entries in every index (whatever day they were
-    written on) and received texts' records. (An SMS's record is its outbox hash, which the
-    outbox's FORGET ME erases.)"""
+    written on), received texts' records and the sets of the SMS they caused (`sub_id`: the
+    texter, when the records may not name them yet). An SMS's own record is its outbox hash,
+    which the outbox's FORGET ME erases."""
     if not history_ids:
         return
-    pipe = redis if isinstance(redis, Pipeline) else redis.pipeline(transaction=False)
-    names = _index_names(sub_ids)
+    sids = [h.removeprefix("in-") for h in history_ids if h.startswith("in-")]
+    pipe = redis.pipeline(transaction=False)
+    for sid in sids:
+        pipe.hmget(keys.history_inbound(sid), "sub", "post")
+    caused = []
+    for sid, (sub, post) in zip(sids, pipe.execute(), strict=True):
+        caused += [keys.history_sms_of(f"{kind}:{sid}") for kind in ("answer", "held", "cancelled")]
+        caused += [keys.history_sms_of(f"dm:{who}:{sid}") for who in {sub, sub_id} if who is not None]
+        caused += [keys.history_sms_of(f"post:{post}")] if post else []
+    names = _index_names([sub_id] if sub_id is not None else [])
     for day in _days_kept(time.time()):
         for name in names:
             pipe.zrem(keys.history_index(day, name), *history_ids)
-    sids = [h.removeprefix("in-") for h in history_ids if h.startswith("in-")]
     if sids:
-        pipe.delete(*(keys.history_inbound(s) for s in sids))
-    if pipe is not redis:
-        pipe.execute()
+        pipe.delete(*caused, *(keys.history_inbound(s) for s in sids))
+    pipe.execute()
 
 
 def erase_post(redis: Redis, sid: str, post_id: int) -> None:
@@ -164,15 +171,18 @@ def erase_post(redis: Redis, sid: str, post_id: int) -> None:
     redis.delete(intent)
 
 
-def forget_texter(redis: Redis, sub_id: int) -> int:
-    """FORGET ME: erase every message of this texter from the history (their texts' records
-    and every index entry of theirs). Returns how many messages were erased."""
+def forget_texter(redis: Redis, sub_id: int, sids: Sequence[str] = ()) -> int:
+    """FORGET ME: erase every message of this texter from the history: those its index of
+    them lists, and their texts `sids` (those of the batch that erased them, not yet listed).
+    Returns how many messages were erased."""
     days = _days_kept(time.time())
     pipe = redis.pipeline(transaction=False)
     for day in days:
         pipe.zrange(keys.history_index(day, by_texter(sub_id)), 0, -1)
-    found = list(dict.fromkeys(str(m) for members in pipe.execute() for m in members))
-    for start in range(0, len(found), 1000):
-        erase(redis, found[start : start + 1000])
+    listed = [str(m) for members in pipe.execute() for m in members]
+    found = list(dict.fromkeys([*listed, *(inbound_id(s) for s in sids)]))
+    for start in range(0, len(found), 500):
+        erase(redis, found[start : start + 500], sub_id)
+    redis.delete(keys.history_sms_of(f"welcome:{sub_id}"))
     redis.delete(*(keys.history_index(day, by_texter(sub_id)) for day in days))
     return len(found)
