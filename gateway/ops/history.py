@@ -30,7 +30,7 @@ from gateway.ops.filters import INBOUND_OUTCOMES, Filters
 from gateway.store import history, keys
 
 SCAN_BUDGET = 1000  # candidates one page may look at
-CHUNK = 200  # candidates read per round trip
+CHUNK = 400  # the most candidates read in one round trip
 DM_HIDDEN = "(direct message: not shown)"
 
 
@@ -115,8 +115,10 @@ def page(redis: Redis, f: Filters, budget: int = SCAN_BUDGET) -> Page:
     day, offset = history.day_of(top / 1000), 0
     rows: list[Row] = []
     last: tuple[int, str] | None = None
+    # A page's worth first (most pages need no more), twice as many at each further read.
+    size = f.limit + 10
     while len(rows) < f.limit and budget > 0 and day >= history.day_of(f.since):
-        wanted = min(budget, CHUNK)
+        wanted, size = min(budget, size), min(CHUNK, size * 2)
         found = cast(
             list[tuple[str, float]],
             redis.zrevrangebyscore(
@@ -133,8 +135,7 @@ def page(redis: Redis, f: Filters, budget: int = SCAN_BUDGET) -> Page:
                 rows.append(row)
                 if len(rows) == f.limit:
                     break
-    if len(rows) == f.limit or (budget <= 0 and last is not None):
-        assert last is not None
+    if last is not None and (len(rows) == f.limit or budget <= 0):
         return Page(rows, f"{last[0]}~{last[1]}", partial=len(rows) < f.limit)
     return Page(rows, None)
 

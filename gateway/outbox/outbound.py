@@ -81,7 +81,9 @@ for j = 0, (#KEYS - 5) / 3 - 1 do
       if ARGV[7] ~= '' then redis.call('HSET', key, 'nto', ARGV[7], 'notice', ARGV[8]) end
       redis.call('EXPIRE', key, ARGV[4])
       redis.call('RPUSH', KEYS[1], id)
-      for _, ix in ipairs({KEYS[3], KEYS[4], by_texter}) do kb_index(ix, ARGV[9], 'out-' .. id, ARGV[10]) end
+      redis.call('ZADD', KEYS[3], ARGV[9], 'out-' .. id)
+      redis.call('ZADD', KEYS[4], ARGV[9], 'out-' .. id)
+      kb_index(by_texter, ARGV[9], 'out-' .. id, ARGV[10])
       redis.call('SADD', KEYS[5], id)
       n = n + 1
     end
@@ -89,7 +91,7 @@ for j = 0, (#KEYS - 5) / 3 - 1 do
 end
 local schedule = 0
 if n > 0 then
-  redis.call('EXPIREAT', KEYS[5], ARGV[10])
+  for i = 3, 5 do redis.call('EXPIREAT', KEYS[i], ARGV[10]) end
   if redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[5]) then schedule = 1 end
 end
 return {n, schedule}
