@@ -8,10 +8,12 @@ received (70 % posts, whose 140-character text lives in the post hash, the rest 
 half SMS sent (90 % delivered, 5 % sent, 3 % failed, 2 % retried then delivered; 80 % Twilio,
 20 % the Android phone), among `feed_authors` texters. One message in 50 says "curfew".
 
-Then wrk (-t2 -c32, with an operator's session cookie) GETs a page of 50 rows for: no
-filter; one texter's handle; outcome=failed&provider=twilio; q=curfew (which fills no page
-within a page's scan budget of 1,000 candidates: every request is the bounded worst case,
-ending with "the search continues"); and the server-rendered /ops/messages. Memory per
+Then wrk (-t2, with an operator's session cookie) GETs a page of 50 rows, from 4
+connections (a few operators at once: the console's load; the target) for: no filter; one
+texter's handle; outcome=failed&provider=twilio; q=curfew (which fills no page within a
+page's scan budget of 500 candidates: every request is the bounded worst case,
+ending with "the search continues"); and the server-rendered /ops/messages; then the
+unfiltered page from 32 connections (saturation: p99 is then mostly queueing). Memory per
 message: MEMORY USAGE of sampled records (an SMS's is its outbox hash, which exists without
 the history too) and of their intents' sets, plus every index key's, ÷ messages (the posts'
 texts, loaded alongside, are the feed's). Redis runs without its append-only file: reads only.
@@ -43,6 +45,7 @@ CHUNK = 2_000
 LOADERS = 2
 SPAN_SECONDS = 7 * 86400 - 3600  # the retention's 7 days, an hour short of the edge
 TARGET_P99_MS = 100.0
+OPERATORS = 4  # connections: a few operators at once
 COOKIE_SCRIPT = Path(__file__).resolve().parent / "wrk_cookie.lua"
 PASSWORD = "a bench operator's password"
 _TEXT = "Crowds at Azadi square now, police on Enghelab street, phones work but internet is down " * 2
@@ -165,23 +168,28 @@ def run(ctx: Context) -> Section:
             "q (bounded scan)": "/ops/api/messages?q=curfew",
             "HTML page": "/ops/messages",
         }
-        for name, path in queries.items():
-            result = wrk.run(kb.base_url + path, s.feed_seconds, script=COOKIE_SCRIPT, env=env, log=log)
-            figures[name] = {"path": path, **result.as_dict()}
+        runs = [(name, path, OPERATORS) for name, path in queries.items()]
+        runs.append(("no filter, saturated", queries["no filter"], 32))
+        for name, path, connections in runs:
+            url = kb.base_url + path
+            options = {"script": COOKIE_SCRIPT, "env": env, "log": log, "connections": connections}
+            result = wrk.run(url, s.feed_seconds, **options)  # type: ignore[arg-type]
+            figures[name] = {"path": path, "connections": connections, **result.as_dict()}
     section = Section(raw=figures)
     note = f"{total:,} messages over 7 days, loaded in {figures['load_seconds']:.0f}s"
-    for name in queries:
+    for name, _, connections in runs:
         r = figures[name]
         errors = r["non_2xx_3xx"] + sum(r["socket_errors"].values())
         p99 = r["latency_ms"].get("p99")
+        targeted = connections == OPERATORS
         section.rows.append(
             Row(
                 "8 message history",
-                f"{name}: p99 (-c32), {r['rps']:,.0f} req/s",
+                f"{name}: p99 (-c{connections}), {r['rps']:,.0f} req/s",
                 p99,
                 "ms",
-                target=f"≤ {TARGET_P99_MS:.0f} ms",
-                passed=None if p99 is None else p99 <= TARGET_P99_MS and not errors,
+                target=f"≤ {TARGET_P99_MS:.0f} ms" if targeted else "",
+                passed=(None if p99 is None else p99 <= TARGET_P99_MS and not errors) if targeted else None,
                 note=note + (f"; {errors} errors" if errors else ""),
             )
         )

@@ -19,7 +19,7 @@ in `timeline.py`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -29,7 +29,7 @@ from gateway.microblog import handles
 from gateway.ops.filters import INBOUND_OUTCOMES, Filters
 from gateway.store import history, keys
 
-SCAN_BUDGET = 1000  # candidates one page may look at
+SCAN_BUDGET = 500  # candidates one page may look at (~20 ms of redis-py at the most)
 CHUNK = 400  # the most candidates read in one round trip
 DM_HIDDEN = "(direct message: not shown)"
 
@@ -129,12 +129,13 @@ def page(redis: Redis, f: Filters, budget: int = SCAN_BUDGET) -> Page:
         if len(found) < wanted:
             day, offset = day - 1, 0
         entries = [(int(s), str(m)) for m, s in found if not _before_cursor(f.cursor, int(s), str(m))]
-        for (at_ms, member), row in zip(entries, rows_of(redis, [m for _, m in entries]), strict=True):
+        for (at_ms, member), row in zip(entries, _unnamed_rows(redis, [m for _, m in entries]), strict=True):
             last = (at_ms, member)
             if row is not None and f.matches(row, sub_id):
                 rows.append(row)
                 if len(rows) == f.limit:
                     break
+    rows = _named(redis, rows)
     if last is not None and (len(rows) == f.limit or budget <= 0):
         return Page(rows, f"{last[0]}~{last[1]}", partial=len(rows) < f.limit)
     return Page(rows, None)
@@ -160,28 +161,42 @@ def _before_cursor(cursor: tuple[int, str] | None, at_ms: int, member: str) -> b
 
 
 def rows_of(redis: Redis, history_ids: Sequence[str]) -> list[Row | None]:
-    """The rows of these messages (None for one whose record is gone), in three round trips:
-    records, then the texts of posts and the handles of texters."""
+    """The rows of these messages (None for one whose record is gone), with their texters'
+    handles, in three round trips at most."""
+    found = _unnamed_rows(redis, history_ids)
+    named = iter(_named(redis, [r for r in found if r is not None]))
+    return [next(named) if r is not None else None for r in found]
+
+
+def _unnamed_rows(redis: Redis, history_ids: Sequence[str]) -> list[Row | None]:
+    """The rows of these messages without their handles (read only for the rows shown, see
+    `_named`): the records, then the texts of the posts they show, in two round trips."""
     if not history_ids:
         return []
     pipe = redis.pipeline(transaction=False)
     for h in history_ids:
         pipe.hgetall(record_key(h))
     records = cast(list[dict[str, str]], pipe.execute())
-    posts = {p for h, r in zip(history_ids, records, strict=True) if (p := _post_of(h, r))}
-    subs = {s for h, r in zip(history_ids, records, strict=True) if (s := r.get(_texter_field(h)))}
-    post_ids, sub_ids = sorted(posts), sorted(subs)
+    post_ids = sorted({p for h, r in zip(history_ids, records, strict=True) if (p := _post_of(h, r))})
     for p in post_ids:
         pipe.hget(keys.post(p), "body")
-    for s in sub_ids:
-        pipe.hget(keys.subscriber(s), "handle")
-    found = pipe.execute()
-    bodies = dict(zip(post_ids, found[: len(post_ids)], strict=True))
-    names = dict(zip(sub_ids, found[len(post_ids) :], strict=True))
+    bodies = dict(zip(post_ids, pipe.execute(), strict=True))
     return [
-        (_inbound if h.startswith("in-") else _outbound)(h, r, bodies, names) if r else None
+        (_inbound if h.startswith("in-") else _outbound)(h, r, bodies) if r else None
         for h, r in zip(history_ids, records, strict=True)
     ]
+
+
+def _named(redis: Redis, rows: Sequence[Row]) -> list[Row]:
+    """`rows` with their texters' current handles, in one round trip."""
+    sub_ids = sorted({s for r in rows if (s := (r.record or {}).get(_texter_field(r.id)))})
+    if not sub_ids:
+        return list(rows)
+    pipe = redis.pipeline(transaction=False)
+    for s in sub_ids:
+        pipe.hget(keys.subscriber(s), "handle")
+    names = dict(zip(sub_ids, pipe.execute(), strict=True))
+    return [replace(r, handle=names.get((r.record or {}).get(_texter_field(r.id), "")) or "") for r in rows]
 
 
 def _texter_field(history_id: str) -> str:
@@ -197,7 +212,7 @@ def _post_of(history_id: str, record: dict[str, str]) -> str:
     return intent[5:] if intent.startswith("post:") else ""
 
 
-def _inbound(h: str, r: dict[str, str], bodies: dict[str, str | None], names: dict[str, str | None]) -> Row:
+def _inbound(h: str, r: dict[str, str], bodies: dict[str, str | None]) -> Row:
     result = r.get("res", "waiting")
     if result == "post":
         text = bodies.get(r.get("post", "")) or "(post deleted)"
@@ -213,7 +228,7 @@ def _inbound(h: str, r: dict[str, str], bodies: dict[str, str | None], names: di
         id=h,
         direction="in",
         at=float(r.get("at") or 0),
-        handle=names.get(r.get("sub", "")) or "",
+        handle="",
         country=r.get("cc", ""),
         provider=r.get("ch", ""),
         kind=result if result in ("post", "command") else "text",
@@ -223,7 +238,7 @@ def _inbound(h: str, r: dict[str, str], bodies: dict[str, str | None], names: di
     )
 
 
-def _outbound(h: str, r: dict[str, str], bodies: dict[str, str | None], names: dict[str, str | None]) -> Row:
+def _outbound(h: str, r: dict[str, str], bodies: dict[str, str | None]) -> Row:
     intent = r.get("intent", "")
     kind = intent.split(":", 1)[0]
     if kind == "dm":
@@ -239,7 +254,7 @@ def _outbound(h: str, r: dict[str, str], bodies: dict[str, str | None], names: d
         id=h,
         direction="out",
         at=float(r.get("created") or 0),
-        handle=names.get(r.get("r", "")) or "",
+        handle="",
         country="",
         provider=r.get("via") or r.get("ch", ""),
         kind=kind,
