@@ -127,6 +127,7 @@ def sample(twilio: Twilio, drain, redis: Redis) -> dict[str, str]:
         "job_id": "abc",
         "name": "android",
         "key": "A" * 24,  # a block, by the keyed hash of its number
+        "history_id": f"in-{redis.hget(keys.post(post.id), 'sid')}",  # the text's timeline
     }
 
 
