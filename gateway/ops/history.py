@@ -173,14 +173,11 @@ def _unnamed_rows(redis: Redis, history_ids: Sequence[str]) -> list[Row | None]:
     `_named`): the records, then the texts of the posts they show, in two round trips."""
     if not history_ids:
         return []
-    pipe = redis.pipeline(transaction=False)
-    for h in history_ids:
-        pipe.hgetall(record_key(h))
-    records = cast(list[dict[str, str]], pipe.execute())
+    records = history.read_hashes(redis, [record_key(h) for h in history_ids])
     post_ids = sorted({p for h, r in zip(history_ids, records, strict=True) if (p := _post_of(h, r))})
-    for p in post_ids:
-        pipe.hget(keys.post(p), "body")
-    bodies = dict(zip(post_ids, pipe.execute(), strict=True))
+    bodies = dict(
+        zip(post_ids, history.read_field(redis, [keys.post(p) for p in post_ids], "body"), strict=True)
+    )
     return [
         (_inbound if h.startswith("in-") else _outbound)(h, r, bodies) if r else None
         for h, r in zip(history_ids, records, strict=True)
@@ -190,12 +187,8 @@ def _unnamed_rows(redis: Redis, history_ids: Sequence[str]) -> list[Row | None]:
 def _named(redis: Redis, rows: Sequence[Row]) -> list[Row]:
     """`rows` with their texters' current handles, in one round trip."""
     sub_ids = sorted({s for r in rows if (s := (r.record or {}).get(_texter_field(r.id)))})
-    if not sub_ids:
-        return list(rows)
-    pipe = redis.pipeline(transaction=False)
-    for s in sub_ids:
-        pipe.hget(keys.subscriber(s), "handle")
-    names = dict(zip(sub_ids, pipe.execute(), strict=True))
+    found = history.read_field(redis, [keys.subscriber(s) for s in sub_ids], "handle")
+    names = dict(zip(sub_ids, found, strict=True))
     return [replace(r, handle=names.get((r.record or {}).get(_texter_field(r.id), "")) or "") for r in rows]
 
 
