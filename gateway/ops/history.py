@@ -173,7 +173,7 @@ def _unnamed_rows(redis: Redis, history_ids: Sequence[str]) -> list[Row | None]:
     `_named`): the records, then the texts of the posts they show, in two round trips."""
     if not history_ids:
         return []
-    records = history.read_hashes(redis, [record_key(h) for h in history_ids])
+    records = history.read_records(redis, [record_key(h) for h in history_ids])
     post_ids = sorted({p for h, r in zip(history_ids, records, strict=True) if (p := _post_of(h, r))})
     bodies = dict(
         zip(post_ids, history.read_field(redis, [keys.post(p) for p in post_ids], "body"), strict=True)

@@ -61,22 +61,41 @@ end
 
 # Reading many small hashes at once: one script call instead of a command each (the console
 # reads up to 500 records per page; packing and parsing a command apiece is what costs there).
-# KEYS: the hashes.  ARGV: a field, or none for all of each hash.
+# KEYS: the hashes.  ARGV: a field to read (or "": every field but those named after it; an
+# SMS that carried a post leaves out its body too, which is the post's text).
 _READ = """
+local skip = {}
+for i = 2, #ARGV do skip[ARGV[i]] = true end
 local out = {}
 for i, key in ipairs(KEYS) do
-  if ARGV[1] then out[i] = redis.call('HGET', key, ARGV[1]) or false
-  else out[i] = redis.call('HGETALL', key) end
+  if ARGV[1] ~= '' then out[i] = redis.call('HGET', key, ARGV[1]) or false
+  else
+    local flat, kept, carried = redis.call('HGETALL', key), {}, false
+    for j = 1, #flat, 2 do
+      if flat[j] == 'intent' and string.sub(flat[j + 1], 1, 5) == 'post:' then carried = true end
+    end
+    for j = 1, #flat, 2 do
+      if not skip[flat[j]] and not (carried and flat[j] == 'body') then
+        kept[#kept + 1] = flat[j]
+        kept[#kept + 1] = flat[j + 1]
+      end
+    end
+    out[i] = kept
+  end
 end
 return out
 """
+# What no history page shows of an SMS: the provider's own id for it, its channel prefix,
+# the notice to its sender should it fail, bookkeeping.
+_NOT_SHOWN = ("sid", "pre", "nto", "notice", "force", "gen", "segments")
 
 
-def read_hashes(redis: Redis, hashes: Sequence[str]) -> list[dict[str, str]]:
-    """Every field of each hash ({} for one that does not exist), in one script call."""
+def read_records(redis: Redis, hashes: Sequence[str]) -> list[dict[str, str]]:
+    """The records of messages ({} for one that is gone), as the console shows them (see
+    _READ), in one script call."""
     if not hashes:
         return []
-    found = scripts.load(redis, _READ)(keys=list(hashes))
+    found = scripts.load(redis, _READ)(keys=list(hashes), args=["", *_NOT_SHOWN])
     return [dict(zip(flat[0::2], flat[1::2], strict=True)) for flat in found]
 
 
