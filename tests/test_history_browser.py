@@ -13,6 +13,7 @@ from gateway.ops import accounts
 from tests.browser import chromium, screenshot_path
 from tests.phones import ALI, SARA, phones_on
 from tests.simulated import wait_until
+from tests.test_accessibility import WIDTHS, overflow, serious_violations
 from tests.test_history import NUMBER_DIGITS
 from tests.test_ops import PASSWORD
 
@@ -104,3 +105,29 @@ def test_operator_finds_a_message_opens_its_timeline_and_exports_failed_sms(
         for digits in NUMBER_DIGITS:
             assert digits not in text
         assert problems == []
+
+
+@pytest.mark.parametrize("width", list(WIDTHS))
+def test_the_history_and_a_timeline_fit_a_phone_and_pass_axe(redis_server: str, tmp_path: Path, width: str):
+    with phones_on(redis_server, tmp_path) as phones, chromium() as browser:
+        phones.join(ALI, "ali")
+        phones.say(ALI, "تجمع بزرگ در میدان آزادی — crowds at Azadi square #tehran")
+        accounts.add_user(phones.redis, "ana", PASSWORD)
+        page = browser.new_page(viewport={"width": WIDTHS[width], "height": 800})
+        page.goto(f"{phones.live.url}/ops/login?next=/ops/messages")
+        page.fill("input[name=name]", "ana")
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{phones.live.url}/ops/messages")
+        pages = {"history": page.url}
+        pages["timeline"] = phones.live.url + str(
+            page.locator("#messages td.when a").first.get_attribute("href")
+        )
+        for name, url in pages.items():
+            page.goto(url)
+            page.screenshot(path=str(screenshot_path(f"a11y-{name}-{width}")), full_page=True)
+            assert serious_violations(page) == [], name
+            if width == "phone":
+                assert page.evaluate("document.documentElement.scrollWidth") <= WIDTHS["phone"], overflow(
+                    page
+                )
