@@ -396,9 +396,15 @@ def test_no_number_anywhere_after_every_command_through_real_processes(
         status, body = reader.open(path)
         assert status < 500 or path == "/readyz", (path, status)
         pages[path] = body
-    for path in ["/ops", "/ops/api/health", "/ops/api/alerts", "/metrics"]:
+    history = ["/ops/messages", "/ops/api/messages?limit=200", "/ops/messages.csv", "/ops/messages.json"]
+    for path in ["/ops", "/ops/api/health", "/ops/api/alerts", "/metrics", *history]:
         status, pages[path] = operator.open(path)
         assert status == 200, path
+    listed = json.loads(pages["/ops/api/messages?limit=200"])["rows"]
+    assert {r["direction"] for r in listed} == {"in", "out"}  # the run's texts and SMS
+    for row in listed:  # and each one's timeline
+        status, pages[f"/ops/messages/{row['id']}"] = operator.open(f"/ops/messages/{row['id']}")
+        assert status == 200, row["id"]
     assert "JobTimeoutException" in pages["/ops"]  # the failed job, listed
     assert "@lucy" in pages["/ops"]  # moderation
     assert "failed:21408" in pages["/metrics"] or 'code="21408"' in pages["/metrics"]
