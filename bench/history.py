@@ -58,7 +58,7 @@ def _text(i: int) -> str:
 def _inbound(pipe: Any, i: int, t: float, sub: int, provider: str, days: int) -> None:
     sid, member = f"SM{i:032x}", history.inbound_id(f"SM{i:032x}")
     fields = {"at": f"{t:.3f}", "st": f"{t + 0.002:.3f}", "ch": provider, "cc": "+98", "sub": sub}
-    names = [history.ALL, history.IN, history.by_provider(provider), history.by_texter(sub)]
+    names = [history.ALL, history.by_provider(provider), history.by_texter(sub)]
     if i % 10 < 7:
         pipe.hset(keys.post(i), mapping={"body": _text(i), "sub": sub})  # the post's text
         fields |= {"pr": f"{t + 0.4:.3f}", "res": "post", "post": i}
@@ -83,7 +83,7 @@ def _outbound(pipe: Any, i: int, t: float, sub: int, provider: str, days: int) -
         "t_go": f"{t + 0.3:.3f}", "via": provider, "sid": f"SM{i:032x}", "segments": 1,
         "updated": f"{t + 3:.3f}",
     }  # fmt: skip
-    names = [history.ALL, history.OUT, history.by_texter(sub), history.by_provider(provider)]
+    names = [history.ALL, history.by_texter(sub), history.by_provider(provider)]
     if status == "failed":
         fields |= {"t_done": f"{t + 0.5:.3f}", "oc": "invalid_number", "error": "21211"}
         names.append(history.by_outcome("failed"))

@@ -92,9 +92,15 @@ def mask(number: str) -> str:
 
 def country_code(number: str) -> str:
     """All that the console's history may show of a number: its country code ("+98"), or
-    "" when it has none we can read."""
-    country = _country_code(number)
-    return f"+{country}" if country else ""
+    "" when it has none we can read. Read from the number's first digits (calling codes are
+    prefix-free), not by parsing it all: this runs for every text the webhook stores."""
+    if not number.startswith("+"):
+        return ""
+    digits = number[1:4]
+    for n in (1, 2, 3):
+        if digits[:n].isdigit() and int(digits[:n]) in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+            return f"+{digits[:n]}"
+    return ""
 
 
 def _country_code(number: str) -> int | None:

@@ -26,7 +26,7 @@ from typing import Any, cast
 from redis import Redis
 
 from gateway.microblog import handles
-from gateway.ops.filters import INBOUND_OUTCOMES, Filters
+from gateway.ops.filters import Filters
 from gateway.store import history, keys
 
 SCAN_BUDGET = 500  # candidates one page may look at (~20 ms of redis-py at the most)
@@ -97,11 +97,7 @@ def _driver(f: Filters, sub_id: str | None) -> str:
         return history.by_outcome(f.outcome)
     if f.provider:
         return history.by_provider(f.provider)
-    if f.direction:
-        return f.direction
-    if f.outcome:  # one no index holds: its direction's
-        return history.IN if f.outcome in INBOUND_OUTCOMES else history.OUT
-    return history.ALL
+    return history.ALL  # a direction, or an outcome no index holds: checked on every message
 
 
 def page(redis: Redis, f: Filters, budget: int = SCAN_BUDGET) -> Page:

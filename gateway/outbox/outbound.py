@@ -55,9 +55,9 @@ QUEUE_CHUNK = 500  # messages per script call when queuing a large audience
 
 _LUA_RANK = "local rank = {" + ", ".join(f"{status}={n}" for status, n in RANK.items()) + "}\n"
 
-# KEYS: lane list, lane drain flag, the history's indexes of every message and of SMS (today's)
-# and its set of the intent's SMS, then per SMS its message hash, its recipient's subscriber
-# hash and the history's index of that recipient.  ARGV: kind, force ("1": even if stopped),
+# KEYS: lane list, lane drain flag, the history's index of every message (today's) and its set
+# of the intent's SMS, then per SMS its message hash, its recipient's subscriber hash and the
+# history's index of that recipient.  ARGV: kind, force ("1": even if stopped),
 # now, ttl, flag ttl ms, intent, who to tell if it cannot be delivered ("" no one) and what,
 # the history's score and expiry, then per SMS (recipient, id, body).
 # Each SMS notes the channel its recipient texted through last (`ch`: its way back), and
@@ -67,8 +67,8 @@ _QUEUE = (
     history.LUA_INDEX
     + """
 local n = 0
-for j = 0, (#KEYS - 5) / 3 - 1 do
-  local key, sub, by_texter = KEYS[6 + 3 * j], KEYS[7 + 3 * j], KEYS[8 + 3 * j]
+for j = 0, (#KEYS - 4) / 3 - 1 do
+  local key, sub, by_texter = KEYS[5 + 3 * j], KEYS[6 + 3 * j], KEYS[7 + 3 * j]
   local recipient, id, body = ARGV[11 + 3 * j], ARGV[12 + 3 * j], ARGV[13 + 3 * j]
   if redis.call('EXISTS', key) == 0 then
     local s = redis.call('HMGET', sub, 'phone', 'stopped', 'paused', 'ch', 'pre')
@@ -82,16 +82,15 @@ for j = 0, (#KEYS - 5) / 3 - 1 do
       redis.call('EXPIRE', key, ARGV[4])
       redis.call('RPUSH', KEYS[1], id)
       redis.call('ZADD', KEYS[3], ARGV[9], 'out-' .. id)
-      redis.call('ZADD', KEYS[4], ARGV[9], 'out-' .. id)
       kb_index(by_texter, ARGV[9], 'out-' .. id, ARGV[10])
-      redis.call('SADD', KEYS[5], id)
+      redis.call('SADD', KEYS[4], id)
       n = n + 1
     end
   end
 end
 local schedule = 0
 if n > 0 then
-  for i = 3, 5 do redis.call('EXPIREAT', KEYS[i], ARGV[10]) end
+  for i = 3, 4 do redis.call('EXPIREAT', KEYS[i], ARGV[10]) end
   if redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[5]) then schedule = 1 end
 end
 return {n, schedule}
@@ -320,8 +319,7 @@ def _queue_call(
 ) -> tuple[list[str], list[str | int]]:
     """The _QUEUE script's keys and arguments for `messages` (recipient, text) of one intent."""
     script_keys = [keys.outbound_lane(lane), keys.outbound_drain_scheduled(lane)]
-    script_keys += [history.index(now, history.ALL), history.index(now, history.OUT)]
-    script_keys += [keys.history_sms_of(intent)]
+    script_keys += [history.index(now, history.ALL), keys.history_sms_of(intent)]
     args: list[str | int] = [kind, "1" if force else "0", f"{now:.3f}", MESSAGE_TTL_SECONDS]
     args += [DRAIN_FLAG_TTL_MS, intent, *(notice if notice else ("", ""))]
     args += [history.score(now), history.expire_at(now, history_days)]

@@ -88,14 +88,15 @@ def _outcome(
 ) -> history.Processed:
     """What became of one text, for the history (a command by its name only: a direct
     message's text stays out of it)."""
+    at, channel = t.received_at, t.channel
     if t.sid in held:
-        return history.Processed(t.sid, t.received_at, sub_id, "held")
+        return history.Processed(t.sid, at, sub_id, "held", channel)
     if t.sid in deferred:
-        return history.Processed(t.sid, t.received_at, sub_id, "deferred")
+        return history.Processed(t.sid, at, sub_id, "deferred", channel)
     if t.sid in made:
-        return history.Processed(t.sid, t.received_at, sub_id, "post", post_id=made[t.sid])
+        return history.Processed(t.sid, at, sub_id, "post", channel, post_id=made[t.sid])
     command = found.commands.get(t.sid)
-    return history.Processed(t.sid, t.received_at, sub_id, "command", command=command.name if command else "")
+    return history.Processed(t.sid, at, sub_id, "command", channel, command=command.name if command else "")
 
 
 def process(runtime: Runtime, sids: list[str]) -> list[int]:

@@ -41,14 +41,13 @@ DRAIN_SCHEDULE_TTL_MS = 30_000  # a drain job that died frees the slot after thi
 INBOX = Worklist(keys.INBOX, keys.INBOX_CLAIMS, keys.inbox_claim)
 
 # KEYS: seen marker, message hash, inbox, drain-scheduled flag, stats total, stats minute,
-# then the history's record and its indexes of every message, received ones, the channel's
-# ARGV: message id, seen ttl, flag ttl ms, stats ttl, channel, history score (ms), when the
-# history expires, when it was stored, the masked country code, field/value pairs…
+# then the history's record and its indexes of every message and of the channel's.
+# ARGV: message id, seen ttl, flag ttl ms, stats ttl, channel, history score (ms), when it
+# was received and stored, the masked country code, field/value pairs…
 # Returns 0 for a repeat, 1 for stored, 2 for stored and "please enqueue a drain job".
 # The console's counters ride along in the same call (no extra round trip per text).
 _INGEST = (
     stats.LUA_COUNT
-    + history.LUA_INDEX
     + """
 if not redis.call('SET', KEYS[1], '0', 'NX', 'EX', ARGV[2]) then
   kb_count(KEYS[5], KEYS[6], ARGV[4], 'duplicate', 1)
@@ -56,11 +55,10 @@ if not redis.call('SET', KEYS[1], '0', 'NX', 'EX', ARGV[2]) then
 end
 redis.call('HSET', KEYS[2], unpack(ARGV, 10))
 redis.call('RPUSH', KEYS[3], ARGV[1])
--- The history: received and stored (see gateway/store/history.py).
-local at = redis.call('HGET', KEYS[2], 'at')
-redis.call('HSET', KEYS[7], 'at', at, 'st', ARGV[8], 'ch', ARGV[5], 'cc', ARGV[9])
-redis.call('EXPIREAT', KEYS[7], ARGV[7])
-for i = 8, 10 do kb_index(KEYS[i], ARGV[6], 'in-' .. ARGV[1], ARGV[7]) end
+-- The history: received and stored (gateway/store/history.py; the drain batch sets expiries).
+redis.call('HSET', KEYS[7], 'at', ARGV[7], 'st', ARGV[8], 'ch', ARGV[5], 'cc', ARGV[9])
+redis.call('ZADD', KEYS[8], ARGV[6], 'in-' .. ARGV[1])
+redis.call('ZADD', KEYS[9], ARGV[6], 'in-' .. ARGV[1])
 kb_count(KEYS[5], KEYS[6], ARGV[4], 'received', 1)
 kb_count(KEYS[5], KEYS[6], ARGV[4], 'received@' .. ARGV[5], 1)
 if redis.call('SET', KEYS[4], '1', 'NX', 'PX', ARGV[3]) then return 2 end
@@ -69,23 +67,13 @@ return 1
 )
 
 
-def store(
-    redis: Redis,
-    vault: PhoneVault,
-    text: InboundText,
-    replication: Replication = NONE,
-    history_days: int = history.DEFAULT_DAYS,
-) -> str:
+def store(redis: Redis, vault: PhoneVault, text: InboundText, replication: Replication = NONE) -> str:
     """Store and queue a text in one round trip. Returns "duplicate", "stored" or "schedule"."""
-    return store_many(redis, vault, [text], replication, history_days)[0]
+    return store_many(redis, vault, [text], replication)[0]
 
 
 def store_many(
-    redis: Redis,
-    vault: PhoneVault,
-    texts: Sequence[InboundText],
-    replication: Replication = NONE,
-    history_days: int = history.DEFAULT_DAYS,
+    redis: Redis, vault: PhoneVault, texts: Sequence[InboundText], replication: Replication = NONE
 ) -> list[str]:
     """`store` for several texts in one pipelined round trip, hence (appendfsync always)
     one fsync of Redis's append-only file for all of them. Raises RedisError if any may
@@ -95,7 +83,7 @@ def store_many(
     replicas ends the same pipeline (WAIT counts the writes made on its own connection). A
     repeat is confirmed too: its first copy, stored by whichever request, is what must be
     replicated, and the repeat's own count follows it in the replication stream."""
-    calls = [_ingest_call(vault, text, history_days) for text in texts]
+    calls = [_ingest_call(vault, text) for text in texts]
     results = replication.run_many(redis, scripts.load(redis, _INGEST), calls)
     return [_OUTCOMES[int(result)] for result in results]
 
@@ -103,9 +91,7 @@ def store_many(
 _OUTCOMES = {0: "duplicate", 1: "stored", 2: "schedule"}
 
 
-def _ingest_call(
-    vault: PhoneVault, text: InboundText, history_days: int
-) -> tuple[list[str], list[str | int]]:
+def _ingest_call(vault: PhoneVault, text: InboundText) -> tuple[list[str], list[str | int]]:
     """The _INGEST script's keys and arguments for one text (its number encrypted)."""
     from_key, from_encrypted = vault.protect(text.sender)
     at = text.received_at
@@ -128,7 +114,7 @@ def _ingest_call(
         keys.INBOX_DRAIN_SCHEDULED,
         *stats.lua_keys(text.received_at),
         keys.history_inbound(text.message_id),
-        *(history.index(at, name) for name in (history.ALL, history.IN, history.by_provider(text.channel))),
+        *(history.index(at, name) for name in (history.ALL, history.by_provider(text.channel))),
     ]
     args: list[str | int] = [
         text.message_id,
@@ -137,7 +123,7 @@ def _ingest_call(
         stats.MINUTE_TTL_SECONDS,
         text.channel,
         history.score(at),
-        history.expire_at(at, history_days),
+        fields["at"],
         f"{time.time():.3f}",
         phones.country_code(text.sender),
         *(x for pair in fields.items() for x in pair),
@@ -167,13 +153,12 @@ def _group_commit(runtime: Runtime) -> GroupCommit[InboundText, str]:
 def _store_many_with(runtime: Runtime) -> Callable[[Sequence[InboundText]], list[str]]:
     # A weak reference, or the committer (the dictionary's value) would keep its key alive.
     redis_ref, vault, replication = weakref.ref(runtime.redis), runtime.vault, runtime.replication
-    days = runtime.config.history_days
 
     def commit(texts: Sequence[InboundText]) -> list[str]:
         redis = redis_ref()
         if redis is None:  # no caller can hold a Runtime whose client is gone
             raise RuntimeError("the Redis client of this group commit is gone")
-        return store_many(redis, vault, texts, replication, days)
+        return store_many(redis, vault, texts, replication)
 
     return commit
 

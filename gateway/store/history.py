@@ -14,9 +14,10 @@ erase it there). An SMS's record is its own outbox hash, to which the scripts ad
 `t_sent`, `t_done` (the times of its steps) and `oc` (the provider's neutral outcome).
 
 Indexes. One sorted set per day (unix time // 86400) and filter value, of history ids
-("in-<sid>", "out-<id>") scored by a time in ms: every message ("all"), by direction
-("in", "out"), provider ("p:twilio"), texter ("h:<subscriber id>"), and outcome
-("o:failed"). Direction, texter and provider entries carry the message's own time;
+("in-<sid>", "out-<id>") scored by a time in ms: every message ("all"), by provider
+("p:twilio"), texter ("h:<subscriber id>"), and outcome ("o:failed"). A direction has no
+index of its own: half of all messages, it is found by checking those of "all" (an entry
+per message less, about 100 bytes). Texter and provider entries carry the message's time;
 outcome entries the time the outcome happened (a failure is listed when it failed), and
 only outcomes that settle something (INDEXED_OUTCOMES: "sent" would be wrong by the next
 report). Entries never move: a reader checks each candidate's record against every filter,
@@ -42,7 +43,7 @@ DEFAULT_DAYS = 7
 # history cannot be kept longer than that.
 MAX_DAYS = 14
 
-ALL, IN, OUT = "all", "in", "out"
+ALL = "all"
 # Outcomes with an index of their own; others ("sent", "queued", "waiting") are found by
 # checking the records of their direction.
 INDEXED_OUTCOMES = (
@@ -151,13 +152,17 @@ class Processed:
     received_at: float
     sub_id: int
     result: str  # "post", "command", "held" or "deferred" (over the posting rate: posted later)
+    channel: str = ""  # the provider it came through
     post_id: int | None = None
     command: str = ""  # the command's name ("follow", "dm"): never its text
 
 
 def note_processed(pipe: Pipeline, done: Iterable[Processed], days: int, now: float | None = None) -> None:
-    """Add to the batch's pipeline what became of its texts (texter, post or command)."""
+    """Add to the batch's pipeline what became of its texts (texter, post or command), and
+    the expiry of everything the history holds of them: the intake script leaves that to
+    the batch, which every stored text reaches, to keep the webhook's script short."""
     now = time.time() if now is None else now
+    expiring: dict[str, int] = {}
     for p in done:
         record, member, until = keys.history_inbound(p.sid), inbound_id(p.sid), expire_at(p.received_at, days)
         pipe.hset(record, mapping={"sub": p.sub_id, "pr": f"{now:.3f}", "res": p.result})
@@ -165,15 +170,18 @@ def note_processed(pipe: Pipeline, done: Iterable[Processed], days: int, now: fl
             pipe.hset(record, "post", p.post_id)
         if p.command:
             pipe.hset(record, "cmd", p.command)
-        pipe.expireat(record, until)
-        names = [by_texter(p.sub_id)] + ([by_outcome(p.result)] if p.result in INDEXED_OUTCOMES else [])
-        for name in names:
+        expiring[record] = until
+        listed = [by_texter(p.sub_id)] + ([by_outcome(p.result)] if p.result in INDEXED_OUTCOMES else [])
+        for name in listed:
             pipe.zadd(index(p.received_at, name), {member: score(p.received_at)})
-            pipe.expireat(index(p.received_at, name), until)
+        for name in [*listed, ALL, by_provider(p.channel)]:
+            expiring[index(p.received_at, name)] = until
+    for key, until in expiring.items():
+        pipe.expireat(key, until)
 
 
 def _index_names(sub_ids: Iterable[int | str] = ()) -> list[str]:
-    names = [ALL, IN, OUT, *(by_provider(p) for p in PROVIDERS), *(by_outcome(o) for o in INDEXED_OUTCOMES)]
+    names = [ALL, *(by_provider(p) for p in PROVIDERS), *(by_outcome(o) for o in INDEXED_OUTCOMES)]
     return names + [by_texter(s) for s in sub_ids]
 
 
