@@ -16,7 +16,7 @@ from flask.testing import FlaskClient
 from redis import Redis
 
 from gateway.config import Config, ConfigError
-from gateway.ops import accounts, filters, history
+from gateway.ops import accounts, export, filters, history
 from gateway.store import history as stored
 from gateway.store import keys
 from tests.conftest import Twilio
@@ -252,6 +252,19 @@ def test_exports_hold_the_filtered_rows_and_say_how_many_at_most(
     exported = json.loads(operator.get("/ops/messages.json", query_string=calm).get_data(as_text=True))
     assert exported["count_at_most"] == int(response.headers["X-Rows-At-Most"]) and exported["next"] is None
     assert sorted(r["text"] for r in exported["rows"]) == ["calm here", "calm there"]
+
+
+def test_a_capped_export_ends_with_the_cursor_that_resumes_it(twilio: Twilio, drain, redis: Redis, runtime):
+    for n in range(5):
+        twilio.text(sender=REZA, body=f"report {n}")
+    drain()
+    f = filters.parse({"direction": "in"}, runtime.config.history_days)
+    *first, (end, cursor) = export.rows(redis, f, cap=3)
+    assert end is None and cursor
+    at, _, member = cursor.partition("~")
+    *rest, (_, last) = export.rows(redis, replace(f, cursor=(int(at), member)), cap=3)
+    texts = [r.text for r, _ in first + rest if r is not None]
+    assert texts == [f"report {n}" for n in reversed(range(5))] and last is None
 
 
 def test_history_keys_expire_with_the_retention(twilio: Twilio, drain, redis: Redis, runtime):

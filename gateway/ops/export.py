@@ -34,16 +34,16 @@ COLUMNS = (
 )
 
 
-def rows(redis: Redis, f: Filters) -> Iterator[tuple[history.Row | None, str | None]]:
-    """Every row `f` selects, newest first, up to MAX_ROWS; then (None, the cursor to resume
+def rows(redis: Redis, f: Filters, cap: int = MAX_ROWS) -> Iterator[tuple[history.Row | None, str | None]]:
+    """Every row `f` selects, newest first, up to `cap`; then (None, the cursor to resume
     from, or None when nothing is left)."""
-    f, sent = replace(f, limit=MAX_LIMIT), 0
+    sent = 0
     while True:
-        found = history.page(redis, replace(f, limit=min(MAX_LIMIT, MAX_ROWS - sent)))
+        found = history.page(redis, replace(f, limit=min(MAX_LIMIT, cap - sent)))
         for row in found.rows:
             yield row, None
         sent += len(found.rows)
-        if found.next is None or sent >= MAX_ROWS:
+        if found.next is None or sent >= cap:
             yield None, found.next
             return
         at_ms, _, member = found.next.partition("~")
