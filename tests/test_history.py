@@ -79,6 +79,7 @@ def test_operator_finds_a_post_by_handle_and_its_timeline_shows_each_step(phones
 
     sms = api(client, handle="sara", direction="out", q="the square")["rows"]
     assert [(r["kind"], r["outcome"], r["provider"]) for r in sms] == [("post", "delivered", "twilio")]
+    assert sms[0]["country"] == "+98"  # the recipient's country code: all a row shows of a number
     sms_page = client.get(f"/ops/messages/{sms[0]['id']}").get_data(as_text=True)
     assert f"/ops/messages/{post['id']}" in sms_page  # back to the text that caused it
 

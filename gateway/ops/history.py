@@ -42,7 +42,7 @@ class Row:
     direction: str  # "in" or "out"
     at: float  # received, or queued
     handle: str  # the texter's current handle; "" once forgotten
-    country: str  # "+98": a received text's masked country code; "" for an SMS
+    country: str  # "+98": the texter's country code, all a row shows of their number
     provider: str
     kind: str  # in: "post", "command"…; out: what it was for ("post", "answer", "dm", "welcome"…)
     outcome: str  # in: post / command / held / deferred / waiting; out: the SMS's status
@@ -244,7 +244,7 @@ def _outbound(h: str, r: dict[str, str], bodies: dict[str, str | None]) -> Row:
         direction="out",
         at=float(r.get("created") or 0),
         handle="",
-        country="",
+        country=r.get("cc", ""),
         provider=r.get("via") or r.get("ch", ""),
         kind=kind,
         outcome=r.get("status", ""),

@@ -61,7 +61,8 @@ _LUA_RANK = "local rank = {" + ", ".join(f"{status}={n}" for status, n in RANK.i
 # now, ttl, flag ttl ms, intent, who to tell if it cannot be delivered ("" no one) and what,
 # the history's score and expiry, then per SMS (recipient, id, body).
 # Each SMS notes the channel its recipient texted through last (`ch`: its way back), and
-# the provider's channel prefix their address had there (`pre`, e.g. "whatsapp").
+# the provider's channel prefix their address had there (`pre`, e.g. "whatsapp"), and for the
+# history their country code (`cc`, "+98").
 # Returns {queued, 1 if the caller must enqueue a send job}.
 _QUEUE = (
     history.LUA_INDEX
@@ -71,13 +72,13 @@ for j = 0, (#KEYS - 4) / 3 - 1 do
   local key, sub, by_texter = KEYS[5 + 3 * j], KEYS[6 + 3 * j], KEYS[7 + 3 * j]
   local recipient, id, body = ARGV[11 + 3 * j], ARGV[12 + 3 * j], ARGV[13 + 3 * j]
   if redis.call('EXISTS', key) == 0 then
-    local s = redis.call('HMGET', sub, 'phone', 'stopped', 'paused', 'ch', 'pre')
+    local s = redis.call('HMGET', sub, 'phone', 'stopped', 'paused', 'ch', 'pre', 'cc')
     local stopped = s[2] == '1' and ARGV[2] ~= '1'
     local paused = s[3] == '1' and ARGV[1] ~= 'answer'
     if s[1] and not stopped and not paused then
       redis.call('HSET', key, 'r', recipient, 'body', body, 'kind', ARGV[1], 'force', ARGV[2],
                  'intent', ARGV[6], 'status', 'queued', 'attempts', 0, 'created', ARGV[3],
-                 'ch', s[4] or '', 'pre', s[5] or '')
+                 'ch', s[4] or '', 'pre', s[5] or '', 'cc', s[6] or '')
       if ARGV[7] ~= '' then redis.call('HSET', key, 'nto', ARGV[7], 'notice', ARGV[8]) end
       redis.call('EXPIRE', key, ARGV[4])
       redis.call('RPUSH', KEYS[1], id)

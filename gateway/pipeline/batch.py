@@ -34,6 +34,7 @@ class StoredText:
     received_at: float
     channel: str  # the provider it came through
     prefix: str  # the provider's channel prefix the sender wrote (Twilio's "whatsapp"), if any
+    country: str = ""  # the sender's country code ("+98"), all the history shows of the number
 
 
 def _read(redis: Redis, sids: list[str]) -> list[StoredText]:
@@ -54,6 +55,7 @@ def _read(redis: Redis, sids: list[str]) -> list[StoredText]:
                 received_at=float(h.get("at", "0")),
                 channel=h.get("ch", ""),
                 prefix=h.get("pre", ""),
+                country=h.get("cc", ""),
             )
         )
     return texts
@@ -88,15 +90,18 @@ def _outcome(
 ) -> history.Processed:
     """What became of one text, for the history (a command by its name only: a direct
     message's text stays out of it)."""
-    at, channel = t.received_at, t.channel
+
+    def noted(result: str, post_id: int | None = None, command: str = "") -> history.Processed:
+        return history.Processed(t.sid, t.received_at, sub_id, result, t.channel, t.country, post_id, command)
+
     if t.sid in held:
-        return history.Processed(t.sid, at, sub_id, "held", channel)
+        return noted("held")
     if t.sid in deferred:
-        return history.Processed(t.sid, at, sub_id, "deferred", channel)
+        return noted("deferred")
     if t.sid in made:
-        return history.Processed(t.sid, at, sub_id, "post", channel, post_id=made[t.sid])
+        return noted("post", post_id=made[t.sid])
     command = found.commands.get(t.sid)
-    return history.Processed(t.sid, at, sub_id, "command", channel, command=command.name if command else "")
+    return noted("command", command=command.name if command else "")
 
 
 def process(runtime: Runtime, sids: list[str]) -> list[int]:

@@ -102,6 +102,7 @@ def _ingest_call(vault: PhoneVault, text: InboundText) -> tuple[list[str], list[
         "body": text.body,
         "at": f"{text.received_at:.3f}",
         "ch": text.channel,
+        "cc": phones.country_code(text.sender),  # "+98": the history shows it, nothing more
     }
     if text.prefix:
         fields["pre"] = text.prefix
@@ -125,7 +126,7 @@ def _ingest_call(vault: PhoneVault, text: InboundText) -> tuple[list[str], list[
         history.score(at),
         fields["at"],
         f"{time.time():.3f}",
-        phones.country_code(text.sender),
+        fields["cc"],
         *(x for pair in fields.items() for x in pair),
     ]
     return script_keys, args

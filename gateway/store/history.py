@@ -153,6 +153,7 @@ class Processed:
     sub_id: int
     result: str  # "post", "command", "held" or "deferred" (over the posting rate: posted later)
     channel: str = ""  # the provider it came through
+    country: str = ""  # its sender's country code ("+98"), noted on the texter for their SMS
     post_id: int | None = None
     command: str = ""  # the command's name ("follow", "dm"): never its text
 
@@ -170,6 +171,8 @@ def note_processed(pipe: Pipeline, done: Iterable[Processed], days: int, now: fl
             pipe.hset(record, "post", p.post_id)
         if p.command:
             pipe.hset(record, "cmd", p.command)
+        if p.country:  # what the SMS queued to them note (see outbound's queue script)
+            pipe.hset(keys.subscriber(p.sub_id), "cc", p.country)
         expiring[record] = until
         listed = [by_texter(p.sub_id)] + ([by_outcome(p.result)] if p.result in INDEXED_OUTCOMES else [])
         for name in listed:
