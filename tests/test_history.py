@@ -98,6 +98,19 @@ def test_failed_sms_are_found_by_outcome_and_provider(phones: Phones):
     assert "failed" in timeline and "invalid_number" in timeline
 
 
+def test_an_sms_the_provider_refused_once_is_found_as_retried_and_then_delivered(phones: Phones):
+    phones.join(ALI, "ali")
+    phones.live.control("fail", status="429")  # Twilio: too many requests, once
+    phones.say(ALI, "STATS")
+    client = console(phones)
+    wait_until(lambda: api(client, outcome="retry", handle="ali")["rows"] != [])
+    [retried] = api(client, outcome="retry")["rows"]
+    assert retried["kind"] == "answer" and "retried 1×" in retried["detail"]
+    wait_until(lambda: api(client, outcome="retry")["rows"][0]["outcome"] == "delivered", timeout=10)
+    timeline = client.get(f"/ops/messages/{retried['id']}").get_data(as_text=True)
+    assert "retried" in timeline and "delivered" in timeline
+
+
 def test_direct_message_text_is_never_shown(phones: Phones):
     phones.join(ALI, "ali")
     phones.join(SARA, "sara")

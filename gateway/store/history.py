@@ -11,7 +11,8 @@ and stored, its channel, its sender's masked country code ("+98", nothing more),
 processed, its texter's id and the post or command it made (never a direct message's text,
 never the number: a post's text is read from the post itself, so DELETE and FORGET ME
 erase it there). An SMS's record is its own outbox hash, to which the scripts add `t_go`,
-`t_sent`, `t_done` (the times of its steps) and `oc` (the provider's neutral outcome).
+`t_sent`, `t_done` (the times of its steps), `oc` (the provider's neutral outcome) and `cc`
+(its recipient's country code, which the drain batch notes on each texter).
 
 Indexes. One sorted set per day (unix time // 86400) and filter value, of history ids
 ("in-<sid>", "out-<id>") scored by a time in ms: every message ("all"), by provider
@@ -22,7 +23,9 @@ outcome entries the time the outcome happened (a failure is listed when it faile
 only outcomes that settle something (INDEXED_OUTCOMES: "sent" would be wrong by the next
 report). Entries never move: a reader checks each candidate's record against every filter,
 so an entry a later change made stale is skipped, not shown. Each day's keys and each
-record expire HISTORY_DAYS after their day ends, so storage is bounded by the retention.
+text's record expire HISTORY_DAYS after their day ends (set by the drain batch, which every
+stored text reaches: the webhook's script stays short), so storage is bounded by the
+retention; an SMS's outbox hash lives its own 14 days.
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ MAX_DAYS = 14
 
 ALL = "all"
 # Outcomes with an index of their own; others ("sent", "queued", "waiting") are found by
-# checking the records of their direction.
+# checking the records on the index of every message.
 INDEXED_OUTCOMES = (
     *("delivered", "undelivered", "failed", "cancelled", "retry", "opted_out"),  # SMS
     *("post", "command", "held"),  # received texts
