@@ -12,7 +12,7 @@ its summed latency buckets, not an average of percentiles.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -42,6 +42,11 @@ SPANS = {
 PERCENTILES = (0.5, 0.95, 0.99)
 STAGES = {"webhook_to_post": "webhook → post", "post_to_sms": "post → SMS"}
 NAMES = {"twilio": "Twilio", "android": "Android phone"}
+
+
+def shown(provider: str) -> str:
+    """A provider as the console names it."""
+    return NAMES.get(provider, provider)
 
 
 def minutes(runtime: Runtime, span: Span, now: float) -> tuple[int, dict[str, list[int]]]:
@@ -137,26 +142,25 @@ def read(runtime: Runtime, span: Span, now: float | None = None) -> dict[str, An
     config = runtime.config
     providers = config.sms_providers
     p = Points(span, *minutes(runtime, span, now))
-    lanes = [name for name in rollup.levels() if name.startswith("depth:sms-")]
+    lanes = [level for level in rollup.levels() if level.startswith("depth:sms-")]
     sms_waiting = p.highest(*lanes)
-    sent_per_s = p.per_second(*(f"sms:sent@{name}" for name in providers))
+    sent_per_s = p.per_second(*(f"sms:sent@{provider}" for provider in providers))
     eta: list[float | None] = []
     for waiting, rate in zip(sms_waiting, sent_per_s, strict=True):
         seconds = None if waiting is None else drain_seconds(waiting, rate, config.total_mps)
         eta.append(None if seconds is None else round(seconds, 1))
-    name: Callable[[str], str] = lambda provider: NAMES.get(provider, provider)  # noqa: E731
     send_rate: Series = []
     for provider in providers:
         limit = config.mps(provider)
         send_rate += [
-            (f"{name(provider)}: sent", p.per_second(f"sms:segments@{provider}")),
-            (f"{name(provider)}: limit", [limit if limit > 0 else None] * p.count),
+            (f"{shown(provider)}: sent", p.per_second(f"sms:segments@{provider}")),
+            (f"{shown(provider)}: limit", [limit if limit > 0 else None] * p.count),
         ]
     charts = [
         _chart("throughput", "Texts in, posts and SMS out", "per minute", [
             ("texts in", p.per_minute("received")),
             ("posts", p.per_minute("posts")),
-            *((f"SMS out: {name(x)}", p.per_minute(f"sms:sent@{x}")) for x in providers),
+            *((f"SMS out: {shown(x)}", p.per_minute(f"sms:sent@{x}")) for x in providers),
         ]),
         _chart("latency", "Latency percentiles", "seconds", [
             (f"{label} p{round(q * 100)}", p.quantiles(stage, q))
@@ -168,7 +172,7 @@ def read(runtime: Runtime, span: Span, now: float | None = None) -> dict[str, An
         ]),
         _chart("drain", "Time to send the SMS waiting", "seconds", [("at the rate they went out", eta)]),
         _chart("outcomes", "Delivery outcomes by provider", "per minute", [
-            (f"{name(x)}: {status}", p.per_minute(f"outcome:{status}@{x}"))
+            (f"{shown(x)}: {status}", p.per_minute(f"outcome:{status}@{x}"))
             for x in providers for status in rollup.OUTCOMES
         ]),
         _chart("send_rate", "Send rate against each provider's limit (SMS_MPS)", "segments / s",
