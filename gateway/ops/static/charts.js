@@ -33,7 +33,7 @@
   }
 
   function fillTable(section, data, chart) {
-    var tbody = section.querySelector("tbody");
+    var tbody = section.querySelector("details tbody"); // (uPlot's legend is a table too)
     var rows = [];
     for (var i = data.labels.length - 1; i >= 0; i--) {
       var tr = document.createElement("tr"), th = document.createElement("th");
