@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import time
+from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
@@ -16,6 +17,8 @@ from gateway.outbox import outbound
 from gateway.runtime import Runtime
 from gateway.store import buckets, keys, queues, rollup, stats
 from tests.conftest import Twilio
+from tests.live import Processes, start_gateway
+from tests.simulated import wait_until
 from tests.test_ops import PASSWORD, SECRET_NUMBER, log_in
 
 # Real time (20 s into the current minute): a day's buckets expire a week after the day
@@ -114,6 +117,20 @@ def test_minutes_missed_while_no_worker_ran_are_caught_up(runtime: Runtime, redi
     assert rollup.roll(redis, providers, MINUTE - 1) == 0  # nothing new
     got = buckets.read(runtime.rq_redis, ["posts"], MINUTE - 100, MINUTE - 1)["posts"]
     assert (got[10], got[90], sum(got)) == (2, 5, 7)
+
+
+@pytest.mark.e2e
+def test_a_worker_process_copies_the_minutes_that_ended_on_its_own(
+    redis_server: str, runtime: Runtime, redis: Redis, processes: Processes, tmp_path: Path
+):
+    before = time.time() - 60  # the minute before this one: ended
+    stats.record(redis, "received", 4, now=before)
+    stats.sample_depths(redis, {"sms-replies": 9}, before)
+    start_gateway(redis_server, processes, tmp_path / "var")  # `kabootar web` and `kabootar worker`
+    m = stats.minute_of(before)
+    copied = {"received": [4], "depth:sms-replies": [10]}  # (a depth is kept plus one)
+    wait_until(lambda: buckets.read(runtime.rq_redis, list(copied), m, m) == copied, timeout=20)
+    assert int(redis.get(keys.CHART_ROLLED) or 0) >= m
 
 
 def _week_of_history(redis: Redis) -> int:
