@@ -325,7 +325,8 @@ def test_reply_form_appears_once_the_reply_route_exists(config: Config, redis: R
             "/posts/<int:post_id>/replies", "replies", lambda post_id: "", methods=["POST"]
         )
     response = with_route.test_client().get(f"/posts/{post_id}")
-    assert f'<form method="post" action="/posts/{post_id}/replies">' in response.get_data(as_text=True)
+    form = f'<form class="reply" method="post" action="/posts/{post_id}/replies">'
+    assert form in response.get_data(as_text=True)
     assert response.cache_control.private  # the form's CSRF token is this reader's alone
 
 
@@ -342,3 +343,22 @@ def test_a_page_read_just_before_a_hide_or_rename_shows_the_change_at_once(
     again = client.get(path).get_data(as_text=True)
     assert "goes away" not in again and "stays" in again
     assert "new_name" in again and author.handle not in again
+
+
+def test_authors_registered_before_the_handle_index_still_show_their_handle(
+    twilio: Twilio, drain, client: FlaskClient, redis: Redis
+):
+    """Data from before keys.HANDLE_OF (a feed read names that one index in KEYS): a post's
+    author missing from it is shown with their handle all the same, and indexed then."""
+    twilio.text(sender=ALICE, body="posted before the index")
+    drain()
+    handle = handle_of_latest(client)
+    post = posts.get(redis, client.get("/api/v1/posts?limit=1").get_json()["posts"][0]["id"])
+    author = post.author_id if post else None
+    redis.delete(keys.HANDLE_OF)  # as an installation upgraded from before it
+
+    assert handle_of_latest(client) == handle
+    assert f"@{handle}" in client.get("/").get_data(as_text=True)
+    assert redis.hget(keys.HANDLE_OF, str(author)) == handle
+    assert account.rename(redis, author or 0, "ali-upgraded") == "renamed"
+    assert handle_of_latest(client) == "ali-upgraded"

@@ -141,7 +141,7 @@ def test_settings_panel_shows_the_limits_this_app_runs_with_and_no_secret(config
     accounts.add_user(redis, "ana", PASSWORD)
     log_in(client)
     html = client.get("/ops").get_data(as_text=True)
-    panel = html[html.index('<section id="settings">') :]
+    panel = html[html.index('<section id="settings"') :]
     panel = panel[: panel.index("</section>")]
     assert re.search(r"SENDER_POSTS_PER_MINUTE</code></th><td>7<", panel)
     assert re.search(r"SMS_MAX_SEGMENTS</code></th><td>3<", panel)
@@ -298,17 +298,77 @@ def test_retry_of_a_failed_job_runs_it_again(
     assert health(client)["failed_jobs"]["count"] == 0
 
 
-def test_discard_all_empties_the_failed_jobs(client: FlaskClient, operator: str, runtime: Runtime):
+def test_a_bulk_retry_by_filter_shows_its_count_first_and_is_audited(
+    client: FlaskClient, operator: str, runtime: Runtime, redis: Redis
+):
     rq_queues = queues.make(Redis.from_url(runtime.config.redis_url or ""))
+    redis.set("test:flaky:fail", "1")
     for _ in range(3):
+        rq_queues[queues.INBOUND].enqueue("tests.test_ops.flaky", "test:flaky")
+    for _ in range(2):
         rq_queues[queues.INBOUND].enqueue("tests.test_ops.explode")
     work(runtime)
-    assert health(client)["failed_jobs"]["count"] == 3
-    response = client.post(
-        "/ops/api/jobs/discard-all", data={"csrf_token": operator}, headers={"Accept": "application/json"}
+    assert health(client)["failed_jobs"]["count"] == 5
+
+    # The dry run counts what the filter selects, and changes nothing.
+    preview = client.get("/ops/bulk/jobs?action=retry&error=FLAKY+job&within=60")
+    page = preview.get_data(as_text=True)
+    assert preview.status_code == 200
+    assert "This will retry <b>3</b> failed jobs: kb-inbound 3." in page
+    assert health(client)["failed_jobs"]["count"] == 5
+    assert (
+        client.get("/ops/bulk/jobs?action=retry&error=nothing+like+it")
+        .get_data(as_text=True)
+        .count("<b>0</b>")
+        == 1
     )
-    assert response.get_json() == {"ok": True, "message": "Discarded 3 failed jobs."}
+
+    redis.delete("test:flaky:fail")  # fixed: the operator confirms
+    form = {"error": "flaky job", "within": "60", "queue": "", "previewed": "3"}
+    confirmed = client.post("/ops/api/bulk/jobs/retry", data=form | {"csrf_token": csrf_of(page)})
+    assert confirmed.status_code == 303
+    console = client.get("/ops").get_data(as_text=True)
+    assert "Retried 3 failed jobs." in console
+    work(runtime)
+    assert redis.get("test:flaky") == "6"  # each of the three ran once more, and passed
+    assert [j["func"] for j in health(client)["failed_jobs"]["jobs"]] == ["tests.test_ops.explode"] * 2
+
+    audit_row = console[console.index('<section id="audit"') :].split("</tr>")[1]
+    for seen in ("ana", "retry failed jobs", "error: flaky job", "within: 60 min", ">3<"):
+        assert seen in audit_row, (seen, audit_row)
+
+    # Discarding the rest by an empty filter (every failed job), without the preview's count.
+    answer = client.post(
+        "/ops/api/bulk/jobs/discard",
+        data={"csrf_token": operator},
+        headers={"Accept": "application/json"},
+    )
+    assert answer.get_json() == {
+        "ok": True,
+        "message": "Discarded 2 failed jobs (0 in the preview: others changed them meanwhile).",
+    }
     assert health(client)["failed_jobs"] == {"count": 0, "jobs": []}
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "action=retry&queue=no-such-queue",
+        "action=retry&within=7",
+        "action=retry&error=" + "x" * 101,
+        "action=burn",
+    ],
+)
+def test_a_bulk_filter_the_form_cannot_send_is_refused_with_a_reason(client, operator, query):
+    response = client.get(f"/ops/bulk/jobs?{query}")
+    assert response.status_code == 400
+    assert "cannot be used" in response.get_data(as_text=True)
+
+
+def test_a_bulk_action_needs_its_csrf_token_and_a_session(client: FlaskClient, operator: str):
+    assert client.post("/ops/api/bulk/jobs/discard", data={}).status_code == 400
+    client.post("/ops/logout", data={"csrf_token": operator})
+    assert client.get("/ops/bulk/jobs?action=retry").status_code == 303  # to the login form
 
 
 def test_hidden_post_leaves_the_feed_and_comes_back_when_restored(client, operator, twilio, runtime, redis):
@@ -409,7 +469,7 @@ def test_scripts_read_the_health_json_with_basic_auth_but_cannot_act(client, red
     auth = {"Authorization": "Basic " + base64.b64encode(f"script:{PASSWORD}".encode()).decode()}
     assert client.get("/ops/api/health", headers=auth).get_json()["ok"] is False  # no worker here
     assert client.get("/ops/api/health", headers={"Authorization": "Basic Ym9iOm5v"}).status_code == 401
-    assert client.post("/ops/api/jobs/retry-all", headers=auth).status_code == 401
+    assert client.post("/ops/api/bulk/jobs/retry", headers=auth).status_code == 401
 
 
 def test_console_says_plainly_when_redis_is_down(app: Flask, client: FlaskClient, operator: str):

@@ -84,3 +84,42 @@ def test_console_updates_live_and_retries_a_failed_job(redis_server: str, tmp_pa
         assert live.redis.get("test:flaky") == "2"
         page.screenshot(path=str(screenshot_path("ops-console-after-retry")), full_page=True)
         assert problems == []
+
+
+def test_a_bulk_retry_by_filter_in_the_browser_shows_its_count_then_its_audit_entry(
+    redis_server: str, tmp_path: Path
+):
+    from playwright.sync_api import expect
+
+    with running(redis_server, tmp_path) as live, chromium() as browser:
+        accounts.add_user(live.redis, "ana", PASSWORD)
+        live.redis.set("test:flaky:fail", "1")
+        rq_queues = queues.make(live.rq_redis)
+        for _ in range(4):
+            rq_queues[queues.INBOUND].enqueue("tests.test_ops.flaky", "test:flaky")
+        rq_queues[queues.INBOUND].enqueue("tests.test_ops.explode")
+        work(live.runtime)
+
+        page = browser.new_page(viewport={"width": 375, "height": 800})
+        page.goto(f"{live.url}/ops/login")
+        page.fill("input[name=name]", "ana")
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        expect(page).to_have_url(f"{live.url}/ops")
+
+        live.redis.delete("test:flaky:fail")  # fixed; now retry just those
+        bulk = page.locator("form.bulk-filter")
+        bulk.get_by_label("Error contains").fill("flaky job")
+        bulk.get_by_label("Failed").select_option("60")
+        bulk.get_by_role("button", name="Retry…").click()
+        expect(page.locator("#bulk-count")).to_have_text("This will retry 4 failed jobs: kb-inbound 4.")
+        page.screenshot(path=str(screenshot_path("ops-bulk-preview-phone")), full_page=True)
+        page.get_by_role("button", name="Retry 4 jobs").click()
+
+        expect(page.locator(".flash.ok")).to_have_text("Retried 4 failed jobs.")
+        entry = page.locator("#audit tbody tr").first
+        for seen in ("ana", "retry failed jobs", "error: flaky job", "within: 60 min"):
+            expect(entry).to_contain_text(seen)
+        page.screenshot(path=str(screenshot_path("ops-audit-phone")), full_page=True)
+        work(live.runtime)
+        expect(page.locator('[data-k="failed_jobs.count|int"]').first).to_have_text("1", timeout=6000)

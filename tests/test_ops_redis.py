@@ -87,7 +87,7 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
 
 
 def section(page: str) -> str:
-    return page[page.index('<section id="redis">') : page.index('<section id="workers">')]
+    return page[page.index('<section id="redis"') : page.index('<section id="workers"')]
 
 
 @pytest.mark.e2e

@@ -165,69 +165,36 @@ def create(redis: Redis, new: NewPost, media_allow_http: bool = False) -> int:
     return create_many(redis, [new], media_allow_http)[0]
 
 
-# Reading: one round trip for a page or a batch, the post hashes and their authors'
-# current handles together. A row is what a post's rendering depends on, in _FIELDS
-# order after the id, then the handle: equal rows render equally, so a reader can
-# cache by them. ARGV: post key prefix, subscriber key prefix, "1" to keep hidden ones.
+# Reading: a batch of posts is one round trip, the post hashes and their authors' current
+# handles together; a page is two (its ids from the timeline, then that batch). Every key
+# the script reads is in its KEYS (the handles come from one index hash, keys.HANDLE_OF),
+# so it stays valid however Redis is replicated. A row is what a post's rendering depends
+# on, in _FIELDS order after the id, then the handle: equal rows render equally, so a
+# reader can cache by them. KEYS: the handle-of index, then the posts' hashes.
+# ARGV: "1" to keep hidden ones, the post key prefix (a post's id is the rest of its key).
 _FIELDS = ("body", "src", "at", "sub", "name", "re", "media", "hidden")
-_ROWS = f"""
+POST_KEY_PREFIX = keys.post("")
+_GET = f"""
 local FIELDS = {{{", ".join(repr(f) for f in _FIELDS)}}}
--- The post's fields if it exists and may be shown, else nil.
-local function shown(id)
-  local h = redis.call('HMGET', ARGV[1] .. id, unpack(FIELDS))
-  if (h[1] or h[2] or h[3]) and (ARGV[3] == '1' or h[8] ~= '1') then return h end
-  return nil
-end
-local function add_row(out, id, h)
-  out[#out + 1] = id
-  for j = 1, #FIELDS do out[#out + 1] = h[j] end
-  out[#out + 1] = h[4] and redis.call('HGET', ARGV[2] .. h[4], 'handle')
-end
-"""
-# ARGV[4…]: post ids.
-_GET = (
-    _ROWS
-    + """
-local out = {}
-for i = 4, #ARGV do
-  local h = shown(ARGV[i])
-  if h then add_row(out, ARGV[i], h) end
-end
-return out
-"""
-)
-# A page is filled with shown posts, skipping hidden and deleted ones, but looks at no
-# more than ARGV[6] ids, so a long run of hidden posts cannot make one read unbounded.
-# KEYS: timeline. ARGV[4]: max score ("+inf" or "(<id>"), ARGV[5]: limit, ARGV[6]: most
-# ids to look at. The first element is the next cursor: the last post shown when a shown
-# post follows it; the last id looked at when the look ran out first; false at the end.
-_PAGE = (
-    _ROWS
-    + """
-local limit, budget = tonumber(ARGV[5]), tonumber(ARGV[6])
-local top, out = ARGV[4], {false}
-local found, looked, last_shown = 0, 0, nil
-while looked < budget do
-  -- One more than the page needs at first (the common case: nothing hidden), then more
-  -- at a time as hidden posts turn up.
-  local want = math.min(budget - looked, math.max(limit - found + 1, looked))
-  local ids = redis.call('ZREVRANGEBYSCORE', KEYS[1], top, '-inf', 'LIMIT', 0, want)
-  for _, id in ipairs(ids) do
-    local h = shown(id)
-    if h then
-      if found == limit then out[1] = last_shown; return out end
-      add_row(out, id, h)
-      found, last_shown = found + 1, id
-    end
+local out = {{}}
+for i = 2, #KEYS do
+  local h = redis.call('HMGET', KEYS[i], unpack(FIELDS))
+  if (h[1] or h[2] or h[3]) and (ARGV[1] == '1' or h[8] ~= '1') then
+    out[#out + 1] = string.sub(KEYS[i], #ARGV[2] + 1)
+    for j = 1, #FIELDS do out[#out + 1] = h[j] end
+    out[#out + 1] = h[4] and redis.call('HGET', KEYS[1], h[4])
   end
-  looked = looked + #ids
-  if #ids < want then return out end
-  top = '(' .. ids[#ids]
 end
-out[1] = string.sub(top, 2)
 return out
 """
-)
+# An author whose handle is not in keys.HANDLE_OF yet (registered before the index): it is
+# copied there from their hash, atomically so a rename cannot slip between.
+# KEYS: the subscriber's hash, the handle-of index. ARGV: their id.
+_INDEX_HANDLE = """
+local handle = redis.call('HGET', KEYS[1], 'handle')
+if handle then redis.call('HSET', KEYS[2], ARGV[1], handle) end
+return handle
+"""
 # The most ids one page read looks at: five full pages' worth.
 PAGE_SCAN_IDS = 5 * MAX_PAGE
 _ROW = len(_FIELDS) + 2
@@ -286,16 +253,27 @@ class Page:
         return [_from_row(row) for row in self.rows]
 
 
-def _read_args(include_hidden: bool) -> list[str]:
-    return [keys.post(""), keys.subscriber(""), "1" if include_hidden else "0"]
+def _read_rows(redis: Redis, post_ids: Sequence[int | str], include_hidden: bool) -> list[Row]:
+    """The rows of the posts that exist and may be shown, in the order given: one round trip
+    (two more for each author not yet in the handle-of index)."""
+    if not post_ids:
+        return []
+    script_keys = [keys.HANDLE_OF, *(POST_KEY_PREFIX + str(i) for i in post_ids)]
+    args = ["1" if include_hidden else "0", POST_KEY_PREFIX]
+    got = scripts.load(redis, _GET)(keys=script_keys, args=args)
+    rows = list(_rows(cast(list[str | None], got)))
+    return [_with_handle(redis, row) if row[4] and row[-1] is None else row for row in rows]
+
+
+def _with_handle(redis: Redis, row: Row) -> Row:
+    sub = str(row[4])
+    handle = scripts.load(redis, _INDEX_HANDLE)(keys=[keys.subscriber(sub), keys.HANDLE_OF], args=[sub])
+    return (*row[:-1], handle)
 
 
 def get_many(redis: Redis, post_ids: Sequence[int], include_hidden: bool = False) -> list[Post]:
     """Posts by id, in the order given; missing (and, unless asked, hidden) ones left out."""
-    if not post_ids:
-        return []
-    flat = scripts.load(redis, _GET)(args=[*_read_args(include_hidden), *post_ids])
-    return [_from_row(row) for row in _rows(cast(list[str | None], flat))]
+    return [_from_row(row) for row in _read_rows(redis, post_ids, include_hidden)]
 
 
 def get(redis: Redis, post_id: int) -> Post | None:
@@ -304,14 +282,26 @@ def get(redis: Redis, post_id: int) -> Post | None:
 
 
 def read_page(redis: Redis, timeline_key: str, before: int | None, limit: int) -> Page:
-    """Up to `limit` visible posts of a timeline older than `before`, newest first: one round
-    trip. The page is full unless the timeline ends (then `next` is None) or PAGE_SCAN_IDS
+    """Up to `limit` visible posts of a timeline older than `before`, newest first: two round
+    trips. The page is full unless the timeline ends (then `next` is None) or PAGE_SCAN_IDS
     hidden posts in a row were passed over (then `next` carries on after them)."""
     limit = max(1, min(limit, MAX_PAGE))
     top = f"({before}" if before is not None else "+inf"
-    args: list[str | int] = [*_read_args(False), top, limit, PAGE_SCAN_IDS]
-    flat = cast(list[str | None], scripts.load(redis, _PAGE)(keys=[timeline_key], args=args))
-    return Page(_rows(flat[1:]), int(flat[0]) if flat[0] else None)
+    rows: list[Row] = []
+    looked = 0
+    while looked < PAGE_SCAN_IDS:
+        # One more than the page needs at first (the common case: nothing hidden), then more
+        # at a time as hidden posts turn up.
+        want = min(PAGE_SCAN_IDS - looked, max(limit - len(rows) + 1, looked))
+        ids = cast(list[str], redis.zrevrangebyscore(timeline_key, top, "-inf", start=0, num=want))
+        rows += _read_rows(redis, ids, include_hidden=False)
+        if len(rows) > limit:  # a shown post follows the page: the page ends at the last shown
+            return Page(tuple(rows[:limit]), int(str(rows[limit - 1][0])))
+        looked += len(ids)
+        if len(ids) < want:
+            return Page(tuple(rows), None)
+        top = f"({ids[-1]}"
+    return Page(tuple(rows), int(top[1:]))  # the look ran out: carry on after the last id looked at
 
 
 def page(redis: Redis, timeline_key: str, before: int | None, limit: int) -> tuple[list[Post], int | None]:

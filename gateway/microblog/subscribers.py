@@ -19,20 +19,21 @@ from gateway.store import keys, scripts
 
 # Atomic registration: two drain jobs seeing the same new number make one subscriber,
 # and the handle is claimed in the same step as the id, so no two subscribers share one.
-# KEYS: phone index, handle index, the new subscriber's hash, then each candidate handle's
-# hold key.  ARGV: lookup key, encrypted number, created time, the new subscriber's id
+# KEYS: phone index, handle index, handle-of index, the new subscriber's hash, then each
+# candidate handle's hold key.  ARGV: lookup key, encrypted number, created time, the new subscriber's id
 # (taken beforehand from the seq, as their hash must be named in KEYS), then each candidate
 # handle's index key (`handles.key`) and the handle.  Returns {id, handle} for a new
 # subscriber, {id, ""} for a known number, false if every candidate is taken.
 _REGISTER = """
 local existing = redis.call('HGET', KEYS[1], ARGV[1])
 if existing then return {existing, ''} end
-for j = 4, #KEYS do
-  local index_key, handle = ARGV[5 + 2 * (j - 4)], ARGV[6 + 2 * (j - 4)]
+for j = 5, #KEYS do
+  local index_key, handle = ARGV[5 + 2 * (j - 5)], ARGV[6 + 2 * (j - 5)]
   if redis.call('HEXISTS', KEYS[2], index_key) == 0 and redis.call('EXISTS', KEYS[j]) == 0 then
     redis.call('HSET', KEYS[2], index_key, ARGV[4])
     redis.call('HSET', KEYS[1], ARGV[1], ARGV[4])
-    redis.call('HSET', KEYS[3], 'handle', handle, 'phone', ARGV[2], 'created', ARGV[3])
+    redis.call('HSET', KEYS[3], ARGV[4], handle)
+    redis.call('HSET', KEYS[4], 'handle', handle, 'phone', ARGV[2], 'created', ARGV[3])
     return {ARGV[4], handle}
   end
 end
@@ -41,7 +42,7 @@ return false
 
 
 # The same for a batch of numbers in one call, every key named in KEYS (ids taken beforehand).
-# KEYS: phone index, handle index, then per number: their would-be subscriber hash and the c
+# KEYS: phone index, handle index, handle-of index, then per number: their would-be subscriber hash and the c
 # candidate handles' hold keys.  ARGV: created time, candidates per number (c), then per
 # number: lookup key, encrypted number, would-be id, c × (index key, handle).
 # Returns per number {id, handle ('' if it was known)}, or {'', ''} when every candidate
@@ -49,7 +50,7 @@ return false
 _REGISTER_MANY = """
 local c = tonumber(ARGV[2])
 local out = {}
-local i, k = 3, 3
+local i, k = 3, 4
 while i <= #ARGV do
   local key, phone, new_id = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local id, handle = redis.call('HGET', KEYS[1], key), ''
@@ -61,6 +62,7 @@ while i <= #ARGV do
         id, handle = new_id, candidate
         redis.call('HSET', KEYS[2], index_key, id)
         redis.call('HSET', KEYS[1], key, id)
+        redis.call('HSET', KEYS[3], id, handle)
         redis.call('HSET', KEYS[k], 'handle', handle, 'phone', phone, 'created', ARGV[1])
         break
       end
@@ -101,7 +103,7 @@ def register(redis: Redis, lookup_key: str, encrypted_phone: str) -> Subscriber:
         candidates = handles.candidates()
         holds = [handles.hold_key(h) for h in candidates]
         result = script(
-            keys=[keys.PHONE_INDEX, keys.HANDLE_INDEX, keys.subscriber(new_id), *holds],
+            keys=[keys.PHONE_INDEX, keys.HANDLE_INDEX, keys.HANDLE_OF, keys.subscriber(new_id), *holds],
             args=[
                 lookup_key,
                 encrypted_phone,
@@ -127,7 +129,7 @@ def register_many(redis: Redis, numbers: Sequence[tuple[str, str]]) -> list[Subs
     # The ids are taken first (their hashes must be named in KEYS); one goes unused where a
     # number turns out to be known already.
     first = int(redis.incrby(keys.SUBSCRIBER_SEQ, len(numbers))) - len(numbers) + 1
-    script_keys = [keys.PHONE_INDEX, keys.HANDLE_INDEX]
+    script_keys = [keys.PHONE_INDEX, keys.HANDLE_INDEX, keys.HANDLE_OF]
     args: list[str | int] = [f"{time.time():.3f}", CANDIDATES]
     for new_id, (lookup_key, encrypted) in enumerate(numbers, start=first):
         candidates = handles.candidates(CANDIDATES)

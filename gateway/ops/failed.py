@@ -48,7 +48,8 @@ def last_line(text: str, limit: int = 300) -> str:
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
-def _error(job: Job) -> str:
+def error_of(job: Job) -> str:
+    """The last line of the job's error, numbers masked (read once per failure)."""
     ended = job.ended_at.isoformat() if job.ended_at else ""
     cached = _ERRORS.get((job.id, ended))
     if cached is not None:
@@ -88,7 +89,7 @@ def listed(rq_queues: dict[str, Queue], limit: int = SHOWN) -> list[FailedJob]:
                     func=_func(job),
                     description=redact(job.description or ""),
                     failed_at=_stamp(job.ended_at),
-                    error=_error(job),
+                    error=error_of(job),
                 )
             )
     found.sort(key=lambda j: j.failed_at or 0.0, reverse=True)
@@ -127,20 +128,6 @@ def discard(rq_queues: dict[str, Queue], job_id: str) -> bool:
     queue, job = found
     queue.failed_job_registry.remove(job, delete_job=True)
     return True
-
-
-def _all_ids(rq_queues: dict[str, Queue]) -> list[str]:
-    return [jid for q in rq_queues.values() for jid in q.failed_job_registry.get_job_ids()]
-
-
-def retry_all(rq_queues: dict[str, Queue]) -> int:
-    """Retry every failed job; returns how many went back on a queue."""
-    return sum(retry(rq_queues, jid) for jid in _all_ids(rq_queues))
-
-
-def discard_all(rq_queues: dict[str, Queue]) -> int:
-    """Delete every failed job; returns how many."""
-    return sum(discard(rq_queues, jid) for jid in _all_ids(rq_queues))
 
 
 def count(redis: Redis, rq_queues: dict[str, Queue]) -> int:

@@ -9,7 +9,7 @@ from flask import current_app, g, jsonify, redirect, render_template, request, u
 from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import generate_csrf
 
-from gateway.ops import auth, settings, snapshot
+from gateway.ops import audit, auth, settings, snapshot
 from gateway.ops.blueprint import bp
 from gateway.runtime import Runtime
 
@@ -28,6 +28,8 @@ def console() -> ResponseReturnValue:
         thresholds=snapshot.OLDEST_ALERT_SECONDS,
         config=Runtime.of(current_app).config,
         settings=settings.shown(Runtime.of(current_app).config),
+        queue_names=list(Runtime.of(current_app).queues),
+        audit_entries=audit.recent(Runtime.of(current_app).redis),
     )
 
 

@@ -32,6 +32,9 @@ def inbox_claim(token: str) -> str:
 SUBSCRIBER_SEQ = PREFIX + "sub:seq"
 PHONE_INDEX = PREFIX + "sub:by-phone"  # hash: keyed hash of the number -> subscriber id
 HANDLE_INDEX = PREFIX + "sub:by-handle"  # hash: handle's confusable skeleton (handles.key) -> subscriber id
+# hash: subscriber id -> current handle, beside the subscriber's own hash: a feed read names
+# this one key in KEYS to show every author's handle (microblog/posts.py).
+HANDLE_OF = PREFIX + "sub:handle-of"
 
 
 def handle_hold(digest: str) -> str:
@@ -171,6 +174,7 @@ BLOCKS = PREFIX + "mod:blocks"
 BLOCKS_TOLD = PREFIX + "mod:blocks:told"
 MODERATION_LOG = PREFIX + "mod:log"  # capped list of JSON lines: who hid/blocked what, when
 OPS_USERS = PREFIX + "ops:users"  # hash: operator name -> werkzeug password hash
+OPS_AUDIT = PREFIX + "ops:audit"  # list, newest first: JSON entries of bulk actions (ops/audit.py)
 
 
 def stats_minute(minute: int) -> str:

@@ -1,0 +1,64 @@
+"""GET /ops/bulk/jobs (a bulk action's dry run) and POST /ops/api/bulk/jobs/<action> (its
+confirmation): failed jobs retried or discarded by filter, each written to the audit log."""
+
+from __future__ import annotations
+
+from flask import current_app, g, jsonify, render_template, request
+from flask.typing import ResponseReturnValue
+
+from gateway.ops import audit, bulk
+from gateway.ops.actions import answer
+from gateway.ops.blueprint import bp
+from gateway.runtime import Runtime
+
+
+def _filter() -> bulk.JobFilter:
+    return bulk.JobFilter.parse(request.values, list(Runtime.of(current_app).queues))
+
+
+def _bad(e: bulk.BadFilter) -> ResponseReturnValue:
+    if request.accept_mimetypes.best_match(["text/html", "application/json"]) == "application/json":
+        return jsonify(ok=False, message=str(e)), 400
+    return render_template("ops/bulk.html", error=str(e), action=None), 400
+
+
+@bp.get("/bulk/jobs")
+def bulk_jobs_preview() -> ResponseReturnValue:
+    action = request.args.get("action", "")
+    if action not in bulk.ACTIONS:
+        return _bad(bulk.BadFilter("choose retry or discard"))
+    try:
+        chosen = _filter()
+    except bulk.BadFilter as e:
+        return _bad(e)
+    selection = bulk.select(Runtime.of(current_app).queues, chosen)
+    return render_template(
+        "ops/bulk.html",
+        error=None,
+        action=action,
+        what=bulk.ACTIONS[action],
+        chosen=chosen,
+        selection=selection,
+        max_selected=bulk.MAX_SELECTED,
+    )
+
+
+@bp.post("/api/bulk/jobs/<any(retry, discard):action>")
+def bulk_jobs(action: str) -> ResponseReturnValue:
+    try:
+        chosen = _filter()
+    except bulk.BadFilter as e:
+        return _bad(e)
+    raw_previewed = request.form.get("previewed", "")
+    previewed = int(raw_previewed) if raw_previewed.isdigit() else 0
+    queues = Runtime.of(current_app).queues
+    selection = bulk.select(queues, chosen)
+    done = bulk.apply(queues, action, selection)
+    audit.record(
+        Runtime.of(current_app).redis, g.operator, bulk.ACTIONS[action], chosen.shown(), previewed, done
+    )
+    verb = "Retried" if action == "retry" else "Discarded"
+    message = f"{verb} {done} failed job{'s' if done != 1 else ''}"
+    if done != previewed:
+        message += f" ({previewed} in the preview: others changed them meanwhile)"
+    return answer(True, message + ".", "audit")
