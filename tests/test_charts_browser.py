@@ -12,6 +12,7 @@ import pytest
 from gateway.ops import accounts
 from tests.browser import chromium, screenshot_path
 from tests.simulated import running
+from tests.test_accessibility import overflow, serious_violations
 from tests.test_ops import PASSWORD, work
 from tests.test_ops_browser import text
 from tests.test_security_browser import LISTEN
@@ -84,14 +85,19 @@ def test_operator_sees_the_charts_move_while_texts_flow(redis_server: str, tmp_p
         wait_for_sum(page, "throughput", 1, 5)
         assert page.evaluate("window.notReloaded") is True
         page.screenshot(path=str(screenshot_path("ops-charts-1280")), full_page=True)
+        assert serious_violations(page) == []  # axe-core, as tests/test_accessibility.py runs it
 
         page.set_viewport_size({"width": 375, "height": 800})
         until(
             lambda: page.evaluate("document.querySelector('#chart-throughput canvas').clientWidth") <= 375,
             page,
         )
-        assert page.evaluate("document.documentElement.scrollWidth") <= 375  # nothing runs off a phone
+        assert page.evaluate("document.documentElement.scrollWidth") <= 375, overflow(page)  # fits a phone
         page.screenshot(path=str(screenshot_path("ops-charts-375")), full_page=True)
+        assert serious_violations(page) == []
+        page.evaluate("document.querySelectorAll('section.chart details').forEach((d) => { d.open = true; })")
+        assert serious_violations(page) == []  # the tables too (axe needs JavaScript: not run with it off)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 375, overflow(page)
 
         page.get_by_role("link", name="Last week").click()
         expect(page).to_have_url(f"{live.url}/ops/charts?range=week")
@@ -121,3 +127,4 @@ def test_charts_read_without_javascript(redis_server: str, tmp_path: Path):
         expect(page.locator("#chart-throughput h2")).to_contain_text("(per minute)")
         assert table_sum(page, "throughput", 1) == 2
         page.screenshot(path=str(screenshot_path("ops-charts-no-js-375")), full_page=True)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 375, overflow(page)
