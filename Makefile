@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: run ha test lint style typecheck bench install chromium haproxy
+.PHONY: run ha test lint style typecheck bench install chromium haproxy prometheus rules
 
 run: $(STAMP)
 	$(BIN)/kabootar run
@@ -16,10 +16,16 @@ run: $(STAMP)
 ha: $(STAMP) haproxy
 	$(BIN)/kabootar run --ha
 
-test: $(STAMP) chromium haproxy
+test: $(STAMP) chromium haproxy prometheus
 	$(BIN)/pytest
 
 lint: style typecheck
+
+# The Prometheus alerting rules are valid and fire as their tests expect (promtool); CI runs
+# it right after lint.
+rules: prometheus
+	promtool check rules deploy/prometheus/alerts.yml
+	promtool test rules deploy/prometheus/alerts_test.yml
 
 style: $(STAMP)
 	$(BIN)/ruff check .
@@ -69,3 +75,7 @@ chromium:
 # `make ha` and its tests put Debian's HAProxy in front of the web processes.
 haproxy:
 	$(call apt_need,command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ],haproxy,make ha and its tests)
+
+# promtool (Debian's prometheus package) checks the alerting rules and what /metrics serves.
+prometheus:
+	$(call apt_need,command -v promtool >/dev/null,prometheus,the Prometheus rules and their tests)

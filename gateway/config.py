@@ -142,6 +142,19 @@ def _metrics_token(raw: str) -> str:
     return token
 
 
+MAX_URL_LENGTH = 2048
+
+
+def _webhook_url(raw: str) -> str:
+    """ALERT_WEBHOOK_URL: unset, or an http(s) URL (a typo should stop the start, not the alerts)."""
+    url = raw.strip()
+    if url and (not url.startswith(("https://", "http://")) or len(url) > MAX_URL_LENGTH):
+        raise ConfigError(
+            f"ALERT_WEBHOOK_URL: an http:// or https:// URL of at most {MAX_URL_LENGTH} characters"
+        )
+    return url
+
+
 @dataclass(frozen=True)
 class Limits:
     """What one texter may make Kabootar do (the abuse limits), for the commands and the fan-out."""
@@ -221,6 +234,8 @@ class Config:
     trusted_proxies: int = 0
     # Bearer token Prometheus scrapes /metrics with (METRICS_TOKEN); "": operators' sessions only.
     metrics_token: str = ""
+    # Where alerts are POSTed as they start and end (ALERT_WEBHOOK_URL; gateway/ops/alert_webhook.py).
+    alert_webhook_url: str = ""
     # The longest wait, in seconds, that failed console logins from one address earn (they double).
     ops_login_max_wait: float = 900.0
     # The HTTP server `kabootar web` runs the app under (WEB_SERVER): see gateway/box/servers.py.
@@ -296,6 +311,7 @@ class Config:
             media_allow_http=env.get("MEDIA_ALLOW_HTTP") == "1",
             trusted_proxies=_number("TRUSTED_PROXIES", env.get("TRUSTED_PROXIES", "0"), int),
             metrics_token=_metrics_token(env.get("METRICS_TOKEN", "")),
+            alert_webhook_url=_webhook_url(env.get("ALERT_WEBHOOK_URL", "")),
             ops_login_max_wait=_at_least(  # 0 would let a guesser try as fast as they like
                 1.0, "OPS_LOGIN_MAX_WAIT", env.get("OPS_LOGIN_MAX_WAIT", "900"), float
             ),
@@ -441,6 +457,8 @@ class Config:
             env["TRUSTED_PROXIES"] = str(self.trusted_proxies)
         if self.metrics_token:
             env["METRICS_TOKEN"] = self.metrics_token
+        if self.alert_webhook_url:
+            env["ALERT_WEBHOOK_URL"] = self.alert_webhook_url
         env["OPS_LOGIN_MAX_WAIT"] = str(self.ops_login_max_wait)
         env["WEB_SERVER"] = self.web_server
         return env

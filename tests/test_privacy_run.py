@@ -396,7 +396,7 @@ def test_no_number_anywhere_after_every_command_through_real_processes(
         status, body = reader.open(path)
         assert status < 500 or path == "/readyz", (path, status)
         pages[path] = body
-    for path in ["/ops", "/ops/api/health", "/metrics"]:
+    for path in ["/ops", "/ops/api/health", "/ops/api/alerts", "/metrics"]:
         status, pages[path] = operator.open(path)
         assert status == 200, path
     assert "JobTimeoutException" in pages["/ops"]  # the failed job, listed

@@ -11,17 +11,22 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, Response, g, jsonify, redirect, request, url_for
+from flask import Blueprint, Response, current_app, g, jsonify, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import generate_csrf
 from redis.exceptions import RedisError
 
 from gateway.ops import auth
+from gateway.ops.metrics import scraper_token_given
+from gateway.runtime import Runtime
 
 log = logging.getLogger(__name__)
 bp = Blueprint("ops", __name__, url_prefix="/ops", template_folder="templates", static_folder="static")
 
 PUBLIC_ENDPOINTS = {"ops.login", "ops.static"}
+# What the Prometheus scraper's token (METRICS_TOKEN) may read besides /metrics: a monitor
+# without Alertmanager polls the alerts with the token it already has.
+SCRAPER_ENDPOINTS = {"ops.alert_list"}
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
@@ -33,6 +38,9 @@ def require_operator() -> ResponseReturnValue | None:
     if request.endpoint in PUBLIC_ENDPOINTS:
         return None
     g.operator = auth.session_operator()
+    if g.operator is None and request.endpoint in SCRAPER_ENDPOINTS:
+        if scraper_token_given(Runtime.of(current_app).config.metrics_token):
+            g.operator = "the scraper"
     if g.operator is None and request.method == "GET" and request.path.startswith("/ops/api/"):
         # Scripts read the figures with an operator's name and password (`curl -u`). Only
         # reads: a browser replays Basic credentials on its own, so actions need a session.

@@ -22,7 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from gateway.ops import auth, delivery, snapshot
+from gateway.ops import alerts, auth, delivery, snapshot
 from gateway.runtime import Runtime
 from gateway.store import stats
 
@@ -43,6 +43,7 @@ class KabootarCollector(Collector):
         yield from self._sms()
         yield from self._latency()
         yield from self._redis()
+        yield from self._providers()
         alive = GaugeMetricFamily("kabootar_workers_alive", "Workers whose heartbeat is recent")
         alive.add_metric([], self.figures["workers"]["alive"])
         yield alive
@@ -62,10 +63,16 @@ class KabootarCollector(Collector):
                 "kabootar_failed_jobs", "Failed jobs kept for retry", labels=["queue"]
             ),
         }
+        limit = GaugeMetricFamily(
+            "kabootar_queue_oldest_age_limit_seconds",
+            "How long the oldest item may wait before the QueueTooOld alert",
+            labels=["queue"],
+        )
         for qid, q in self.figures["queues"].items():
             for field, family in gauges.items():
                 family.add_metric([qid], q[field] or 0)
-        yield from gauges.values()
+            limit.add_metric([qid], alerts.OLDEST_ALERT_SECONDS[q["kind"]])
+        yield from (*gauges.values(), limit)
 
     def _pipeline(self) -> Iterator[Metric]:
         def counter(name: str, doc: str, total: str) -> CounterMetricFamily:
@@ -106,6 +113,27 @@ class KabootarCollector(Collector):
         out = self.figures["outbound"]
         waiting.add_metric([], out["waiting"] + out["retry_later"])
         yield waiting
+
+    def _providers(self) -> Iterator[Metric]:
+        """What the ProviderFailing and SendRatePinned rules read, by provider that is on."""
+        up = GaugeMetricFamily(
+            "kabootar_provider_up",
+            "1 while a provider is up (not failing, unreachable or down)",
+            labels=["provider"],
+        )
+        limit = GaugeMetricFamily(
+            "kabootar_provider_send_limit_segments_per_second",
+            "The SMS segments per second a provider may be sent (SMS_MPS; 0: no limit)",
+            labels=["provider"],
+        )
+        segments = CounterMetricFamily(
+            "kabootar_sms_segments", "SMS segments providers took, by provider", labels=["provider"]
+        )
+        for name, p in self.figures["providers"].items():
+            up.add_metric([name], float(p["state"] == "up"))
+            limit.add_metric([name], max(0.0, p["limit"]))
+            segments.add_metric([name], self.totals.get(f"sms:segments@{name}", 0.0))
+        yield from (up, limit, segments)
 
     def _latency(self) -> Iterator[Metric]:
         family = HistogramMetricFamily(

@@ -176,26 +176,3 @@ def read(runtime: Runtime, now: float, sentinels: bool = True) -> dict[str, Any]
             "down_for": change.down_for,
         },
     }
-
-
-def alerts(found: dict[str, Any]) -> list[str]:
-    """What an operator must hear about Redis: no writable primary; Sentinels that do not
-    answer, could not fail over, or disagree; this app on another primary than they name."""
-    said = []
-    if not found["writable"]:
-        state = found["state"]
-        said.append(f"Redis at {found['address']} is a {state}: texts get 503 until a primary takes them.")
-    s = found["sentinels"]
-    views = s["list"]
-    if not views:
-        return said
-    if not s["answered"]:
-        said.append(f"None of the {s['configured']} Sentinels answers: nothing would fail Redis over.")
-    elif cannot := [v for v in views if v["primary"] and v["can_fail_over"] != "yes"]:
-        said.append(f"Sentinel {cannot[0]['address']} could not fail Redis over: {cannot[0]['error']}")
-    if s["agreeing"] < s["answered"]:
-        agree = f"{s['agreeing']} of {s['answered']}"
-        said.append(f"Sentinels disagree on the primary: {agree} name {s['primary']}.")
-    elif s["primary"] and found["writable"] and not s["name_ours"]:
-        said.append(f"This app writes to {found['address']}, but the Sentinels name {s['primary']}.")
-    return said

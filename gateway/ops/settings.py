@@ -54,6 +54,11 @@ def shown(config: Config) -> list[Setting]:
         ),
         # Whether there is one, never the token itself.
         Setting("METRICS_TOKEN", "set" if config.metrics_token else "unset", "the scraper's bearer token"),
+        Setting(  # whether there is one: its path is often a secret
+            "ALERT_WEBHOOK_URL",
+            "set" if config.alert_webhook_url else "unset",
+            "where alerts are POSTed as they start and end",
+        ),
         Setting("TRUSTED_PROXIES", str(config.trusted_proxies), "proxies whose X-Forwarded-For is believed"),
         Setting(
             "OPS_LOGIN_MAX_WAIT",

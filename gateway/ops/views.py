@@ -9,7 +9,7 @@ from flask import current_app, g, jsonify, redirect, render_template, request, u
 from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import generate_csrf
 
-from gateway.ops import audit, auth, settings, snapshot
+from gateway.ops import alerts, audit, auth, settings, snapshot
 from gateway.ops.blueprint import bp
 from gateway.runtime import Runtime
 
@@ -25,7 +25,7 @@ def console() -> ResponseReturnValue:
         "ops/console.html",
         h=figures(),
         operator=g.operator,
-        thresholds=snapshot.OLDEST_ALERT_SECONDS,
+        thresholds=alerts.OLDEST_ALERT_SECONDS,
         config=Runtime.of(current_app).config,
         settings=settings.shown(Runtime.of(current_app).config),
         queue_names=list(Runtime.of(current_app).queues),
@@ -39,6 +39,14 @@ def health() -> ResponseReturnValue:
     found = figures()
     found["csrf"] = generate_csrf()  # the page's forms stay valid however long it stays open
     return jsonify(found)
+
+
+@bp.get("/api/alerts")
+def alert_list() -> ResponseReturnValue:
+    """The alerts firing now, most severe rules first: [{"name", "severity", "since", "summary"}]
+    (gateway/ops/alerts.py). Also for the scraper's METRICS_TOKEN (blueprint.py)."""
+    runtime = Runtime.of(current_app)
+    return jsonify([a.to_json() for a in alerts.evaluate(runtime.redis, snapshot.read(runtime))])
 
 
 def _safe_next(target: str | None) -> str:

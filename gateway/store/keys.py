@@ -175,6 +175,11 @@ BLOCKS_TOLD = PREFIX + "mod:blocks:told"
 MODERATION_LOG = PREFIX + "mod:log"  # capped list of JSON lines: who hid/blocked what, when
 OPS_USERS = PREFIX + "ops:users"  # hash: operator name -> werkzeug password hash
 OPS_AUDIT = PREFIX + "ops:audit"  # list, newest first: JSON entries of bulk actions (ops/audit.py)
+# Alerts (ops/alerts.py, ops/alert_webhook.py), hashes by alert id: since when it fires (unix
+# time), and what was announced to ALERT_WEBHOOK_URL (its JSON); the webhook's check lock.
+ALERTS_SINCE = PREFIX + "ops:alerts:since"
+ALERTS_ANNOUNCED = PREFIX + "ops:alerts:announced"
+ALERTS_CHECK_LOCK = PREFIX + "ops:alerts:check"
 
 
 def stats_minute(minute: int) -> str:

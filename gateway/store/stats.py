@@ -172,9 +172,15 @@ class Window:
 
     def last_minute(self, name: str) -> float:
         """Count over the last 60 s: this minute plus the unelapsed share of the previous one."""
-        cur = self.minutes[-1].get(name, 0.0)
-        prev = self.minutes[-2].get(name, 0.0) if len(self.minutes) > 1 else 0.0
-        return cur + prev * (1 - self._fraction())
+        return self.last_minutes(name, 1)
+
+    def last_minutes(self, name: str, minutes: int) -> float:
+        """Count over the last `minutes` × 60 s: this minute, the `minutes` - 1 before it, and
+        the unelapsed share of the one before those."""
+        span = [m.get(name, 0.0) for m in self.minutes[-(minutes + 1) :]]
+        if len(span) <= minutes:
+            return sum(span)
+        return sum(span[1:]) + span[0] * (1 - self._fraction())
 
     def per_second(self, name: str) -> float:
         """Rate over the last minute, per second."""

@@ -11,6 +11,7 @@ from flask import Flask
 
 from gateway import ops
 from gateway.config import Config
+from gateway.ops import alert_webhook
 from gateway.runtime import EXTENSION, Runtime
 from gateway.web import devphone, feed, health, replies, security, webhooks
 from gateway.web.fast_webhooks import FastWebhook
@@ -46,6 +47,8 @@ def create_app(config: Config | None = None, test_config: Mapping[str, Any] | No
         if config.android_simulated:
             app.register_blueprint(android_simulator.bp)
 
+    if config.alert_webhook_url:
+        alert_webhook.start(runtime)  # in every web process: see gateway/ops/alert_webhook.py
     # Ordinary webhooks are answered before Flask is entered: see fast_webhooks.py for why.
     app.wsgi_app = FastWebhook(app.wsgi_app, runtime, lambda: security.header_list(app))  # type: ignore[method-assign]
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

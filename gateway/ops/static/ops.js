@@ -83,6 +83,22 @@
     tbody.replaceChildren.apply(tbody, rows);
   }
 
+  // A list item: a string, or an alert ({name, severity, since, summary}) as console.html draws it.
+  function listItem(item) {
+    var li = document.createElement("li");
+    if (typeof item !== "object" || item === null) {
+      li.textContent = String(item);
+      return li;
+    }
+    li.dataset.severity = item.severity;
+    li.textContent = item.summary + " ";
+    var note = document.createElement("span");
+    note.className = "since";
+    note.textContent = item.name + (item.since ? ", since " + item.since.slice(11, 16) + " UTC" : "");
+    li.appendChild(note);
+    return li;
+  }
+
   function render(data) {
     now = data.at;
     document.querySelectorAll("[data-k]").forEach(function (el) { show(el, el.dataset.k, data); });
@@ -93,11 +109,7 @@
     });
     document.querySelectorAll("[data-list]").forEach(function (ul) {
       var items = pick(data, ul.dataset.list) || [];
-      ul.replaceChildren.apply(ul, items.map(function (text) {
-        var li = document.createElement("li");
-        li.textContent = text;
-        return li;
-      }));
+      ul.replaceChildren.apply(ul, items.map(listItem));
     });
     document.querySelectorAll("[data-alarm]").forEach(function (el) {
       el.classList.toggle("late", Boolean(pick(data, el.dataset.alarm)));
