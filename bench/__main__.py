@@ -1,7 +1,8 @@
 """`python -m bench` (`make bench`): run every scenario, print the table, write the results.
 
     BENCH_QUICK=1      a smoke run of every scenario with small sizes (a minute or two)
-    BENCH_ONLY=a,b     only these scenarios: ingest, e2e, first, latency, fanout, feed, capacity, history
+    BENCH_ONLY=a,b     only these scenarios: ingest, e2e, first, latency, fanout, feed, capacity,
+                       charts, history
     BASELINE_DIR=path  the peers' folder (default ../shared/baseline beside the repository)
     WORKERS=n          Kabootar's worker processes, as for `make run` (default 2)
 
@@ -21,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
-from bench import capacity, e2e, fanout, feed, first, history, ingest, latency, report, wrk
+from bench import capacity, charts, e2e, fanout, feed, first, history, ingest, latency, report, wrk
 from bench.context import HERE, OUT, Context, Settings
 from bench.report import Row, Section
 from bench.stacks import baseline_dir
@@ -35,6 +36,7 @@ SCENARIOS: dict[str, Callable[[Context], Section]] = {
     "fanout": fanout.run,
     "feed": feed.run,
     "capacity": capacity.run,
+    "charts": charts.run,
     "history": history.run,
 }
 

@@ -40,7 +40,7 @@ from gateway.config import Config, ConfigError
 from gateway.outbox import outbound, routes, sender
 from gateway.pipeline import inbox, intake, throttle
 from gateway.runtime import Runtime
-from gateway.store import connect, keys, primary, queues, stats
+from gateway.store import connect, keys, primary, queues, rollup, stats
 from workers import context, dequeue, recovery
 
 log = logging.getLogger(__name__)
@@ -124,6 +124,7 @@ def watch(
     rq_queues = queues.make(rq_redis)
     last_pass = last_sample = -WATCH_INTERVAL
     last_beat: float | None = None  # when this watchdog last reached Redis, if it did just before
+    charts = rollup.Rollup(runtime.config.sms_providers)  # the week of per-minute buckets
     while not stop.is_set():
         try:
             now = time.time()
@@ -153,6 +154,7 @@ def watch(
                 # The console's sparklines read these samples; one worker's per minute suffices.
                 stats.sample_depths(runtime.redis, queues.depths(runtime.redis, rq_queues))
                 last_sample = beat
+            charts.tick(runtime.redis, now)  # one worker a minute copies the minute just ended
         except RedisError as e:
             if last_beat is not None:
                 log.warning("watchdog cannot reach Redis: %s", e)

@@ -88,6 +88,15 @@ def raw_outcomes(redis: Redis) -> dict[str, str]:
     return cast(dict[str, str], redis.hgetall(keys.OUTBOUND_STATS))
 
 
+def drain_seconds(backlog: float, sent_per_s: float, sms_mps: float) -> float | None:
+    """How long until `backlog` SMS are sent: at the rate they went out, or at the limit
+    while none did; None when neither is known (nothing sent, no limit)."""
+    if not backlog:
+        return 0.0
+    pace = sent_per_s if sent_per_s > 0 else sms_mps
+    return backlog / pace if pace > 0 else None
+
+
 def read(redis: Redis, waiting: int, retry_later: int, window: stats.Window, sms_mps: float) -> Delivery:
     """The outbound figures, given the lanes' depths the backlog read already."""
     pipe = redis.pipeline(transaction=False)
@@ -96,8 +105,6 @@ def read(redis: Redis, waiting: int, retry_later: int, window: stats.Window, sms
     raw, sending = pipe.execute()
     by_status, by_code = outcomes(raw)
     sent_per_s = window.per_second("sms:sent")
-    pace = sent_per_s if sent_per_s > 0 else sms_mps
-    backlog = waiting + retry_later
     return Delivery(
         waiting=waiting,
         retry_later=retry_later,
@@ -107,6 +114,6 @@ def read(redis: Redis, waiting: int, retry_later: int, window: stats.Window, sms
         send_rate=window.per_second("sms:segments"),
         sent_per_s=sent_per_s,
         sms_mps=sms_mps,
-        drain_seconds=(backlog / pace if pace > 0 else None) if backlog else 0.0,
+        drain_seconds=drain_seconds(waiting + retry_later, sent_per_s, sms_mps),
         raw=raw,
     )

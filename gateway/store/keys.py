@@ -187,6 +187,21 @@ def stats_minute(minute: int) -> str:
     return f"{PREFIX}stats:m:{minute}"
 
 
+# Charts (store/buckets.py, store/rollup.py): a week of per-minute buckets.
+CHART_ROLLED = PREFIX + "chart:rolled"  # the last minute (unix time // 60) copied into the buckets
+CHART_OUTCOMES_SEEN = PREFIX + "chart:outcomes"  # hash: OUTBOUND_STATS as the last rollup read it
+
+
+def chart_day(series: str, day: int) -> str:
+    """String: one series' per-minute values for one UTC day (unix time // 86400), 4 bytes a minute."""
+    return f"{PREFIX}chart:{series}:{day}"
+
+
+def chart_rollup(minute: int) -> str:
+    """Set (NX) by the one worker that rolls up the minutes before `minute`."""
+    return f"{PREFIX}chart:lock:{minute}"
+
+
 def ops_login_backoff(scope: str, key: str) -> str:
     """Hash {n: failed logins, until: when the next try is checked} for one throttle scope:
     "account" (an operator name), "addr" or "pair" (keyed hashes: no client address is stored)."""
