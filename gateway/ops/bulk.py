@@ -1,10 +1,13 @@
-"""Bulk actions on failed jobs, chosen by a filter rather than one by one.
+"""Bulk actions chosen by a filter rather than one by one: failed jobs retried or discarded,
+failed SMS sent again.
 
-An operator sets a filter (queue, words in the error, how recent), sees a dry run — how
-many jobs it selects, per queue — and only then confirms; the action is written to the
-audit log (ops/audit.py) with the filter and both counts. A filter is checked before any
-Redis work, and a selection stops at MAX_SELECTED jobs (the newest), so no click can
-start an unbounded scan.
+An operator sets a filter — for jobs: queue, words in the error, how recent; for SMS: the
+message history's own filters (provider, outcome, texter, text, time range) — sees a dry
+run (how many it selects, and for SMS how many recipients and how many of them would be
+skipped because they no longer receive SMS) and only then confirms; the action is written
+to the audit log (ops/audit.py) with the filter and both counts. A filter is checked
+before any Redis work, and a selection stops at MAX_SELECTED (the newest), so no click
+can start an unbounded scan.
 """
 
 from __future__ import annotations
@@ -14,15 +17,19 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from redis import Redis
 from rq import Queue
 from rq.job import Job
 
-from gateway.ops import failed
+from gateway.ops import export, failed, filters
+from gateway.outbox import requeue
 
 MAX_SELECTED = 10_000
 MAX_ERROR_WORDS = 100
 WITHIN_MINUTES = (10, 60, 24 * 60, 7 * 24 * 60)  # the choices the form offers
 ACTIONS = {"retry": "retry failed jobs", "discard": "discard failed jobs"}
+SMS_ACTION = "send failed SMS again"
+SMS_OUTCOMES = ("failed", "undelivered")  # what may be sent again
 _FETCH = 500  # jobs read from Redis at a time
 
 
@@ -102,3 +109,52 @@ def apply(rq_queues: dict[str, Queue], action: str, selection: Selection) -> int
     by someone else meanwhile is passed over)."""
     act = failed.retry if action == "retry" else failed.discard
     return sum(act(rq_queues, job_id) for _, job_id in selection.jobs)
+
+
+@dataclass(frozen=True)
+class SmsSelection:
+    sms: list[requeue.Failed]  # newest first
+    recipients: int  # of those SMS, who receive SMS now
+    skipped: int  # SMS whose recipient stopped, paused or was forgotten since
+    capped: bool
+
+
+def sms_filter(args: Mapping[str, str], days: int) -> filters.Filters:
+    """The history's filters for failed SMS: `direction` is always "out", `outcome` one of
+    SMS_OUTCOMES ("failed" when not given)."""
+    outcome = args.get("outcome", "") or "failed"
+    if outcome not in SMS_OUTCOMES:
+        raise BadFilter(f"outcome: one of {', '.join(SMS_OUTCOMES)} (only those are sent again)")
+    try:
+        chosen = filters.parse({**args, "direction": "out", "outcome": outcome, "cursor": ""}, days)
+    except filters.BadFilter as e:
+        raise BadFilter(str(e)) from None
+    return chosen
+
+
+def sms_shown(chosen: filters.Filters) -> dict[str, str]:
+    shown = {k: v for k, v in chosen.query().items() if k not in ("direction", "since", "until")}
+    return {**shown, "from": chosen.query()["since"], "to": chosen.query()["until"]}
+
+
+def select_sms(redis: Redis, chosen: filters.Filters) -> SmsSelection:
+    """The failed SMS the filter selects, newest first, and whom they would reach."""
+    found: list[requeue.Failed] = []
+    capped = False
+    for row, _ in export.rows(redis, chosen, cap=MAX_SELECTED + 1):
+        if row is None:
+            break
+        if len(found) == MAX_SELECTED:
+            capped = True
+            break
+        found.append(requeue.Failed(row.id.removeprefix("out-"), (row.record or {}).get("r", "")))
+    receiving = requeue.receiving(redis, sorted({sms.recipient for sms in found}))
+    skipped = sum(1 for sms in found if not receiving[sms.recipient])
+    return SmsSelection(found, sum(receiving.values()), skipped, capped)
+
+
+def apply_sms(redis: Redis, selection: SmsSelection) -> tuple[int, int]:
+    """Send the selected SMS again; returns (queued again, skipped because their recipient
+    does not receive SMS now). Others were no longer failed (sent again already)."""
+    outcomes = requeue.retry_failed(redis, selection.sms)
+    return outcomes.count(requeue.RETRIED), outcomes.count(requeue.SKIPPED)

@@ -1,12 +1,13 @@
-"""GET /ops/bulk/jobs (a bulk action's dry run) and POST /ops/api/bulk/jobs/<action> (its
-confirmation): failed jobs retried or discarded by filter, each written to the audit log."""
+"""Bulk actions: GET /ops/bulk/jobs and /ops/bulk/sms (a dry run) and POST
+/ops/api/bulk/jobs/<action> and /ops/api/bulk/sms/retry (its confirmation): failed jobs
+retried or discarded, failed SMS sent again, by filter, each written to the audit log."""
 
 from __future__ import annotations
 
 from flask import current_app, g, jsonify, render_template, request
 from flask.typing import ResponseReturnValue
 
-from gateway.ops import audit, bulk
+from gateway.ops import audit, bulk, filters
 from gateway.ops.actions import answer
 from gateway.ops.blueprint import bp
 from gateway.runtime import Runtime
@@ -61,4 +62,42 @@ def bulk_jobs(action: str) -> ResponseReturnValue:
     message = f"{verb} {done} failed job{'s' if done != 1 else ''}"
     if done != previewed:
         message += f" ({previewed} in the preview: others changed them meanwhile)"
+    return answer(True, message + ".", "audit")
+
+
+def _sms_filter() -> filters.Filters:
+    return bulk.sms_filter(request.values.to_dict(), Runtime.of(current_app).config.history_days)
+
+
+@bp.get("/bulk/sms")
+def bulk_sms_preview() -> ResponseReturnValue:
+    try:
+        chosen = _sms_filter()
+    except bulk.BadFilter as e:
+        return _bad(e)
+    selection = bulk.select_sms(Runtime.of(current_app).redis, chosen)
+    return render_template(
+        "ops/bulk_sms.html",
+        chosen=chosen,
+        shown=bulk.sms_shown(chosen),
+        selection=selection,
+        max_selected=bulk.MAX_SELECTED,
+    )
+
+
+@bp.post("/api/bulk/sms/retry")
+def bulk_sms() -> ResponseReturnValue:
+    try:
+        chosen = _sms_filter()
+    except bulk.BadFilter as e:
+        return _bad(e)
+    raw_previewed = request.form.get("previewed", "")
+    previewed = int(raw_previewed) if raw_previewed.isdigit() else 0
+    redis = Runtime.of(current_app).redis
+    selection = bulk.select_sms(redis, chosen)
+    done, skipped = bulk.apply_sms(redis, selection)
+    audit.record(redis, g.operator, bulk.SMS_ACTION, bulk.sms_shown(chosen), previewed, done)
+    message = f"Queued {done} failed SMS again"
+    if skipped:
+        message += f"; skipped {skipped} whose recipients do not receive SMS now"
     return answer(True, message + ".", "audit")

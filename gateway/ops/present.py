@@ -7,7 +7,6 @@ static/ops.js formats the 2-second updates the same way (kinds "int", "rate", "d
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
 
 SPARK_WIDTH = 120
 SPARK_HEIGHT = 24
@@ -43,10 +42,6 @@ def fmt_ago(stamp: float | None, now: float) -> str:
     return "—" if stamp is None else f"{fmt_dur(max(0.0, now - stamp))} ago"
 
 
-def fmt_utc(stamp: float | None) -> str:
-    return "—" if stamp is None else datetime.fromtimestamp(stamp, UTC).strftime("%Y-%m-%d %H:%M:%S")
-
-
 def fmt(value: object, kind: str = "text", now: float = 0.0) -> str:
     """Format `value` as the JS does for `data-k="path|kind"`."""
     if kind == "int":
@@ -57,8 +52,6 @@ def fmt(value: object, kind: str = "text", now: float = 0.0) -> str:
         return fmt_dur(value)  # type: ignore[arg-type]
     if kind == "ago":
         return fmt_ago(value, now)  # type: ignore[arg-type]
-    if kind == "utc":
-        return fmt_utc(value)  # type: ignore[arg-type]
     return "" if value is None else str(value)
 
 
