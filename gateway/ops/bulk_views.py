@@ -23,6 +23,12 @@ def _bad(e: bulk.BadFilter) -> ResponseReturnValue:
     return render_template("ops/bulk.html", error=str(e), action=None), 400
 
 
+def _previewed() -> int:
+    """How many the dry run counted, as its confirm form carries it (0 when sent without one)."""
+    raw = request.form.get("previewed", "")
+    return int(raw) if raw.isdigit() and len(raw) < 10 else 0
+
+
 @bp.get("/bulk/jobs")
 def bulk_jobs_preview() -> ResponseReturnValue:
     action = request.args.get("action", "")
@@ -50,8 +56,7 @@ def bulk_jobs(action: str) -> ResponseReturnValue:
         chosen = _filter()
     except bulk.BadFilter as e:
         return _bad(e)
-    raw_previewed = request.form.get("previewed", "")
-    previewed = int(raw_previewed) if raw_previewed.isdigit() else 0
+    previewed = _previewed()
     queues = Runtime.of(current_app).queues
     selection = bulk.select(queues, chosen)
     done = bulk.apply(queues, action, selection)
@@ -91,8 +96,7 @@ def bulk_sms() -> ResponseReturnValue:
         chosen = _sms_filter()
     except bulk.BadFilter as e:
         return _bad(e)
-    raw_previewed = request.form.get("previewed", "")
-    previewed = int(raw_previewed) if raw_previewed.isdigit() else 0
+    previewed = _previewed()
     redis = Runtime.of(current_app).redis
     selection = bulk.select_sms(redis, chosen)
     done, skipped = bulk.apply_sms(redis, selection)
