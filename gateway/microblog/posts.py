@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from typing import cast
 
 from redis import Redis
+from redis.exceptions import ResponseError
 
 from gateway.microblog import media as media_urls
 from gateway.microblog import text
@@ -267,7 +268,10 @@ def _read_rows(redis: Redis, post_ids: Sequence[int | str], include_hidden: bool
 
 def _with_handle(redis: Redis, row: Row) -> Row:
     sub = str(row[4])
-    handle = scripts.load(redis, _INDEX_HANDLE)(keys=[keys.subscriber(sub), keys.HANDLE_OF], args=[sub])
+    try:
+        handle = scripts.load(redis, _INDEX_HANDLE)(keys=[keys.subscriber(sub), keys.HANDLE_OF], args=[sub])
+    except ResponseError:  # a Redis taking no writes now (a replica, NOREPLICAS): read, index later
+        handle = redis.hget(keys.subscriber(sub), "handle")
     return (*row[:-1], handle)
 
 

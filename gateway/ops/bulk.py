@@ -25,16 +25,13 @@ from gateway.ops import export, failed, filters
 from gateway.outbox import requeue
 
 MAX_SELECTED = 10_000
+MAX_SCANNED = 50_000  # failed jobs one dry run or confirm reads at most, matching or not
 MAX_ERROR_WORDS = 100
 WITHIN_MINUTES = (10, 60, 24 * 60, 7 * 24 * 60)  # the choices the form offers
 ACTIONS = {"retry": "retry failed jobs", "discard": "discard failed jobs"}
 SMS_ACTION = "send failed SMS again"
 SMS_OUTCOMES = ("failed", "undelivered")  # what may be sent again
 _FETCH = 500  # jobs read from Redis at a time
-
-
-class BadFilter(ValueError):
-    """A filter the form could not have sent: the message says what is wrong."""
 
 
 @dataclass(frozen=True)
@@ -47,13 +44,13 @@ class JobFilter:
     def parse(cls, form: Mapping[str, str], queue_names: list[str]) -> JobFilter:
         queue = form.get("queue", "").strip()
         if queue and queue not in queue_names:
-            raise BadFilter(f"no queue named {queue[:40]!r}: choose one of {', '.join(queue_names)}")
+            raise filters.BadFilter(f"no queue named {queue[:40]!r}: choose one of {', '.join(queue_names)}")
         error = " ".join(form.get("error", "").split())
         if len(error) > MAX_ERROR_WORDS:
-            raise BadFilter(f"the error words are longer than {MAX_ERROR_WORDS} characters")
+            raise filters.BadFilter(f"the error words are longer than {MAX_ERROR_WORDS} characters")
         raw_within = form.get("within", "").strip() or "0"
         if not raw_within.isdigit() or (int(raw_within) and int(raw_within) not in WITHIN_MINUTES):
-            raise BadFilter("choose how recent from the list")
+            raise filters.BadFilter("choose how recent from the list")
         return cls(queue, error, int(raw_within))
 
     def shown(self) -> dict[str, str]:
@@ -81,20 +78,28 @@ def select(rq_queues: dict[str, Queue], chosen: JobFilter) -> Selection:
     words = chosen.error.casefold()
     jobs: list[tuple[str, str]] = []
     capped = False
+    scanned = 0
     for name, queue in rq_queues.items():
         if chosen.queue and name != chosen.queue:
             continue
-        ids = queue.failed_job_registry.get_job_ids(desc=True)
-        for start in range(0, len(ids), _FETCH):
-            for job in Job.fetch_many(ids[start : start + _FETCH], connection=queue.connection):
+        start = 0
+        # A page of ids at a time, newest first: a registry of a million failures is never
+        # read whole, and a filter that matches little stops after MAX_SCANNED.
+        while not capped and (
+            ids := queue.failed_job_registry.get_job_ids(start, start + _FETCH - 1, desc=True)
+        ):
+            start += len(ids)
+            scanned += len(ids)
+            for job in Job.fetch_many(ids, connection=queue.connection):
                 if job is None or not _matches(job, since, words):
                     continue
                 if len(jobs) == MAX_SELECTED:
                     capped = True
                     break
                 jobs.append((name, job.id))
-            if capped:
-                break
+            capped = capped or scanned >= MAX_SCANNED
+        if capped:
+            break
     return Selection(jobs, dict(Counter(name for name, _ in jobs)), capped)
 
 
@@ -124,12 +129,8 @@ def sms_filter(args: Mapping[str, str], days: int) -> filters.Filters:
     SMS_OUTCOMES ("failed" when not given)."""
     outcome = args.get("outcome", "") or "failed"
     if outcome not in SMS_OUTCOMES:
-        raise BadFilter(f"outcome: one of {', '.join(SMS_OUTCOMES)} (only those are sent again)")
-    try:
-        chosen = filters.parse({**args, "direction": "out", "outcome": outcome, "cursor": ""}, days)
-    except filters.BadFilter as e:
-        raise BadFilter(str(e)) from None
-    return chosen
+        raise filters.BadFilter(f"outcome: one of {', '.join(SMS_OUTCOMES)} (only those are sent again)")
+    return filters.parse({**args, "direction": "out", "outcome": outcome, "cursor": ""}, days)
 
 
 def sms_shown(chosen: filters.Filters) -> dict[str, str]:

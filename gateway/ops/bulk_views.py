@@ -17,7 +17,10 @@ def _filter() -> bulk.JobFilter:
     return bulk.JobFilter.parse(request.values, list(Runtime.of(current_app).queues))
 
 
-def _bad(e: bulk.BadFilter) -> ResponseReturnValue:
+@bp.errorhandler(filters.BadFilter)
+def _bad(e: filters.BadFilter) -> ResponseReturnValue:
+    """A filter that cannot be used, raised by any console view that does not answer it
+    itself (the history's pages do): 400 with the reason, as JSON or a page."""
     if request.accept_mimetypes.best_match(["text/html", "application/json"]) == "application/json":
         return jsonify(ok=False, message=str(e)), 400
     return render_template("ops/bulk.html", error=str(e), action=None), 400
@@ -33,11 +36,8 @@ def _previewed() -> int:
 def bulk_jobs_preview() -> ResponseReturnValue:
     action = request.args.get("action", "")
     if action not in bulk.ACTIONS:
-        return _bad(bulk.BadFilter("choose retry or discard"))
-    try:
-        chosen = _filter()
-    except bulk.BadFilter as e:
-        return _bad(e)
+        raise filters.BadFilter("choose retry or discard")
+    chosen = _filter()
     selection = bulk.select(Runtime.of(current_app).queues, chosen)
     return render_template(
         "ops/bulk.html",
@@ -52,10 +52,7 @@ def bulk_jobs_preview() -> ResponseReturnValue:
 
 @bp.post("/api/bulk/jobs/<any(retry, discard):action>")
 def bulk_jobs(action: str) -> ResponseReturnValue:
-    try:
-        chosen = _filter()
-    except bulk.BadFilter as e:
-        return _bad(e)
+    chosen = _filter()
     previewed = _previewed()
     queues = Runtime.of(current_app).queues
     selection = bulk.select(queues, chosen)
@@ -76,10 +73,7 @@ def _sms_filter() -> filters.Filters:
 
 @bp.get("/bulk/sms")
 def bulk_sms_preview() -> ResponseReturnValue:
-    try:
-        chosen = _sms_filter()
-    except bulk.BadFilter as e:
-        return _bad(e)
+    chosen = _sms_filter()
     selection = bulk.select_sms(Runtime.of(current_app).redis, chosen)
     return render_template(
         "ops/bulk_sms.html",
@@ -92,10 +86,7 @@ def bulk_sms_preview() -> ResponseReturnValue:
 
 @bp.post("/api/bulk/sms/retry")
 def bulk_sms() -> ResponseReturnValue:
-    try:
-        chosen = _sms_filter()
-    except bulk.BadFilter as e:
-        return _bad(e)
+    chosen = _sms_filter()
     previewed = _previewed()
     redis = Runtime.of(current_app).redis
     selection = bulk.select_sms(redis, chosen)
