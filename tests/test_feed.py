@@ -12,7 +12,7 @@ from flask.testing import FlaskClient
 from redis import Redis
 
 from gateway.config import Config
-from gateway.microblog import account, posts, subscribers
+from gateway.microblog import account, moderation, posts, subscribers
 from gateway.store import keys
 from gateway.web import create_app
 from tests.conftest import TEST_PUBLIC_URL, Twilio
@@ -338,11 +338,80 @@ def test_a_page_read_just_before_a_hide_or_rename_shows_the_change_at_once(
     make_posts(redis, ["stays #news", "goes away #news"], author_id=author.id)
     first = client.get(path).get_data(as_text=True)
     assert "goes away" in first and author.handle in first
-    redis.hset(keys.post(2), "hidden", "1")
+    assert moderation.set_hidden(redis, 2, True)
+    hidden = client.get(path).get_data(as_text=True)
+    assert "goes away" not in hidden and "stays" in hidden and author.handle in hidden
     assert account.rename(redis, author.id, "new_name") == "renamed"
     again = client.get(path).get_data(as_text=True)
     assert "goes away" not in again and "stays" in again
     assert "new_name" in again and author.handle not in again
+
+
+@pytest.mark.parametrize("path", ["/", "/api/v1/posts"], ids=["page", "api"])
+def test_the_newest_page_comes_from_memory_until_a_post_shows_differently(
+    redis: Redis, client: FlaskClient, path: str, monkeypatch: pytest.MonkeyPatch
+):
+    """`/` and `/api/v1/posts` are answered in front of Flask while nothing they show has
+    changed (gateway/web/feed/fast.py): each change a reader would see shows at once."""
+    made: list[str] = []
+    read_page = posts.read_page
+    monkeypatch.setattr(posts, "read_page", lambda *a, **k: made.append("page") or read_page(*a, **k))
+    ali = subscribers.register(redis, "ali-lookup-key", "ciphertext")
+    sara = subscribers.register(redis, "sara-lookup-key", "ciphertext")
+    make_posts(redis, ["first from ali"], author_id=ali.id)
+    make_posts(redis, ["words of sara"], author_id=sara.id)
+
+    def shown() -> str:
+        response = client.get(path)
+        assert response.status_code == 200 and response.cache_control.public
+        return response.get_data(as_text=True)
+
+    first = shown()
+    assert shown() == first and made == ["page"]  # the second came from memory
+    assert "first from ali" in first and sara.handle in first
+
+    steps: list[tuple[str, Callable[[], object], Callable[[str], bool]]] = [
+        (
+            "a new post",
+            lambda: make_posts(redis, ["ali again"], author_id=ali.id),
+            lambda p: "ali again" in p,
+        ),
+        ("a hide", lambda: moderation.set_hidden(redis, 1, True), lambda p: "first from ali" not in p),
+        ("a restore", lambda: moderation.set_hidden(redis, 1, False), lambda p: "first from ali" in p),
+        ("a rename", lambda: account.rename(redis, sara.id, "sara_now"), lambda p: "sara_now" in p),
+        (
+            "a block",
+            lambda: moderation.block(redis, "ali-lookup-key"),
+            lambda p: "from ali" not in p and "ali again" not in p,
+        ),
+        ("an unblock", lambda: moderation.unblock(redis, "ali-lookup-key"), lambda p: "ali again" in p),
+        ("DELETE", lambda: account.delete_latest(redis, ali.id, "SMdelete"), lambda p: "ali again" not in p),
+        (
+            "FORGET ME",
+            lambda: account.forget(redis, ali.id, "ali-lookup-key"),
+            lambda p: "from ali" not in p and "ali again" not in p,
+        ),
+    ]
+    for change, do, seen in steps:
+        before = len(made)
+        do()
+        page = shown()
+        assert seen(page), change
+        assert len(made) == before + 1, change  # made afresh once
+        assert shown() == page and len(made) == before + 1, change  # then from memory again
+    assert "words of sara" in page and "sara_now" in page
+
+
+def test_the_newest_page_is_not_kept_when_a_reader_asks_conditionally_or_with_a_query(
+    redis: Redis, client: FlaskClient
+):
+    make_posts(redis, ["first"])
+    first = client.get("/")
+    assert client.get("/", headers={"If-None-Match": first.headers["ETag"]}).status_code == 304
+    make_posts(redis, ["second"])
+    assert bodies_on_page(client.get("/?").get_data(as_text=True)) == ["second", "first"]
+    assert [p["body"] for p in client.get("/api/v1/posts?limit=1").get_json()["posts"]] == ["second"]
+    assert bodies_on_page(client.get("/").get_data(as_text=True)) == ["second", "first"]
 
 
 def test_authors_registered_before_the_handle_index_still_show_their_handle(

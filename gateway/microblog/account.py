@@ -19,7 +19,8 @@ DONE_TTL_SECONDS = 7 * 24 * 3600  # as long as a text can come back (pipeline/in
 BIO_MAX = 160
 
 # KEYS: handle index, subscriber, old handle's hold, new handle's hold, the texter's holds,
-# handle-of index, then each hold key listed there.  ARGV: id, old key, new key, new as typed, hold seconds,
+# handle-of index, the feed's generation (their posts show the new handle), then each hold
+# key listed there.  ARGV: id, old key, new key, new as typed, hold seconds,
 # the most holds one texter may have.
 # A handle held for someone else (freed by NAME or FORGET ME lately) is taken; the old one
 # is held for this texter, who may take it back.
@@ -32,7 +33,7 @@ local held = redis.call('GET', KEYS[4])
 if held and held ~= ARGV[1] then return 'taken' end
 if cur == ARGV[4] then return 'same' end
 local holding = 0
-for i = 7, #KEYS do  -- the holds this texter's renames made, as read just before
+for i = 8, #KEYS do  -- the holds this texter's renames made, as read just before
   if redis.call('GET', KEYS[i]) == ARGV[1] then
     holding = holding + 1
   else
@@ -50,6 +51,7 @@ redis.call('DEL', KEYS[4])
 redis.call('HSET', KEYS[1], ARGV[3], ARGV[1])
 redis.call('HSET', KEYS[2], 'handle', ARGV[4])
 redis.call('HSET', KEYS[6], ARGV[1], ARGV[4])
+redis.call('INCR', KEYS[7])
 return 'renamed'
 """
 
@@ -73,6 +75,7 @@ def rename(redis: Redis, sub_id: int, new_handle: str) -> str:
             *holds,
             keys.handles_held_for(sub_id),
             keys.HANDLE_OF,
+            keys.FEED_GENERATION,
             *holding,
         ],
         args=[
@@ -123,6 +126,7 @@ def _unpublish(redis: Redis, post_ids: Sequence[int], extra: Sequence[tuple[str,
         pipe.delete(keys.post(post_id), keys.replies(post_id))
     for key, value in extra:
         pipe.set(key, value, ex=DONE_TTL_SECONDS)
+    posts.shown_differently(pipe)
     pipe.execute()
 
 
@@ -178,6 +182,7 @@ def forget(redis: Redis, sub_id: int, lookup_key: str) -> tuple[list[int], str]:
         pipe.hdel(keys.PHONE_INDEX, lookup_key)
     pipe.delete(keys.subscriber(sub_id), keys.timeline_user(sub_id))
     pipe.hdel(keys.HANDLE_OF, sub_id)
+    posts.shown_differently(pipe)  # their replies' parents may name them no more
     pipe.delete(keys.confirmation(sub_id), keys.dm_rate(sub_id))
     pipe.execute()
     _release_holds(redis, sub_id)

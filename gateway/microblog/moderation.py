@@ -27,7 +27,7 @@ from typing import cast
 from redis import Redis
 from redis.client import Pipeline
 
-from gateway.microblog import subscribers
+from gateway.microblog import posts, subscribers
 from gateway.phones import PhoneVault
 from gateway.store import keys, scripts, stats
 
@@ -80,11 +80,14 @@ def set_hidden(redis: Redis, post_id: int, hidden: bool, operator: str = "") -> 
     key = keys.post(post_id)
     if not redis.exists(key):
         return False
+    pipe = redis.pipeline(transaction=True)
     if hidden:
-        redis.hset(key, "hidden", "1")
-        redis.hdel(key, "hid_by")
+        pipe.hset(key, "hidden", "1")
+        pipe.hdel(key, "hid_by")
     else:
-        redis.hdel(key, "hidden", "hid_by")
+        pipe.hdel(key, "hidden", "hid_by")
+    posts.shown_differently(pipe)
+    pipe.execute()
     _log(redis, operator, "hide" if hidden else "restore", f"post {post_id}")
     return True
 
@@ -110,6 +113,7 @@ def _hide_posts(redis: Redis, lookup_key: str, hide: bool) -> None:
     for start in range(0, len(post_ids), HIDE_CHUNK):
         chunk = post_ids[start : start + HIDE_CHUNK]
         script(keys=[keys.post(i) for i in chunk], args=[int(hide)], client=pipe)
+    posts.shown_differently(pipe)  # after the scripts, in the same round trip
     pipe.execute()
 
 

@@ -162,6 +162,13 @@ def create_many(
     return [int(x) for x in replication.execute(pipe)]
 
 
+def shown_differently(pipe: Redis) -> None:
+    """Note that posts already listed now show differently (hidden, restored, erased, their
+    author renamed or forgotten), after the change or atomically with it (in its MULTI):
+    renderings of the newest pages cached by generation are then stale (web/feed/fast.py)."""
+    pipe.incr(keys.FEED_GENERATION)
+
+
 def create(redis: Redis, new: NewPost, media_allow_http: bool = False) -> int:
     return create_many(redis, [new], media_allow_http)[0]
 

@@ -56,6 +56,9 @@ def subscriber(sub_id: int | str) -> str:
 # Posts
 POST_SEQ = PREFIX + "post:seq"
 TIMELINE_ALL = PREFIX + "tl:all"  # zset of post ids scored by id
+# Counter: bumped whenever a post already listed changes how it shows (hidden, restored,
+# erased, its author renamed or forgotten). New posts change the timeline's size instead.
+FEED_GENERATION = PREFIX + "feed:generation"
 
 
 def post(post_id: int | str) -> str:

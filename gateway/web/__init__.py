@@ -15,6 +15,7 @@ from gateway.ops import alert_webhook
 from gateway.runtime import EXTENSION, Runtime
 from gateway.web import devphone, feed, health, replies, security, webhooks
 from gateway.web.fast_webhooks import FastWebhook
+from gateway.web.feed.fast import FastFeed
 
 
 def create_app(config: Config | None = None, test_config: Mapping[str, Any] | None = None) -> Flask:
@@ -49,7 +50,9 @@ def create_app(config: Config | None = None, test_config: Mapping[str, Any] | No
 
     if config.alert_webhook_url:
         alert_webhook.start(runtime)  # in every web process: see gateway/ops/alert_webhook.py
-    # Ordinary webhooks are answered before Flask is entered: see fast_webhooks.py for why.
+    # Ordinary webhooks and the current newest page are answered before Flask is entered:
+    # see fast_webhooks.py and feed/fast.py for why.
+    app.wsgi_app = FastFeed(app.wsgi_app, runtime.redis)  # type: ignore[method-assign]
     app.wsgi_app = FastWebhook(app.wsgi_app, runtime, lambda: security.header_list(app))  # type: ignore[method-assign]
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return app

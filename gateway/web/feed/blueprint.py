@@ -13,7 +13,7 @@ MAX_AGE_SECONDS = 10
 
 _PUBLIC = f"public, max-age={MAX_AGE_SECONDS}"
 # The request headers that can turn a 200 into a 304, 412 or 206 (werkzeug's make_conditional).
-_CONDITIONAL = (
+CONDITIONAL_HEADERS = (
     "HTTP_IF_NONE_MATCH",
     "HTTP_IF_MODIFIED_SINCE",
     "HTTP_IF_MATCH",
@@ -38,6 +38,6 @@ def cache_headers(response: Response) -> Response:
         response.cache_control.public = True
         response.cache_control.max_age = MAX_AGE_SECONDS
     response.add_etag()  # keeps an ETag the view already set (cache.py)
-    if any(name in request.environ for name in _CONDITIONAL):
+    if any(name in request.environ for name in CONDITIONAL_HEADERS):
         response.make_conditional(request)  # turns it into a 304 in place when the copy is current
     return response
