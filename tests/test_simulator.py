@@ -68,6 +68,27 @@ def test_a_message_is_answered_in_twilios_shape(client: FlaskClient, redis: Redi
     assert handsets.inbox_for(redis, TO)[0]["sid"] == body["sid"]
 
 
+@pytest.mark.parametrize("given", [("AC" + "0" * 32, "wrong"), None], ids=["wrong-token", "no-credentials"])
+def test_the_fast_path_and_flask_answer_alike(client: FlaskClient, redis: Redis, auth, given):
+    """A urlencoded request (Twilio's client) is answered before Flask (simulator/fast.py);
+    a multipart one goes through Flask: the same status, JSON and headers either way."""
+    fields = {"To": TO, "From": SIMULATOR_FROM, "Body": "سلام salaam"}
+    answers = []
+    for encoding in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        for credentials in (auth, given):
+            response = client.post(URL, data=fields, auth=credentials, content_type=encoding)
+            body = response.get_json()
+            body.pop("sid", None), body.pop("uri", None), body.pop("subresource_uris", None)
+            body.pop("date_created", None), body.pop("date_updated", None)
+            answers.append((response.status_code, body, response.headers["Content-Type"]))
+            assert response.headers["X-Content-Type-Options"] == "nosniff"
+            assert response.headers.get("WWW-Authenticate", "").startswith("Basic") == (credentials != auth)
+    assert answers[0] == answers[2] and answers[1] == answers[3]
+    assert [a[0] for a in answers] == [201, 401, 201, 401]
+    assert answers[0][1]["body"] == "سلام salaam" and answers[0][2] == "application/json"
+    assert handsets.received_count(redis, TO) == 2
+
+
 def test_segments_are_counted_like_twilio(client: FlaskClient, auth):
     assert send(client, auth, Body="س" * 71).get_json()["num_segments"] == "2"
 

@@ -50,8 +50,13 @@ def create_app(config: Config | None = None, test_config: Mapping[str, Any] | No
 
     if config.alert_webhook_url:
         alert_webhook.start(runtime)  # in every web process: see gateway/ops/alert_webhook.py
-    # Ordinary webhooks and the current newest page are answered before Flask is entered:
-    # see fast_webhooks.py and feed/fast.py for why.
+    # Ordinary webhooks, the current newest page and (simulated) Twilio API calls are
+    # answered before Flask is entered: see fast_webhooks.py, feed/fast.py and the
+    # simulator's fast.py for why.
+    if config.simulator and config.twilio_simulated:
+        from gateway.providers.twilio.simulator.fast import FastSimulator
+
+        app.wsgi_app = FastSimulator(app.wsgi_app, runtime, lambda: security.header_list(app))  # type: ignore[method-assign]
     app.wsgi_app = FastFeed(app.wsgi_app, runtime.redis)  # type: ignore[method-assign]
     app.wsgi_app = FastWebhook(app.wsgi_app, runtime, lambda: security.header_list(app))  # type: ignore[method-assign]
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

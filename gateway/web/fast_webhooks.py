@@ -15,7 +15,6 @@ their counting and their logging live in one place: `webhooks.py`.
 
 from __future__ import annotations
 
-import io
 import urllib.parse
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -23,13 +22,13 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from gateway.pipeline import intake
+from gateway.providers import forms
 from gateway.providers.records import MalformedWebhook
 from gateway.providers.twilio import webhooks as twilio
 from gateway.runtime import Runtime
 from gateway.web import webhooks
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
-_FORM = "application/x-www-form-urlencoded"
 
 
 class FastWebhook:
@@ -65,23 +64,9 @@ class FastWebhook:
     def _signed_form(self, environ: dict[str, Any]) -> dict[str, str] | None:
         """The request's form if it is a small urlencoded one signed by Twilio, else None.
         The body stays readable for Flask either way."""
-        if environ.get("CONTENT_TYPE", "").split(";", 1)[0].strip().lower() != _FORM:
+        form = forms.read_urlencoded(environ, webhooks.MAX_BODY_BYTES)
+        if form is None:
             return None
-        try:
-            length = int(environ.get("CONTENT_LENGTH") or -1)
-        except ValueError:
-            return None
-        if not 0 <= length <= webhooks.MAX_BODY_BYTES:
-            return None
-        body: bytes = environ["wsgi.input"].read(length)
-        environ["wsgi.input"] = io.BytesIO(body)
-        try:
-            pairs = urllib.parse.parse_qsl(body.decode("ascii"), keep_blank_values=True, errors="strict")
-        except UnicodeError:
-            return None
-        form = dict(pairs)
-        if len(form) != len(pairs):
-            return None  # a repeated field: let werkzeug's MultiDict and the validator decide
         query = environ.get("QUERY_STRING", "")
         path = environ["PATH_INFO"]
         full_path = path + "?" + query if query else path

@@ -46,7 +46,14 @@ def _texted(h: str) -> str:
 
 
 def deliver(
-    pipe: Pipeline, channel: str, message_id: str, to: str, body: str, segments: int, arrived: float
+    pipe: Pipeline,
+    channel: str,
+    message_id: str,
+    to: str,
+    body: str,
+    segments: int,
+    arrived: float,
+    status: str = "queued",
 ) -> None:
     """Put an SMS a provider accepted in its recipient's inbox (in the caller's pipeline)."""
     h = number_hash(to)
@@ -56,7 +63,7 @@ def deliver(
             "sid": message_id,
             "channel": channel,
             "body": body,
-            "status": "queued",
+            "status": status,
             "time": f"{arrived:.6f}",
             "segments": segments,
         },

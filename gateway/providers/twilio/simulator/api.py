@@ -61,8 +61,10 @@ QUOTES_NUMBER = {
 }
 
 
-def twilio_error(code: int, status: int | None = None, message: str | None = None) -> Response:
-    """An error answer in Twilio's shape: {code, message, more_info, status}."""
+def error_json(
+    code: int, status: int | None = None, message: str | None = None
+) -> tuple[int, dict[str, Any]]:
+    """An error answer in Twilio's shape: (HTTP status, {code, message, more_info, status})."""
     http, text = ERRORS.get(code, (status or 400, "Error"))
     http = status or http
     body = {
@@ -71,21 +73,31 @@ def twilio_error(code: int, status: int | None = None, message: str | None = Non
         "more_info": f"https://www.twilio.com/docs/errors/{code}",
         "status": http,
     }
+    return http, body
+
+
+def twilio_error(code: int, status: int | None = None, message: str | None = None) -> Response:
+    """`error_json` as a Flask response."""
+    return _response(*error_json(code, status, message))
+
+
+def _response(status: int, body: dict[str, Any]) -> Response:
     response = jsonify(body)
-    response.status_code = http
-    if http == 401:
-        response.headers["WWW-Authenticate"] = 'Basic realm="Twilio API"'
+    response.status_code = status
+    if status == 401:
+        response.headers["WWW-Authenticate"] = WWW_AUTHENTICATE
     return response
 
 
-def _authorised(account_sid: str, config: Config) -> bool:
-    auth = request.authorization
+WWW_AUTHENTICATE = 'Basic realm="Twilio API"'
+
+
+def _authorised(account_sid: str, credentials: tuple[str, str] | None, config: Config) -> bool:
     return bool(
-        auth
-        and auth.type == "basic"
+        credentials
         and config.twilio_auth_token  # never an empty password
-        and secrets.compare_digest(auth.username or "", config.twilio_account_sid)
-        and secrets.compare_digest(auth.password or "", config.twilio_auth_token)
+        and secrets.compare_digest(credentials[0], config.twilio_account_sid)
+        and secrets.compare_digest(credentials[1], config.twilio_auth_token)
         and account_sid == config.twilio_account_sid
     )
 
@@ -120,47 +132,54 @@ def _message_json(account_sid: str, sid: str, form: Mapping[str, str], created: 
     }
 
 
-@bp.post(f"/{API_VERSION}/Accounts/<account_sid>/Messages.json")
-def create_message(account_sid: str) -> Response:
-    arrived = time.time()  # what a rate limit counts: when the request came, not when we got to it
-    runtime = Runtime.of(current_app)
+def create(
+    runtime: Runtime,
+    account_sid: str,
+    form: Mapping[str, str],
+    credentials: tuple[str, str] | None,
+    arrived: float,
+) -> tuple[int, dict[str, Any]]:
+    """Twilio's answer to a Messages.json POST (`credentials`: Basic auth's user and
+    password, if given; `arrived`: when the request came, which a rate limit counts), as
+    (HTTP status, JSON body); an accepted message is stored and its callbacks scheduled.
+    Shared by the Flask view and the WSGI fast path (`fast.py`)."""
     redis, config = runtime.redis, runtime.config
-    authorised = _authorised(account_sid, config)
-    cost = segments.segments(request.form.get("Body", ""))
-    failure, stall = store.arrive(redis, authorised, arrived, cost, request.form.get("To", "").strip())
+    authorised = _authorised(account_sid, credentials, config)
+    cost = segments.segments(form.get("Body", ""))
+    failure, stall = store.arrive(redis, authorised, arrived, cost, form.get("To", "").strip())
     if not authorised:
-        return twilio_error(20003)
+        return error_json(20003)
     if failure and failure[0]:
-        return twilio_error(HTTP_CODES.get(failure[0], failure[0]), status=failure[0])
-    form = request.form
+        return error_json(HTTP_CODES.get(failure[0], failure[0]), status=failure[0])
     to, body = form.get("To", "").strip(), form.get("Body", "")
     if not to:
-        return twilio_error(21604)
+        return error_json(21604)
     prefix, number = phones.split_prefix(to)  # "whatsapp:+98…": Twilio's WhatsApp channel
     if not _E164.match(number):
-        return twilio_error(21211, message=QUOTES_NUMBER[21211].format(to=to))
+        return error_json(21211, message=QUOTES_NUMBER[21211].format(to=to))
     if not (form.get("From") or form.get("MessagingServiceSid")):
-        return twilio_error(21603)
+        return error_json(21603)
     if not body:
-        return twilio_error(21602)
+        return error_json(21602)
     if len(body) > 1600:
-        return twilio_error(21617)
+        return error_json(21617)
     code = failure[1] if failure else None
     if code and not 30000 <= code < 31000:
         quoted = QUOTES_NUMBER.get(code)
-        return twilio_error(code, message=quoted.format(to=to) if quoted else None)
+        return error_json(code, message=quoted.format(to=to) if quoted else None)
     sid = "SM" + secrets.token_hex(16)
     created = datetime.now(UTC)
     message = _message_json(account_sid, sid, form, created)
     num_segments = int(message["num_segments"]) or segments.segments(body)
-    store.record(
-        redis, sid, number, body, num_segments, arrived, channel=f"twilio:{prefix}" if prefix else ""
-    )
     # Delivery errors (30003-30008 …) come from the carrier: accepted now, reported later.
     outcome = (
         ("undelivered" if code in range(30003, 30009) else "failed", code) if code else ("delivered", None)
     )
     callback = form.get("StatusCallback")
+    channel = f"twilio:{prefix}" if prefix else ""
+    # Stored with its status now when no callback will move it on: one round trip.
+    status = None if callback else outcome[0]
+    store.record(redis, sid, number, body, num_segments, arrived, channel=channel, status=status)
     if callback:
         fields = {
             "MessageSid": sid,
@@ -173,13 +192,19 @@ def create_message(account_sid: str) -> Response:
         steps: list[tuple[str, int | None]] = [("sent", None), outcome]
         report = callbacks.Report(redis, config.twilio_auth_token, callback, fields, steps)
         callbacks.schedule(stall + callbacks.SENT_AFTER_SECONDS, report)
-    else:
-        handsets.set_status(redis, sid, outcome[0])
     if stall:
         time.sleep(stall)  # accepted, but the answer is slow: a client may give up or die meanwhile
-    response = jsonify(message)
-    response.status_code = 201
-    return response
+    return 201, message
+
+
+@bp.post(f"/{API_VERSION}/Accounts/<account_sid>/Messages.json")
+def create_message(account_sid: str) -> Response:
+    """The API through Flask: what the fast path (`fast.py`) leaves to it (a multipart or
+    JSON body, repeated fields, …)."""
+    arrived = time.time()  # what a rate limit counts: when the request came, not when we got to it
+    auth = request.authorization
+    credentials = (auth.username or "", auth.password or "") if auth and auth.type == "basic" else None
+    return _response(*create(Runtime.of(current_app), account_sid, request.form, credentials, arrived))
 
 
 @bp.post("/control/fail")

@@ -113,12 +113,14 @@ def record(
     num_segments: int,
     arrived: float | None = None,
     channel: str = "",
+    status: str | None = None,
 ) -> None:
     """Remember an accepted message, in its recipient's inbox (`arrived`: when the request came;
-    `channel`: "twilio:whatsapp" for one sent to a WhatsApp address, else "twilio")."""
+    `channel`: "twilio:whatsapp" for one sent to a WhatsApp address, else "twilio"; `status`:
+    where it is already, when no callback will report it, else "queued")."""
     now = time.time() if arrived is None else arrived
     pipe = redis.pipeline(transaction=True)
-    handsets.deliver(pipe, channel or "twilio", sid, to, body, num_segments, now)
+    handsets.deliver(pipe, channel or "twilio", sid, to, body, num_segments, now, status or "queued")
     pipe.rpush(ARRIVALS, f"{now:.6f}|{num_segments}")
     pipe.execute()
 
