@@ -33,11 +33,12 @@ def number_hash(number: str) -> str:
     return hashlib.sha256(normalize(number).encode()).hexdigest()
 
 
-def _message(message_id: str) -> str:
+def message_key(message_id: str) -> str:
     return f"{P}msg:{message_id}"
 
 
-def _inbox(h: str) -> str:
+def inbox_key(h: str) -> str:
+    """A phone's inbox (`h`: the hash of its number)."""
     return f"{P}inbox:{h}"
 
 
@@ -58,7 +59,7 @@ def deliver(
     """Put an SMS a provider accepted in its recipient's inbox (in the caller's pipeline)."""
     h = number_hash(to)
     pipe.hset(
-        _message(message_id),
+        message_key(message_id),
         mapping={
             "sid": message_id,
             "channel": channel,
@@ -68,22 +69,22 @@ def deliver(
             "segments": segments,
         },
     )
-    pipe.rpush(_inbox(h), message_id)
-    pipe.ltrim(_inbox(h), -INBOX_KEEP, -1)
+    pipe.rpush(inbox_key(h), message_id)
+    pipe.ltrim(inbox_key(h), -INBOX_KEEP, -1)
     pipe.hincrby(BY_RECIPIENT, h, 1)
 
 
 def set_status(redis: Redis, message_id: str, status: str) -> None:
     """Move a delivered SMS on ("sent", "delivered", "failed" …), as its provider reports it."""
-    scripts.load(redis, _SET_STATUS)(keys=[_message(message_id)], args=[status])
+    scripts.load(redis, _SET_STATUS)(keys=[message_key(message_id)], args=[status])
 
 
 def inbox_for(redis: Redis, number: str) -> list[dict[str, Any]]:
     """The SMS this phone received, oldest first: sid, channel, body, status, time, segments."""
-    ids = cast(list[str], redis.lrange(_inbox(number_hash(number)), 0, -1))
+    ids = cast(list[str], redis.lrange(inbox_key(number_hash(number)), 0, -1))
     pipe = redis.pipeline(transaction=False)
     for message_id in ids:
-        pipe.hgetall(_message(message_id))
+        pipe.hgetall(message_key(message_id))
     return [
         {
             "sid": m["sid"],

@@ -132,6 +132,22 @@ def _message_json(account_sid: str, sid: str, form: Mapping[str, str], created: 
     }
 
 
+def _refusal(form: Mapping[str, str], to: str, number: str) -> tuple[int, dict[str, Any]] | None:
+    """Twilio's 400 for a request it cannot take as written, if it is one."""
+    if not to:
+        return error_json(21604)
+    if not _E164.match(number):
+        return error_json(21211, message=QUOTES_NUMBER[21211].format(to=to))
+    if not (form.get("From") or form.get("MessagingServiceSid")):
+        return error_json(21603)
+    body = form.get("Body", "")
+    if not body:
+        return error_json(21602)
+    if len(body) > 1600:
+        return error_json(21617)
+    return None
+
+
 def create(
     runtime: Runtime,
     account_sid: str,
@@ -145,41 +161,33 @@ def create(
     Shared by the Flask view and the WSGI fast path (`fast.py`)."""
     redis, config = runtime.redis, runtime.config
     authorised = _authorised(account_sid, credentials, config)
-    cost = segments.segments(form.get("Body", ""))
-    failure, stall = store.arrive(redis, authorised, arrived, cost, form.get("To", "").strip())
+    to, body = form.get("To", "").strip(), form.get("Body", "")
+    prefix, number = phones.split_prefix(to)  # "whatsapp:+98…": Twilio's WhatsApp channel
+    refused = _refusal(form, to, number)
+    callback = form.get("StatusCallback")
+    sid = "SM" + secrets.token_hex(16)
+    message = _message_json(account_sid, sid, form, datetime.now(UTC))
+    num_segments = int(message["num_segments"]) or segments.segments(body)
+    accepted = None
+    if refused is None:  # stored in the same round trip, if no failure comes first
+        channel = f"twilio:{prefix}" if prefix else "twilio"
+        accepted = store.Accepted(sid, number, body, num_segments, channel, reported=bool(callback))
+    cost = segments.segments(body)
+    failure, stall = store.arrive(redis, authorised, arrived, cost, to, accepted)
     if not authorised:
         return error_json(20003)
     if failure and failure[0]:
         return error_json(HTTP_CODES.get(failure[0], failure[0]), status=failure[0])
-    to, body = form.get("To", "").strip(), form.get("Body", "")
-    if not to:
-        return error_json(21604)
-    prefix, number = phones.split_prefix(to)  # "whatsapp:+98…": Twilio's WhatsApp channel
-    if not _E164.match(number):
-        return error_json(21211, message=QUOTES_NUMBER[21211].format(to=to))
-    if not (form.get("From") or form.get("MessagingServiceSid")):
-        return error_json(21603)
-    if not body:
-        return error_json(21602)
-    if len(body) > 1600:
-        return error_json(21617)
+    if refused is not None:
+        return refused
     code = failure[1] if failure else None
     if code and not 30000 <= code < 31000:
         quoted = QUOTES_NUMBER.get(code)
         return error_json(code, message=quoted.format(to=to) if quoted else None)
-    sid = "SM" + secrets.token_hex(16)
-    created = datetime.now(UTC)
-    message = _message_json(account_sid, sid, form, created)
-    num_segments = int(message["num_segments"]) or segments.segments(body)
     # Delivery errors (30003-30008 …) come from the carrier: accepted now, reported later.
     outcome = (
         ("undelivered" if code in range(30003, 30009) else "failed", code) if code else ("delivered", None)
     )
-    callback = form.get("StatusCallback")
-    channel = f"twilio:{prefix}" if prefix else ""
-    # Stored with its status now when no callback will move it on: one round trip.
-    status = None if callback else outcome[0]
-    store.record(redis, sid, number, body, num_segments, arrived, channel=channel, status=status)
     if callback:
         fields = {
             "MessageSid": sid,

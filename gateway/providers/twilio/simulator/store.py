@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import cast
 
 from redis import Redis
@@ -24,11 +25,16 @@ REQUEST_LOG = P + "request-log"
 DELAY = P + "delay"  # seconds Twilio takes to answer (and then to report), for fault tests
 OPTED_OUT = P + "opted-out"  # set: number hashes of the phones that texted STOP (Twilio's blocklist)
 
-# KEYS: requests counter, failure hash, delay, outage hash, request log, opted-out set.
-# ARGV: "1" if the request is authorised, now, segments, the recipient's number hash.
+# KEYS: requests counter, failure hash, delay, outage hash, request log, opted-out set; then,
+# for a well-formed request, the message's hash, its recipient's inbox, the by-recipient
+# counts, the arrivals list.
+# ARGV: "1" if the request is authorised, now, segments, the recipient's number hash; then
+# "1" to store the message, its sid, channel, body, status ("" when no callback will report
+# it: its final one), segments, how many an inbox keeps, the inbox's number hash.
 # Counts and logs the request and, if authorised, takes the failure due: an outage's status
 # while one lasts (its statuses in turn), else a pending failure, else Twilio's 21610 for a
-# recipient who texted STOP. Returns {status, code, delay}.
+# recipient who texted STOP. A message the API then accepts (no failure, or a carrier's
+# 30xxx to report later) is stored as `handsets.deliver` stores one. Returns {status, code, delay}.
 _ARRIVE = """
 redis.call('INCR', KEYS[1])
 local delay = redis.call('GET', KEYS[3]) or '0'
@@ -53,8 +59,34 @@ local logged = status
 if not logged or logged == '0' then logged = '0' end
 redis.call('RPUSH', KEYS[5], ARGV[2] .. '|' .. ARGV[3] .. '|' .. logged)
 if ARGV[1] ~= '1' then return {false, false, delay} end
+local c = tonumber(code or '0') or 0
+if ARGV[5] == '1' and not (status and tonumber(status) ~= 0) and (c == 0 or (c >= 30000 and c < 31000)) then
+  local state = ARGV[9]
+  if state == '' then
+    state = 'delivered'
+    if c >= 30003 and c <= 30008 then state = 'undelivered' elseif c ~= 0 then state = 'failed' end
+  end
+  redis.call('HSET', KEYS[7], 'sid', ARGV[6], 'channel', ARGV[7], 'body', ARGV[8], 'status', state,
+    'time', ARGV[2], 'segments', ARGV[10])
+  redis.call('RPUSH', KEYS[8], ARGV[6])
+  redis.call('LTRIM', KEYS[8], -tonumber(ARGV[11]), -1)
+  redis.call('HINCRBY', KEYS[9], ARGV[12], 1)
+  redis.call('RPUSH', KEYS[10], ARGV[2] .. '|' .. ARGV[10])
+end
 return {status, code, delay}
 """
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """A well-formed message, stored when the API accepts it (`arrive`)."""
+
+    sid: str
+    to: str  # the number, without a channel prefix
+    body: str
+    segments: int
+    channel: str  # "twilio", or "twilio:whatsapp"
+    reported: bool  # a status callback will move it on; else it is stored with its final status
 
 
 def set_failure(redis: Redis, count: int, status: int, code: int) -> None:
@@ -71,17 +103,29 @@ def delay(redis: Redis) -> float:
 
 
 def arrive(
-    redis: Redis, authorised: bool, now: float | None = None, num_segments: int = 1, to: str = ""
+    redis: Redis,
+    authorised: bool,
+    now: float | None = None,
+    num_segments: int = 1,
+    to: str = "",
+    message: Accepted | None = None,
 ) -> tuple[tuple[int, int] | None, float]:
     """Count and log an API request (arrived at `now`, carrying `num_segments`, for `to`);
     for an authorised one, take the failure tests asked for, if any, or refuse a recipient
-    who opted out. Returns (the (HTTP status, Twilio code) to fail with, or None; seconds
-    to stall). One round trip: this runs for every SMS of a fan-out."""
+    who opted out; and store `message` (a well-formed request's) if the API then accepts it.
+    Returns (the (HTTP status, Twilio code) to fail with, or None; seconds to stall). One
+    round trip: this runs for every SMS of a fan-out."""
     now = time.time() if now is None else now
-    status, code, stall = scripts.load(redis, _ARRIVE)(
-        keys=[REQUESTS, FAILURE, DELAY, OUTAGE, REQUEST_LOG, OPTED_OUT],
-        args=["1" if authorised else "0", f"{now:.6f}", max(1, num_segments), handsets.number_hash(to)],
-    )
+    script_keys = [REQUESTS, FAILURE, DELAY, OUTAGE, REQUEST_LOG, OPTED_OUT]
+    args: list[str | int] = ["1" if authorised else "0", f"{now:.6f}", max(1, num_segments)]
+    args.append(handsets.number_hash(to))
+    if message is not None:
+        recipient = handsets.number_hash(message.to)
+        script_keys += [handsets.message_key(message.sid), handsets.inbox_key(recipient)]
+        script_keys += [handsets.BY_RECIPIENT, ARRIVALS]
+        args += ["1", message.sid, message.channel, message.body, "queued" if message.reported else ""]
+        args += [message.segments, handsets.INBOX_KEEP, recipient]
+    status, code, stall = scripts.load(redis, _ARRIVE)(keys=script_keys, args=args)
     failure = None if status is None and code is None else (int(status or 0), int(code or 0))
     return failure, float(stall or 0)
 
@@ -103,26 +147,6 @@ def requests_log(redis: Redis) -> list[tuple[float, int, int]]:
     credentials), or 0 for a request passed on to the API (201, or a 4xx for bad input)."""
     rows = (row.split("|") for row in cast(list[str], redis.lrange(REQUEST_LOG, 0, -1)))
     return [(float(t), int(n), int(s)) for t, n, s in rows]
-
-
-def record(
-    redis: Redis,
-    sid: str,
-    to: str,
-    body: str,
-    num_segments: int,
-    arrived: float | None = None,
-    channel: str = "",
-    status: str | None = None,
-) -> None:
-    """Remember an accepted message, in its recipient's inbox (`arrived`: when the request came;
-    `channel`: "twilio:whatsapp" for one sent to a WhatsApp address, else "twilio"; `status`:
-    where it is already, when no callback will report it, else "queued")."""
-    now = time.time() if arrived is None else arrived
-    pipe = redis.pipeline(transaction=True)
-    handsets.deliver(pipe, channel or "twilio", sid, to, body, num_segments, now, status or "queued")
-    pipe.rpush(ARRIVALS, f"{now:.6f}|{num_segments}")
-    pipe.execute()
 
 
 def set_opted_out(redis: Redis, number: str, opted_out: bool) -> None:
