@@ -100,8 +100,8 @@ def register(redis: Redis, lookup_key: str, encrypted_phone: str) -> Subscriber:
     # unused only if another job registered the number meanwhile.
     new_id = int(redis.incr(keys.SUBSCRIBER_SEQ))
     for _ in range(20):
-        candidates = handles.candidates()
-        holds = [handles.hold_key(h) for h in candidates]
+        candidates = _keyed(handles.candidates())
+        holds = [handles.hold_key_of(k) for k, _ in candidates]
         result = script(
             keys=[keys.PHONE_INDEX, keys.HANDLE_INDEX, keys.HANDLE_OF, keys.subscriber(new_id), *holds],
             args=[
@@ -109,7 +109,7 @@ def register(redis: Redis, lookup_key: str, encrypted_phone: str) -> Subscriber:
                 encrypted_phone,
                 f"{time.time():.3f}",
                 new_id,
-                *(x for h in candidates for x in (handles.key(h), h)),
+                *(x for pair in candidates for x in pair),
             ],
         )
         if result:
@@ -118,6 +118,11 @@ def register(redis: Redis, lookup_key: str, encrypted_phone: str) -> Subscriber:
                 return Subscriber(int(sub_id), handle, is_new=True)
             return Subscriber(int(sub_id), handle_of(redis, int(sub_id)) or "")
     raise RuntimeError("could not find a free handle")  # 160 random candidates all taken
+
+
+def _keyed(candidates: list[str]) -> list[tuple[str, str]]:
+    """(key, handle) of each candidate: its key is taken once, for the index and its hold."""
+    return [(handles.key(h), h) for h in candidates]
 
 
 def register_many(redis: Redis, numbers: Sequence[tuple[str, str]]) -> list[Subscriber]:
@@ -132,9 +137,9 @@ def register_many(redis: Redis, numbers: Sequence[tuple[str, str]]) -> list[Subs
     script_keys = [keys.PHONE_INDEX, keys.HANDLE_INDEX, keys.HANDLE_OF]
     args: list[str | int] = [f"{time.time():.3f}", CANDIDATES]
     for new_id, (lookup_key, encrypted) in enumerate(numbers, start=first):
-        candidates = handles.candidates(CANDIDATES)
-        script_keys += [keys.subscriber(new_id), *(handles.hold_key(h) for h in candidates)]
-        args += [lookup_key, encrypted, new_id, *(x for h in candidates for x in (handles.key(h), h))]
+        candidates = _keyed(handles.candidates(CANDIDATES))
+        script_keys += [keys.subscriber(new_id), *(handles.hold_key_of(k) for k, _ in candidates)]
+        args += [lookup_key, encrypted, new_id, *(x for pair in candidates for x in pair)]
     flat = scripts.load(redis, _REGISTER_MANY)(keys=script_keys, args=args)
     found = []
     for (lookup_key, encrypted), sub_id, handle in zip(numbers, flat[::2], flat[1::2], strict=True):

@@ -70,6 +70,14 @@ ONE_JOB_MPS = 80.0
 HELP_BACKLOG = 2 * MAX_BATCH
 MAX_SEND_JOBS = 4
 HELP_EVERY_SECONDS = 1.0  # how often the lane's own job looks whether its backlog needs help
+# Texts waiting to become posts come first: while more than INBOX_BACKLOG wait (the workers
+# are not keeping up), a send job gives way to them for up to GIVE_WAY_SECONDS before each
+# batch, so the SMS (welcomes to a flood of first-time texters, a large fan-out) do not take
+# the cores the posts need. Then a batch goes anyway: however long a flood lasts, SMS still
+# leave, at least a batch per GIVE_WAY_SECONDS per job.
+INBOX_BACKLOG = 200
+GIVE_WAY_SECONDS = 5.0
+GIVE_WAY_STEP_SECONDS = 0.1
 # A live job touches its claim before each call, which comes within a slot wait (at most
 # the job budget) and an API call: an older claim is a dead job's. (Returning a live job's
 # ids early would cost nothing but time: "begin" lets only one job send each.)
@@ -520,6 +528,7 @@ def _drain(
             call_helpers(runtime, helped)  # a fan-out's batch jobs fill its lane as it goes
             asked_at = time.monotonic()
         promote_due(redis, lanes)
+        give_way(redis, deadline)
         if time.monotonic() >= deadline:
             return _leftover(redis, lanes)
         for lane in lanes:  # the replies lane first, at every batch
@@ -537,6 +546,16 @@ def _drain(
             if time.monotonic() + wait >= deadline:
                 return DrainOutcome(next_due=due)
             time.sleep(max(0.0, min(wait, 1.0)))
+
+
+def give_way(redis: Redis, deadline: float) -> float:
+    """Wait while more than INBOX_BACKLOG texts wait to become posts, for at most
+    GIVE_WAY_SECONDS (and not past `deadline`); returns how long it waited."""
+    start = time.monotonic()
+    until = min(deadline, start + GIVE_WAY_SECONDS)
+    while time.monotonic() < until and redis.llen(keys.INBOX) > INBOX_BACKLOG:
+        time.sleep(GIVE_WAY_STEP_SECONDS)
+    return time.monotonic() - start
 
 
 def call_helpers(runtime: Runtime, lane: str) -> int:
