@@ -70,6 +70,27 @@ def test_an_answer_reaches_the_phone_and_is_delivered(live: Live):
     assert stored is not None and stored.provider_id == sms["sid"] and stored.attempts == 1
 
 
+def test_sms_give_way_to_a_backlog_of_texts_but_still_leave(live: Live, monkeypatch: pytest.MonkeyPatch):
+    """While more than INBOX_BACKLOG texts wait to become posts, a send job waits before each
+    batch (the posts need the cores), for at most GIVE_WAY_SECONDS: then the batch goes."""
+    monkeypatch.setattr(sender, "GIVE_WAY_SECONDS", 1.5)
+    ali = live.subscriber(ALI)
+    live.redis.rpush(keys.INBOX, *(f"SMwaiting{i}" for i in range(sender.INBOX_BACKLOG + 1)))
+    live.queue([(ali, "Welcome, @quiet-falcon-27!")], intent="welcome")
+    started = time.monotonic()
+    sender.drain(live.runtime, {"twilio": live.sender}, queues.LANES, budget=5)
+    waited = time.monotonic() - started
+    assert handsets.received_count(live.redis, ALI) == 1  # sent all the same
+    assert 1.5 <= waited < 4, waited
+
+    live.redis.ltrim(keys.INBOX, 0, sender.INBOX_BACKLOG - 1)  # at the backlog, not over it
+    live.queue([(ali, "@sara: hello")], intent="post:1")
+    started = time.monotonic()
+    sender.drain(live.runtime, {"twilio": live.sender}, queues.LANES, budget=5)
+    assert handsets.received_count(live.redis, ALI) == 2
+    assert time.monotonic() - started < 1.0
+
+
 def test_queuing_the_same_intent_twice_sends_one_sms(live: Live):
     ali = live.subscriber(ALI)
     assert live.queue([(ali, "first")], intent="post:7:follow") == 1
