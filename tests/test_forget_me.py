@@ -115,7 +115,7 @@ def explain(key: str, others: set[int], ali_sids: set[str]) -> str | None:
     ):
         return "counters"
     if key == keys.FEED_GENERATION:
-        return "the feed's generation (a counter: posts showed differently, no one's)"
+        return "the feed's generation (a random token: posts showed differently, no one's)"
     if key.startswith(keys.PREFIX + "web:replies:"):
         return "a web reader's reply rate counter (keyed hash of an address)"
     if key.startswith(keys.PREFIX + "prov:"):

@@ -21,7 +21,7 @@ BIO_MAX = 160
 # KEYS: handle index, subscriber, old handle's hold, new handle's hold, the texter's holds,
 # handle-of index, the feed's generation (their posts show the new handle), then each hold
 # key listed there.  ARGV: id, old key, new key, new as typed, hold seconds,
-# the most holds one texter may have.
+# the most holds one texter may have, a new feed generation.
 # A handle held for someone else (freed by NAME or FORGET ME lately) is taken; the old one
 # is held for this texter, who may take it back.
 _RENAME = """
@@ -51,7 +51,7 @@ redis.call('DEL', KEYS[4])
 redis.call('HSET', KEYS[1], ARGV[3], ARGV[1])
 redis.call('HSET', KEYS[2], 'handle', ARGV[4])
 redis.call('HSET', KEYS[6], ARGV[1], ARGV[4])
-redis.call('INCR', KEYS[7])
+redis.call('SET', KEYS[7], ARGV[7])
 return 'renamed'
 """
 
@@ -85,6 +85,7 @@ def rename(redis: Redis, sub_id: int, new_handle: str) -> str:
             new_handle,
             handles.HOLD_SECONDS,
             handles.MAX_HELD,
+            posts.new_generation(),
         ],
     )
     return result

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import json
+import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -166,7 +167,13 @@ def shown_differently(pipe: Redis) -> None:
     """Note that posts already listed now show differently (hidden, restored, erased, their
     author renamed or forgotten), after the change or atomically with it (in its MULTI):
     renderings of the newest pages cached by generation are then stale (web/feed/fast.py)."""
-    pipe.incr(keys.FEED_GENERATION)
+    pipe.set(keys.FEED_GENERATION, new_generation())
+
+
+def new_generation() -> str:
+    """A feed generation: random, not counted, so one lost in a failover is never reused
+    for what the promoted replica shows."""
+    return secrets.token_hex(8)
 
 
 def create(redis: Redis, new: NewPost, media_allow_http: bool = False) -> int:

@@ -3,12 +3,13 @@
 These two are what a crowd reloads. Read the usual way, each costs Flask's request
 machinery and two round trips to Redis (the page's ids, then its posts) before the
 rendering cache (`cache.py`) can answer. Here, in front of Flask, one round trip asks
-whether anything they show can have changed: the timeline's size (a new post changes it,
-wherever it lands) and the feed's generation, which every change to a post already
-listed bumps, after it or atomically with it (`posts.shown_differently`: hidden,
-restored, erased, its author renamed or forgotten). While both are what they were when
-the page was last made here, the same response (status, headers, body) is sent again;
-otherwise Flask makes it and it is kept.
+whether anything they show can have changed: the timeline's size and newest id (a new
+post changes them, wherever it lands) and the feed's generation, a random token that
+every change to a post already listed replaces, after it or atomically with it
+(`posts.shown_differently`: hidden, restored, erased, its author renamed or forgotten;
+random, so a change lost in a failover cannot come back under the token it had). While
+all three are what they were when the page was last made here, the same response
+(status, headers, body) is sent again; otherwise Flask makes it and it is kept.
 
 Only a plain GET is answered here: a query string, a conditional request (If-None-Match
 …) or any other path goes to Flask, as does everything when Redis fails. A response is
@@ -73,13 +74,14 @@ class FastFeed:
         try:
             pipe = self._redis.pipeline(transaction=False)
             pipe.zcard(keys.TIMELINE_ALL)
+            pipe.zrevrange(keys.TIMELINE_ALL, 0, 0)
             pipe.get(keys.FEED_GENERATION)
-            size, generation = pipe.execute()
+            size, newest, generation = pipe.execute()
         except RedisError:
             return self._app(environ, start_response)  # Flask answers, or says what is wrong
         # The links in a page depend on where the app is mounted and how it is reached.
         where = (environ.get("SCRIPT_NAME", ""), environ.get("HTTP_HOST", ""), environ.get("wsgi.url_scheme"))
-        key = (path, *where, size, generation)
+        key = (path, *where, size, tuple(newest), generation)
         kept = self._kept.get(key)
         if kept is not None:
             start_response(kept.status, list(kept.headers))
