@@ -57,9 +57,24 @@ def random_handle(digits: int = 2) -> str:
     return f"{ADJECTIVES[adjective]}-{ANIMALS[animal]}-{draw % 10**digits:0{digits}d}"
 
 
-def candidates(count: int = 8) -> list[str]:
-    """Candidates with more digits further down the list, so collisions get rarer."""
-    return [random_handle(2 + i // 3) for i in range(count)]
+PAIRS = len(ADJECTIVES) * len(ANIMALS)  # handles with d digits: PAIRS × 10**d
+
+
+def digits_for(population: int) -> int:
+    """Digits for new handles among `population` texters: at least 2, and enough that there
+    are ten handles of that length for each texter, so a random one is free nine times in
+    ten however many have registered."""
+    digits = 2
+    while PAIRS * 10**digits < 10 * population:
+        digits += 1
+    return digits
+
+
+def candidates(count: int = 8, population: int = 0) -> list[str]:
+    """`count` candidates for a new texter among `population`, one more digit every three
+    down the list, so that all of them are taken is rarer still."""
+    first = digits_for(population)
+    return [random_handle(first + i // 3) for i in range(count)]
 
 
 def clean(handle: str) -> str:

@@ -75,7 +75,9 @@ while i <= #ARGV do
 end
 return out
 """
-CANDIDATES = 8  # random handles offered per new number; more digits further down the list
+# Random handles offered per new number in a batch (each free nine times in ten: see
+# handles.digits_for); a number all of whose candidates are taken is registered alone.
+CANDIDATES = 4
 
 
 @dataclass(frozen=True)
@@ -100,7 +102,7 @@ def register(redis: Redis, lookup_key: str, encrypted_phone: str) -> Subscriber:
     # unused only if another job registered the number meanwhile.
     new_id = int(redis.incr(keys.SUBSCRIBER_SEQ))
     for _ in range(20):
-        candidates = _keyed(handles.candidates())
+        candidates = _keyed(handles.candidates(8, population=new_id))
         holds = [handles.hold_key_of(k) for k, _ in candidates]
         result = script(
             keys=[keys.PHONE_INDEX, keys.HANDLE_INDEX, keys.HANDLE_OF, keys.subscriber(new_id), *holds],
@@ -137,7 +139,7 @@ def register_many(redis: Redis, numbers: Sequence[tuple[str, str]]) -> list[Subs
     script_keys = [keys.PHONE_INDEX, keys.HANDLE_INDEX, keys.HANDLE_OF]
     args: list[str | int] = [f"{time.time():.3f}", CANDIDATES]
     for new_id, (lookup_key, encrypted) in enumerate(numbers, start=first):
-        candidates = _keyed(handles.candidates(CANDIDATES))
+        candidates = _keyed(handles.candidates(CANDIDATES, population=new_id))
         script_keys += [keys.subscriber(new_id), *(handles.hold_key_of(k) for k, _ in candidates)]
         args += [lookup_key, encrypted, new_id, *(x for pair in candidates for x in pair)]
     flat = scripts.load(redis, _REGISTER_MANY)(keys=script_keys, args=args)
