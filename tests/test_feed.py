@@ -402,6 +402,20 @@ def test_the_newest_page_comes_from_memory_until_a_post_shows_differently(
     assert "words of sara" in page and "sara_now" in page
 
 
+def test_readers_sending_other_hosts_share_the_newest_page_and_cannot_evict_it(
+    redis: Redis, client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+):
+    """The Host header is the reader's to choose: a thousand of them make no new rendering."""
+    made: list[str] = []
+    read_page = posts.read_page
+    monkeypatch.setattr(posts, "read_page", lambda *a, **k: made.append("page") or read_page(*a, **k))
+    make_posts(redis, ["first"])
+    first = client.get("/").get_data()
+    for n in range(1000):
+        assert client.get("/", headers={"Host": f"attacker-{n}.example"}).get_data() == first
+    assert made == ["page"]
+
+
 def test_the_newest_page_is_not_kept_when_a_reader_asks_conditionally_or_with_a_query(
     redis: Redis, client: FlaskClient
 ):

@@ -46,6 +46,20 @@ def _texted(h: str) -> str:
     return f"{P}texted:{h}"
 
 
+# `deliver` for a script that stores an accepted SMS in the same call that accepts it (the
+# Twilio simulator's): KEYS the message's hash, the recipient's inbox, BY_RECIPIENT; the
+# recipient's number hash; the rest as `deliver` takes them, `keep` being INBOX_KEEP.
+LUA_DELIVER = """
+local function kb_deliver(message, inbox, by_recipient, h, sid, channel, body, status, at, segments, keep)
+  redis.call('HSET', message, 'sid', sid, 'channel', channel, 'body', body, 'status', status,
+    'time', at, 'segments', segments)
+  redis.call('RPUSH', inbox, sid)
+  redis.call('LTRIM', inbox, -tonumber(keep), -1)
+  redis.call('HINCRBY', by_recipient, h, 1)
+end
+"""
+
+
 def deliver(
     pipe: Pipeline,
     channel: str,

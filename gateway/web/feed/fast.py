@@ -32,7 +32,7 @@ from gateway.web.feed.blueprint import CONDITIONAL_HEADERS
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 PATHS = frozenset({"/", "/api/v1/posts"})
-MAX_ENTRIES = 32  # a key per path, host and generation: a few are current at any time
+MAX_ENTRIES = 32  # a key per path and generation: a few are current at any time
 
 
 @dataclass(frozen=True)
@@ -79,9 +79,10 @@ class FastFeed:
             size, newest, generation = pipe.execute()
         except RedisError:
             return self._app(environ, start_response)  # Flask answers, or says what is wrong
-        # The links in a page depend on where the app is mounted and how it is reached.
-        where = (environ.get("SCRIPT_NAME", ""), environ.get("HTTP_HOST", ""), environ.get("wsgi.url_scheme"))
-        key = (path, *where, size, tuple(newest), generation)
+        # The page's links are relative: they depend on where the app is mounted (set by the
+        # server), never on the Host a reader sends, which must not be a way to fill the
+        # cache with renderings and evict the current one.
+        key = (path, environ.get("SCRIPT_NAME", ""), size, tuple(newest), generation)
         kept = self._kept.get(key)
         if kept is not None:
             start_response(kept.status, list(kept.headers))

@@ -22,6 +22,7 @@ from email.utils import format_datetime
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
+from werkzeug.datastructures import Authorization
 
 from gateway import phones, segments
 from gateway.config import Config
@@ -90,6 +91,14 @@ def _response(status: int, body: dict[str, Any]) -> Response:
 
 
 WWW_AUTHENTICATE = 'Basic realm="Twilio API"'
+
+
+def basic_credentials(auth: Authorization | None) -> tuple[str, str] | None:
+    """Basic auth's user and password, if the request carried them (werkzeug's parse of the
+    Authorization header, for the Flask view and the fast path alike)."""
+    if auth is None or auth.type != "basic":
+        return None
+    return (auth.username or "", auth.password or "")
 
 
 def _authorised(account_sid: str, credentials: tuple[str, str] | None, config: Config) -> bool:
@@ -210,8 +219,7 @@ def create_message(account_sid: str) -> Response:
     """The API through Flask: what the fast path (`fast.py`) leaves to it (a multipart or
     JSON body, repeated fields, …)."""
     arrived = time.time()  # what a rate limit counts: when the request came, not when we got to it
-    auth = request.authorization
-    credentials = (auth.username or "", auth.password or "") if auth and auth.type == "basic" else None
+    credentials = basic_credentials(request.authorization)
     return _response(*create(Runtime.of(current_app), account_sid, request.form, credentials, arrived))
 
 

@@ -11,8 +11,6 @@ body, a repeated field, another path) goes to Flask unchanged.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import logging
 import time
@@ -21,6 +19,7 @@ from http import HTTPStatus
 from typing import Any
 
 from redis.exceptions import RedisError
+from werkzeug.datastructures import Authorization
 
 from gateway.providers import forms
 from gateway.providers.twilio.simulator import api
@@ -34,21 +33,13 @@ SUFFIX = "/Messages.json"
 MAX_BODY_BYTES = 64 * 1024  # a 1,600-character body percent-encoded, and the other fields
 
 
-def credentials(environ: dict[str, Any]) -> tuple[str, str] | None:
-    """Basic auth's user and password, if the request carries them readably."""
-    kind, _, encoded = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
-    if kind.lower() != "basic":
-        return None
-    try:
-        user, colon, password = base64.b64decode(encoded, validate=True).decode().partition(":")
-    except (binascii.Error, UnicodeError):
-        return None
-    return (user, password) if colon else None
-
-
 def as_json(body: dict[str, Any]) -> bytes:
     """As Flask's jsonify writes it (sorted keys, compact, ASCII, a final newline)."""
     return (json.dumps(body, sort_keys=True, separators=(",", ":")) + "\n").encode()
+
+
+def _credentials(environ: dict[str, Any]) -> tuple[str, str] | None:
+    return api.basic_credentials(Authorization.from_header(environ.get("HTTP_AUTHORIZATION")))
 
 
 def _phrase(status: int) -> str:
@@ -82,7 +73,7 @@ class FastSimulator:
         if form is None:
             return self._app(environ, start_response)
         try:
-            status, body = api.create(self._runtime, account_sid, form, credentials(environ), arrived)
+            status, body = api.create(self._runtime, account_sid, form, _credentials(environ), arrived)
         except RedisError as e:  # Twilio's own trouble, in Twilio's shape: a client retries it
             log.warning("the Twilio simulator could not reach Redis: %s", type(e).__name__)
             status, body = api.error_json(20500, status=500)

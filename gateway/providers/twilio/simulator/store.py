@@ -34,8 +34,11 @@ OPTED_OUT = P + "opted-out"  # set: number hashes of the phones that texted STOP
 # Counts and logs the request and, if authorised, takes the failure due: an outage's status
 # while one lasts (its statuses in turn), else a pending failure, else Twilio's 21610 for a
 # recipient who texted STOP. A message the API then accepts (no failure, or a carrier's
-# 30xxx to report later) is stored as `handsets.deliver` stores one. Returns {status, code, delay}.
-_ARRIVE = """
+# 30xxx to report later) is stored as `handsets.deliver` stores one (its LUA_DELIVER).
+# Returns {status, code, delay}.
+_ARRIVE = (
+    handsets.LUA_DELIVER
+    + """
 redis.call('INCR', KEYS[1])
 local delay = redis.call('GET', KEYS[3]) or '0'
 local status, code = false, false
@@ -66,15 +69,13 @@ if ARGV[5] == '1' and not (status and tonumber(status) ~= 0) and (c == 0 or (c >
     state = 'delivered'
     if c >= 30003 and c <= 30008 then state = 'undelivered' elseif c ~= 0 then state = 'failed' end
   end
-  redis.call('HSET', KEYS[7], 'sid', ARGV[6], 'channel', ARGV[7], 'body', ARGV[8], 'status', state,
-    'time', ARGV[2], 'segments', ARGV[10])
-  redis.call('RPUSH', KEYS[8], ARGV[6])
-  redis.call('LTRIM', KEYS[8], -tonumber(ARGV[11]), -1)
-  redis.call('HINCRBY', KEYS[9], ARGV[12], 1)
+  kb_deliver(KEYS[7], KEYS[8], KEYS[9], ARGV[12],
+    ARGV[6], ARGV[7], ARGV[8], state, ARGV[2], ARGV[10], ARGV[11])
   redis.call('RPUSH', KEYS[10], ARGV[2] .. '|' .. ARGV[10])
 end
 return {status, code, delay}
 """
+)
 
 
 @dataclass(frozen=True)
