@@ -17,7 +17,7 @@ from werkzeug.routing import BuildError
 
 from gateway.box import cli
 from gateway.microblog import moderation, posts, subscribers
-from gateway.ops import accounts, backoff
+from gateway.ops import accounts, backoff, bulk
 from gateway.outbox import outbound
 from gateway.pipeline import intake
 from gateway.providers.records import InboundText
@@ -297,6 +297,20 @@ def test_retry_of_a_failed_job_runs_it_again(
     work(runtime)
     assert redis.get("test:flaky") == "2"
     assert health(client)["failed_jobs"]["count"] == 0
+
+
+def test_a_bulk_dry_run_over_the_cap_says_the_newest_are_taken(
+    client: FlaskClient, operator: str, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(bulk, "MAX_SELECTED", 2)
+    rq_queues = queues.make(Redis.from_url(runtime.config.redis_url or ""))
+    for _ in range(3):
+        rq_queues[queues.INBOUND].enqueue("tests.test_ops.explode")
+    work(runtime)
+    page = client.get("/ops/bulk/jobs?action=discard").get_data(as_text=True)
+    assert "This will discard <b>2</b> failed jobs" in page
+    assert "More jobs match than one action takes (2): the newest are taken" in page
+    assert 'class="danger">Discard 2 jobs</button>' in page
 
 
 def test_a_bulk_retry_by_filter_shows_its_count_first_and_is_audited(

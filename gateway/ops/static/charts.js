@@ -4,7 +4,7 @@
 (function () {
   "use strict";
   var root = document.getElementById("charts");
-  if (!root || !window.fetch || !window.uPlot) return;
+  if (!root || !window.fetch || !window.uPlot || !window.kabootarPoll) return;
   var HEIGHT = 220;
   var COLORS = ["#1a55a0", "#c2571a", "#2e7d32", "#8e24aa", "#b3261e", "#00838f", "#6d4c41", "#546e7a"];
   var plots = {};
@@ -65,29 +65,7 @@
       }
       fillTable(section, data, chart);
     });
-    status("updated " + new Date(data.at * 1000).toLocaleTimeString(), false);
-  }
-
-  function status(text, stale) {
-    var el = document.getElementById("updated");
-    el.textContent = text;
-    el.classList.toggle("stale", stale);
-  }
-
-  function tick() {
-    var wait = 60;
-    fetch(root.dataset.url, { credentials: "same-origin", headers: { Accept: "application/json" } })
-      .then(function (r) {
-        if (r.status === 401) {
-          window.location.href = root.dataset.loginUrl;
-          throw new Error("logged out");
-        }
-        if (!r.ok) throw new Error("HTTP " + r.status);
-        return r.json();
-      })
-      .then(function (data) { wait = data.refresh_seconds; draw(data); })
-      .catch(function (e) { status("cannot update: " + e.message, true); })
-      .then(function () { window.setTimeout(tick, wait * 1000); });
+    return data.refresh_seconds; // the server says when the next figures are due
   }
 
   window.addEventListener("resize", function () {
@@ -96,5 +74,5 @@
       plots[id].setSize({ width: el.clientWidth, height: HEIGHT });
     });
   });
-  tick();
+  window.kabootarPoll(root.dataset.url, root.dataset.loginUrl, 60, draw)();
 })();

@@ -4,7 +4,7 @@
 (function () {
   "use strict";
   var root = document.getElementById("ops");
-  if (!root || !window.fetch) return;
+  if (!root || !window.fetch || !window.kabootarPoll) return;
   var INTERVAL_MS = 2000;
   var now = 0;
 
@@ -121,29 +121,8 @@
     if (data.csrf) {
       document.querySelectorAll('input[name="csrf_token"]').forEach(function (input) { input.value = data.csrf; });
     }
-    status("updated " + new Date(data.at * 1000).toLocaleTimeString(), false);
   }
 
-  function status(text, stale) {
-    var el = document.getElementById("updated");
-    if (!el) return;
-    el.textContent = text;
-    el.classList.toggle("stale", stale);
-  }
-
-  function tick() {
-    fetch(root.dataset.healthUrl, { credentials: "same-origin", headers: { Accept: "application/json" } })
-      .then(function (r) {
-        if (r.status === 401) {
-          window.location.href = root.dataset.loginUrl;
-          throw new Error("logged out");
-        }
-        if (!r.ok) throw new Error("HTTP " + r.status);
-        return r.json();
-      })
-      .then(render)
-      .catch(function (e) { status("cannot update: " + e.message, true); })
-      .then(function () { window.setTimeout(tick, INTERVAL_MS); });
-  }
+  var tick = window.kabootarPoll(root.dataset.healthUrl, root.dataset.loginUrl, INTERVAL_MS / 1000, render);
   window.setTimeout(tick, INTERVAL_MS);
 })();

@@ -111,7 +111,9 @@ def _authorised(account_sid: str, credentials: tuple[str, str] | None, config: C
     )
 
 
-def _message_json(account_sid: str, sid: str, form: Mapping[str, str], created: datetime) -> dict[str, Any]:
+def _message_json(
+    account_sid: str, sid: str, form: Mapping[str, str], created: datetime, cost: int
+) -> dict[str, Any]:
     service = form.get("MessagingServiceSid") or None
     sender = form.get("From") or None
     date = format_datetime(created)
@@ -130,7 +132,7 @@ def _message_json(account_sid: str, sid: str, form: Mapping[str, str], created: 
         "messaging_service_sid": service,
         "num_media": "0",
         # A Messaging Service picks the sender later, so Twilio reports 0 segments then.
-        "num_segments": "0" if service and not sender else str(segments.segments(form.get("Body", ""))),
+        "num_segments": "0" if service and not sender else str(cost),
         "price": None,
         "price_unit": "USD",
         "sid": sid,
@@ -174,14 +176,13 @@ def create(
     prefix, number = phones.split_prefix(to)  # "whatsapp:+98…": Twilio's WhatsApp channel
     refused = _refusal(form, to, number)
     callback = form.get("StatusCallback")
+    cost = segments.segments(body)
     sid = "SM" + secrets.token_hex(16)
-    message = _message_json(account_sid, sid, form, datetime.now(UTC))
-    num_segments = int(message["num_segments"]) or segments.segments(body)
+    message = _message_json(account_sid, sid, form, datetime.now(UTC), cost)
     accepted = None
     if refused is None:  # stored in the same round trip, if no failure comes first
         channel = f"twilio:{prefix}" if prefix else "twilio"
-        accepted = store.Accepted(sid, number, body, num_segments, channel, reported=bool(callback))
-    cost = segments.segments(body)
+        accepted = store.Accepted(sid, number, body, cost, channel, reported=bool(callback))
     failure, stall = store.arrive(redis, authorised, arrived, cost, to, accepted)
     if not authorised:
         return error_json(20003)
